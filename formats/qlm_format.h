@@ -1,0 +1,334 @@
+/*
+ * qlm_format.h — the .qlm file format, the safetensors reader, dtype conversion
+ * and the reference quantization codecs.  This is the whole public surface of
+ * libqlmformat; it knows bytes on disk and nothing about transformers.
+ *
+ * THE .qlm FILE (format version 1.0).  All integers little-endian.
+ *
+ *   offset  size  field
+ *   0       8     magic "\x89QLM\r\n\x1a\n"  (PNG-style: catches text-mode
+ *                 transfers and truncation at the first bytes)
+ *   8       4     u32 version_major (1)  — a reader refuses a larger major
+ *   12      4     u32 version_minor (0)  — minor bumps stay readable
+ *   16      8     u64 file_size          — exact size of the file
+ *   24      8     u64 meta_offset        — metadata section (typed key/values)
+ *   32      8     u64 meta_size
+ *   40      8     u64 tok_offset         — tokenizer section, zlib stream
+ *   48      8     u64 tok_size           —   compressed bytes
+ *   56      8     u64 tok_raw_size       —   bytes after inflate
+ *   64      8     u64 dir_offset         — tensor directory
+ *   72      8     u64 dir_size
+ *   80      4     u32 n_tensors
+ *   84      4     u32 data_alignment     — every tensor offset is a multiple (>= 64)
+ *   88      8     u64 data_offset        — page-aligned (QLM_PAGE_ALIGN)
+ *   96      8     u64 data_size          — data_offset + data_size == file_size
+ *   104     8     u64 XXH3-64 of the metadata section
+ *   112     8     u64 XXH3-64 of the tokenizer section (compressed bytes)
+ *   120     8     u64 XXH3-64 of the directory section
+ *   128     120   reserved, zero
+ *   248     8     u64 XXH3-64 of bytes [0, 248) of this header
+ *   256           sections follow in the order metadata, tokenizer, directory,
+ *                 then zero padding up to data_offset.
+ *
+ * METADATA: u32 count, then count entries:
+ *   u16 key_len, key bytes (UTF-8, no NUL, unique), u8 type, value:
+ *   QLM_META_U64: u64;  QLM_META_I64: i64;  QLM_META_F64: f64 (IEEE-754);
+ *   QLM_META_STR: u32 len + bytes (no NUL).
+ *
+ * TOKENIZER (after inflate), "QTOK" blob, see struct qlm_tokdata:
+ *   char[4] "QTOK", u32 version (1), u32 n_tokens, u32 n_merges, u32 flags,
+ *   i32 bos_id (-1: none), i32 pad_id (-1: none), u32 n_eos, u32 eos[n_eos],
+ *   u32 len + regex bytes, u32 len + chat template bytes,
+ *   n_tokens x { u8 kind (QLM_TOK_*), u32 len, raw bytes of the token },
+ *   n_merges x { u32 left_id, u32 right_id, u32 result_id } in rank order.
+ *   Tokens are raw bytes (the byte-level "Ġ" alphabet already undone).
+ *
+ * DIRECTORY: n_tensors fixed 80-byte entries, then a string table:
+ *   0   u32 name_offset (into the string table)   4  u16 name_len
+ *   6   u8 dtype (enum qlm_dtype)                  7  u8 n_dims (1..4)
+ *   8   u64 dims[4] (row-major, outermost first, unused = 0; a matrix is
+ *       {rows = out_features, cols = in_features} as in safetensors)
+ *   40  u32 group_size (q8/q4: elements per scale along cols; else 0)
+ *   44  u32 layout (0 = plain; reserved for interleaved layouts)
+ *   48  u64 offset (from data_offset; multiple of data_alignment)
+ *   56  u64 size (bytes)                           64 u64 XXH3-64 of the bytes
+ *   72  u64 reserved, zero
+ *   Names are unique; tensors do not overlap and lie inside the data section.
+ *
+ * TENSOR DATA.  f32/f16/bf16: row-major elements.  Quantized matrices
+ * (rows x cols, cols % group == 0) hold two arrays:
+ *   quants: rows x row_bytes, row_bytes = cols (q8) or cols/2 (q4)
+ *   scales: at align64(rows*row_bytes): rows x (cols/group) f16 scales
+ * q8: int8 q in [-127, 127], w = d * q, d = max|w| / 127 over the group.
+ * q4: w = d * (n - 8), n in [0,15] stored as nibbles, d = max|w| / 7 (the
+ *   value of largest magnitude maps to +-7, others clamp to [-8, 7]); within
+ *   each 32-element block of a group, byte j holds element j in its low nibble
+ *   and element j + 16 in its high nibble, so one AND and one shift unpack 32
+ *   weights in SIMD (group must be a multiple of 32).
+ * Scales apart from quants keep every quant row 64-byte aligned when cols is a
+ * multiple of 64, so kernels use aligned loads with no copy.
+ */
+#ifndef QLM_FORMAT_H
+#define QLM_FORMAT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+
+#define QLM_MAGIC "\x89QLM\r\n\x1a\n"
+#define QLM_MAGIC_LEN 8
+#define QLM_VERSION_MAJOR 1
+#define QLM_VERSION_MINOR 0
+#define QLM_HEADER_SIZE 256
+#define QLM_DIR_ENTRY_SIZE 80
+#define QLM_DATA_ALIGN 64
+#define QLM_PAGE_ALIGN 16384 /* covers 4 KiB and Apple Silicon's 16 KiB pages */
+#define QLM_MAX_DIMS 4
+#define QLM_ERR_LEN 512
+
+/* ---- errors ---------------------------------------------------------- */
+
+enum qlm_err {
+    QLM_OK = 0,
+    QLM_E_IO,        /* open/read/write/mmap failed (errno in message) */
+    QLM_E_NOMEM,
+    QLM_E_FORMAT,    /* malformed input: the message says what */
+    QLM_E_VERSION,   /* newer major version */
+    QLM_E_CHECKSUM,  /* XXH3 mismatch */
+    QLM_E_RANGE,     /* offset/length/shape out of range or overflowing */
+    QLM_E_NOTFOUND,  /* missing tensor/key */
+    QLM_E_INVALID,   /* bad argument from the caller */
+    QLM_E_NONFINITE, /* NaN/Inf in a tensor */
+};
+
+/* Errors carry a code and a one-line message naming the file and the
+ * problem, e.g. "model.safetensors: tensor 'x' data_offsets [8, 4] reversed". */
+struct qlm_error {
+    enum qlm_err code;
+    char msg[QLM_ERR_LEN];
+};
+
+const char *qlm_strerror(enum qlm_err code);
+/* Sets err (if non-NULL) and returns code; printf-style message. */
+enum qlm_err qlm_error_set(struct qlm_error *err, enum qlm_err code, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+/* Forward an error: QLM_TRY(expr) returns the error code of expr if non-zero. */
+#define QLM_TRY(expr)                                                          \
+    do {                                                                       \
+        enum qlm_err qlm_try_rc_ = (expr);                                     \
+        if (qlm_try_rc_ != QLM_OK)                                             \
+            return qlm_try_rc_;                                                \
+    } while (0)
+
+/* ---- dtypes and conversion -------------------------------------------- */
+
+enum qlm_dtype {
+    QLM_F32 = 0,
+    QLM_F16 = 1,
+    QLM_BF16 = 2,
+    QLM_Q8 = 3,
+    QLM_Q4 = 4,
+    QLM_DTYPE_COUNT
+};
+
+const char *qlm_dtype_name(enum qlm_dtype t);       /* "f32", "q8", ... */
+int qlm_dtype_from_name(const char *name);          /* -1 if unknown */
+bool qlm_dtype_is_quant(enum qlm_dtype t);
+/* Bytes of a rows x cols tensor of type t (quant: quants + align + scales);
+ * returns false on overflow or if cols % group != 0 for quant types. */
+bool qlm_tensor_bytes(enum qlm_dtype t, uint64_t rows, uint64_t cols, uint32_t group,
+                      uint64_t *out);
+/* Offset of the scales array inside a quantized tensor. */
+uint64_t qlm_quant_scales_offset(enum qlm_dtype t, uint64_t rows, uint64_t cols);
+
+float qlm_bf16_to_f32(uint16_t h);
+uint16_t qlm_f32_to_bf16(float f);   /* round to nearest even; NaN stays NaN */
+float qlm_f16_to_f32(uint16_t h);
+uint16_t qlm_f32_to_f16(float f);    /* round to nearest even; overflow -> inf */
+void qlm_bf16_to_f32_row(const uint16_t *src, float *dst, size_t n);
+void qlm_f16_to_f32_row(const uint16_t *src, float *dst, size_t n);
+
+/* ---- reference quantization codecs (the oracle for every kernel) ------ */
+
+/* Quantize one row of n (n % group == 0) floats.  q8: q[n] int8, d[n/group]
+ * f16 scales.  q4: q[n/2] packed nibbles (layout above).  A zero group gets
+ * scale 0 and zero quants, never NaN.  Inputs must be finite. */
+void qlm_quantize_row_q8(const float *x, size_t n, uint32_t group, int8_t *q, uint16_t *d);
+void qlm_quantize_row_q4(const float *x, size_t n, uint32_t group, uint8_t *q, uint16_t *d);
+void qlm_dequantize_row_q8(const int8_t *q, const uint16_t *d, size_t n, uint32_t group, float *y);
+void qlm_dequantize_row_q4(const uint8_t *q, const uint16_t *d, size_t n, uint32_t group, float *y);
+/* Row r of any tensor (f32/f16/bf16/q8/q4) to floats; cols elements. */
+void qlm_dequantize_row(enum qlm_dtype t, const void *tensor_data, uint64_t rows, uint64_t cols,
+                        uint32_t group, uint64_t r, float *y);
+
+/* ---- typed metadata ----------------------------------------------------- */
+
+enum qlm_meta_type { QLM_META_U64 = 1, QLM_META_I64 = 2, QLM_META_F64 = 3, QLM_META_STR = 4 };
+
+struct qlm_meta_entry {
+    const char *key;          /* NUL-terminated copy */
+    enum qlm_meta_type type;
+    union {
+        uint64_t u64;
+        int64_t i64;
+        double f64;
+        struct { const char *ptr; uint32_t len; } str; /* also NUL-terminated */
+    } v;
+};
+
+/* ---- tokenizer data ---------------------------------------------------- */
+
+enum qlm_tok_kind { QLM_TOK_NORMAL = 0, QLM_TOK_ADDED = 1, QLM_TOK_SPECIAL = 2 };
+#define QLM_TOKF_NFC 1u          /* normalize input with NFC */
+#define QLM_TOKF_ADD_BOS 2u      /* prepend bos_id */
+#define QLM_TOKF_BYTE_LEVEL 4u   /* byte-level BPE (every byte is a token) */
+
+struct qlm_token {
+    const uint8_t *bytes; /* raw bytes (not NUL-terminated) */
+    uint32_t len;
+    uint8_t kind;         /* enum qlm_tok_kind */
+};
+
+struct qlm_merge { uint32_t left, right, result; };
+
+struct qlm_tokdata {
+    uint32_t n_tokens, n_merges, flags, n_eos;
+    int32_t bos_id, pad_id;
+    uint32_t *eos;
+    char *regex;          /* NUL-terminated pre-split pattern */
+    char *chat_template;  /* NUL-terminated, "" if none */
+    struct qlm_token *tokens;
+    struct qlm_merge *merges;
+    void *storage_;       /* owned buffer the pointers point into */
+};
+
+/* Serialize to a malloc'ed "QTOK" blob. */
+enum qlm_err qlm_tokdata_serialize(const struct qlm_tokdata *t, uint8_t **out, size_t *out_len,
+                                   struct qlm_error *err);
+/* Parse a "QTOK" blob (untrusted: every length and id is checked; the blob is
+ * copied so it need not outlive t).  name is used in messages. */
+enum qlm_err qlm_tokdata_parse(const uint8_t *buf, size_t len, const char *name,
+                               struct qlm_tokdata *t, struct qlm_error *err);
+void qlm_tokdata_free(struct qlm_tokdata *t);
+
+/* ---- .qlm writer -------------------------------------------------------- */
+
+struct qlm_writer;
+
+/* Creates "<path>.tmp.<pid>" next to path; nothing appears at path until
+ * qlm_writer_finish succeeds.  Refuses an existing path unless overwrite. */
+enum qlm_err qlm_writer_open(struct qlm_writer **w, const char *path, bool overwrite,
+                             struct qlm_error *err);
+enum qlm_err qlm_writer_meta_u64(struct qlm_writer *w, const char *key, uint64_t v);
+enum qlm_err qlm_writer_meta_i64(struct qlm_writer *w, const char *key, int64_t v);
+enum qlm_err qlm_writer_meta_f64(struct qlm_writer *w, const char *key, double v);
+enum qlm_err qlm_writer_meta_str(struct qlm_writer *w, const char *key, const char *v);
+/* Tokenizer blob (raw QTOK bytes; the writer compresses it). */
+enum qlm_err qlm_writer_tokenizer(struct qlm_writer *w, const uint8_t *blob, size_t len);
+/* Declare every tensor (name, dtype, shape, group) before writing any data,
+ * so the directory and data offsets are fixed up front and data streams out
+ * tensor by tensor in declaration order. */
+enum qlm_err qlm_writer_declare(struct qlm_writer *w, const char *name, enum qlm_dtype t,
+                                int n_dims, const uint64_t *dims, uint32_t group);
+/* Data of the next declared tensor, exactly its byte size, in one or more
+ * calls (chunks are hashed as they stream). */
+enum qlm_err qlm_writer_write(struct qlm_writer *w, const void *data, size_t len);
+/* Writes header + directory, fsyncs, renames into place. */
+enum qlm_err qlm_writer_finish(struct qlm_writer *w, struct qlm_error *err);
+/* Removes the temporary file; safe after any failure, and after finish. */
+void qlm_writer_abort(struct qlm_writer *w);
+/* Error of the last failing writer call (message names the output file). */
+const struct qlm_error *qlm_writer_error(const struct qlm_writer *w);
+
+/* ---- .qlm reader -------------------------------------------------------- */
+
+struct qlm_tensor_info {
+    const char *name;
+    enum qlm_dtype dtype;
+    int n_dims;
+    uint64_t dims[QLM_MAX_DIMS];
+    uint32_t group;
+    uint32_t layout;
+    uint64_t offset, size, xxh3;
+    const void *data;     /* inside the mapping, aligned to data_alignment */
+};
+
+struct qlm_file {
+    const char *path;
+    const uint8_t *map;   /* read-only mmap of the whole file */
+    uint64_t size;
+    uint32_t version_major, version_minor;
+    uint32_t n_meta;
+    struct qlm_meta_entry *meta;
+    uint32_t n_tensors;
+    struct qlm_tensor_info *tensors; /* sorted by name for bsearch */
+    const uint8_t *tok_zdata;        /* compressed tokenizer section */
+    uint64_t tok_size, tok_raw_size;
+    void *priv_;
+};
+
+/* mmap + validate: header checksum, section bounds, metadata and directory
+ * checksums, every tensor offset/size inside the data section, aligned, no
+ * overlap, size consistent with dtype x shape.  Does not hash tensor data
+ * (qlm_file_verify does).  Everything is checked before it is used. */
+enum qlm_err qlm_file_open(struct qlm_file **f, const char *path, struct qlm_error *err);
+void qlm_file_close(struct qlm_file *f);
+/* Recompute every tensor's XXH3; error names the first bad tensor.
+ * progress (may be NULL) is called with bytes done / total. */
+enum qlm_err qlm_file_verify(const struct qlm_file *f,
+                             void (*progress)(uint64_t done, uint64_t total, void *ctx),
+                             void *ctx, struct qlm_error *err);
+const struct qlm_tensor_info *qlm_file_tensor(const struct qlm_file *f, const char *name);
+const struct qlm_meta_entry *qlm_file_meta(const struct qlm_file *f, const char *key);
+/* Typed lookups: QLM_E_NOTFOUND if missing, QLM_E_FORMAT if wrong type. */
+enum qlm_err qlm_file_meta_u64(const struct qlm_file *f, const char *key, uint64_t *v,
+                               struct qlm_error *err);
+enum qlm_err qlm_file_meta_f64(const struct qlm_file *f, const char *key, double *v,
+                               struct qlm_error *err);
+enum qlm_err qlm_file_meta_str(const struct qlm_file *f, const char *key, const char **v,
+                               struct qlm_error *err);
+/* Inflate and parse the tokenizer section. */
+enum qlm_err qlm_file_tokdata(const struct qlm_file *f, struct qlm_tokdata *t,
+                              struct qlm_error *err);
+
+/* ---- safetensors reader ------------------------------------------------ */
+
+enum qlm_st_dtype { QLM_ST_F32, QLM_ST_F16, QLM_ST_BF16, QLM_ST_OTHER };
+
+struct qlm_st_tensor {
+    char *name;
+    enum qlm_st_dtype dtype;
+    char dtype_name[16];  /* as written, e.g. "BF16", "I64" */
+    int n_dims;
+    uint64_t dims[8];
+    uint64_t numel;
+    uint64_t size;        /* bytes */
+    const void *data;     /* inside the shard's mapping */
+    int shard;            /* index into the shard list */
+};
+
+struct qlm_st_model {
+    int n_shards;
+    char **shard_paths;
+    size_t n_tensors;
+    struct qlm_st_tensor *tensors; /* sorted by name */
+    void *priv_;
+};
+
+/* Open a model directory or a single .safetensors file: "model.safetensors",
+ * or "model.safetensors.index.json" and its shards.  Validates as strictly as
+ * the reference implementation (header length bound 100 MB, JSON object,
+ * offsets contiguous with no holes or overlaps, end - begin == numel x size,
+ * data end == file end, no duplicate names across shards, overflow-checked). */
+enum qlm_err qlm_st_open(struct qlm_st_model **m, const char *path, struct qlm_error *err);
+void qlm_st_close(struct qlm_st_model *m);
+const struct qlm_st_tensor *qlm_st_find(const struct qlm_st_model *m, const char *name);
+/* Convert elements [start, start+n) of a tensor to f32. */
+void qlm_st_to_f32(const struct qlm_st_tensor *t, uint64_t start, uint64_t n, float *out);
+/* Tell the OS we are done with a tensor's pages (keeps convert's RSS flat). */
+void qlm_st_release(const struct qlm_st_model *m, const struct qlm_st_tensor *t);
+
+#endif

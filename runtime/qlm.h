@@ -1,0 +1,106 @@
+/*
+ * qlm.h — libqlm, the public C API: open a .qlm model, tokenize, evaluate
+ * tokens to logits, sample, free.  The programs qlm-run, qlm-ppl and
+ * qlm-bench use only this header (plus qlm_format.h for errors).
+ *
+ * Every function that can fail returns enum qlm_err and fills *err (if
+ * non-NULL) with one line naming the file and the problem.
+ */
+#ifndef QLM_H
+#define QLM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+
+#include "qlm_format.h"
+
+struct qlm_hparams {
+    char arch[16];               /* "qwen3", "qwen2", "llama" */
+    int n_layers, hidden, n_heads, n_kv_heads, head_dim, ffn_hidden;
+    int vocab_size;              /* embedding rows */
+    int max_pos;                 /* max_position_embeddings */
+    double rope_theta, rms_eps;
+    bool tied, qk_norm, qkv_bias;
+    enum qlm_dtype wtype;        /* main linear weight type */
+    int group;                   /* quant group size (0 for float types) */
+};
+
+/* "0.1.0": the package version libqlm was built as. */
+const char *qlm_version(void);
+
+struct qlm_model;
+struct qlm_session;
+struct qlm_sampler;
+
+/* Map the file and validate its directory against the hyper-parameters
+ * (every tensor present, right shape, allowed type).  No weight is copied. */
+enum qlm_err qlm_model_open(struct qlm_model **m, const char *path, struct qlm_error *err);
+void qlm_model_free(struct qlm_model *m);
+const struct qlm_hparams *qlm_model_hparams(const struct qlm_model *m);
+const struct qlm_file *qlm_model_file(const struct qlm_model *m);
+/* Bytes of weights read to compute one token (for bandwidth figures). */
+uint64_t qlm_model_weight_bytes_per_token(const struct qlm_model *m);
+
+/* ---- tokenizer --------------------------------------------------------- */
+
+/* Encode UTF-8 text (invalid UTF-8 is an error).  parse_special: match added
+ * tokens such as <|im_start|> as whole tokens.  *ids is malloc'ed. */
+enum qlm_err qlm_tokenize(const struct qlm_model *m, const char *text, size_t len,
+                          bool parse_special, int32_t **ids, size_t *n_ids,
+                          struct qlm_error *err);
+int qlm_n_tokens(const struct qlm_model *m);      /* tokenizer size (<= vocab_size) */
+/* Raw bytes of a token (may be a partial UTF-8 sequence); NULL if no token. */
+const uint8_t *qlm_token_bytes(const struct qlm_model *m, int32_t id, size_t *len);
+bool qlm_token_is_eos(const struct qlm_model *m, int32_t id);
+int32_t qlm_token_id(const struct qlm_model *m, const char *text); /* exact token or -1 */
+const char *qlm_chat_template(const struct qlm_model *m);          /* "" if none */
+
+/* Streaming decoder: feeds token bytes, returns only complete UTF-8
+ * characters; never emits half a character. */
+struct qlm_detok { uint8_t pending[8]; size_t n_pending; };
+/* Appends the printable bytes of id to out (cap >= 16 + token length);
+ * returns the number of bytes written. */
+size_t qlm_detok_push(const struct qlm_model *m, struct qlm_detok *d, int32_t id, char *out,
+                      size_t cap);
+size_t qlm_detok_flush(struct qlm_detok *d, char *out, size_t cap);
+
+/* ---- evaluation -------------------------------------------------------- */
+
+/* A session holds the KV cache (n_ctx positions, <= max_pos) and scratch
+ * buffers sized for batches of up to n_batch tokens.  n_threads <= 0 picks the
+ * number of physical cores. */
+enum qlm_err qlm_session_new(struct qlm_session **s, const struct qlm_model *m, int n_ctx,
+                             int n_threads, struct qlm_error *err);
+void qlm_session_free(struct qlm_session *s);
+int qlm_session_pos(const struct qlm_session *s);     /* tokens in the cache */
+int qlm_session_ctx(const struct qlm_session *s);
+int qlm_session_threads(const struct qlm_session *s);
+/* Forget cache positions >= pos (0 = empty). */
+void qlm_session_rewind(struct qlm_session *s, int pos);
+
+/* Append n tokens at the current position (any n: batched internally).
+ * all_logits: keep the logits of every position, else of the last only.
+ * Fails (QLM_E_RANGE) if the cache would overflow or an id is out of range. */
+enum qlm_err qlm_eval(struct qlm_session *s, const int32_t *tokens, int n, bool all_logits,
+                      struct qlm_error *err);
+/* Logits of the last qlm_eval: (n, vocab) if all_logits else (1, vocab). */
+const float *qlm_logits(const struct qlm_session *s);
+
+/* ---- sampling ---------------------------------------------------------- */
+
+struct qlm_sampler_params {
+    float temp;                  /* 0: greedy */
+    int top_k;                   /* 0: off */
+    float top_p;                 /* 1: off */
+    float min_p;                 /* 0: off */
+    uint64_t seed;
+};
+
+void qlm_sampler_defaults(struct qlm_sampler_params *p);
+enum qlm_err qlm_sampler_new(struct qlm_sampler **s, const struct qlm_sampler_params *p,
+                             int vocab, struct qlm_error *err);
+void qlm_sampler_free(struct qlm_sampler *s);
+int32_t qlm_sample(struct qlm_sampler *s, const float *logits);
+
+#endif
