@@ -1,0 +1,77 @@
+/*
+ * cli.h — helpers shared by the runtime programs (qlm-run, qlm-ppl,
+ * qlm-bench): strict option parsing, whole-file and --tokens reading, a
+ * progress bar on a terminal, timing, peak RSS and the SIGBUS/SIGINT handlers.
+ *
+ * Not part of libqlm: compiled into each program (runtime/cli.c).  Functions
+ * that can fail fill struct qlm_error with one line ("--threads: ...",
+ * "FILE: ...") that main() prints after "prog: ".
+ */
+#ifndef QLM_CLI_H
+#define QLM_CLI_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "qlm_format.h"
+
+/* ---- strict parsing ----------------------------------------------------- */
+/* The whole of s must be the number (no blanks, no trailing garbage, no
+ * overflow), within [min, max]; opt names the option in the message, e.g.
+ * "--threads 0: must be between 1 and 1024". */
+enum qlm_err qlm_cli_parse_long(const char *opt, const char *s, long min, long max, long *out,
+                                struct qlm_error *err);
+/* Like qlm_cli_parse_long into an int (min/max must fit an int). */
+enum qlm_err qlm_cli_parse_int(const char *opt, const char *s, int min, int max, int *out,
+                               struct qlm_error *err);
+/* Decimal or 0x-hex unsigned 64-bit (a leading '-' is refused). */
+enum qlm_err qlm_cli_parse_u64(const char *opt, const char *s, uint64_t *out,
+                               struct qlm_error *err);
+/* A finite number within [min, max] ("nan", "inf" refused). */
+enum qlm_err qlm_cli_parse_double(const char *opt, const char *s, double min, double max,
+                                  double *out, struct qlm_error *err);
+
+/* ---- input files -------------------------------------------------------- */
+/* Whole file into a malloc'ed buffer with a NUL after the last byte (the
+ * length excludes it; the text may itself contain NULs).  "-" is stdin.
+ * Refuses directories and other non-regular files that cannot be read. */
+enum qlm_err qlm_cli_read_file(const char *path, char **buf, size_t *len, struct qlm_error *err);
+/* A --tokens file: token ids separated by whitespace (decimal, >= 0).  Each
+ * must be < n_vocab; the message names the position (1-based) of the first
+ * bad one: "ids.txt: token 3 (70000) is out of range [0, 1000)".  An empty
+ * file is an error.  *ids is malloc'ed. */
+enum qlm_err qlm_cli_read_tokens(const char *path, int n_vocab, int32_t **ids, size_t *n_ids,
+                                 struct qlm_error *err);
+
+/* ---- progress, time, memory -------------------------------------------- */
+/* A one-line bar on stderr, redrawn at most every 1% and only when stderr is
+ * a terminal (otherwise every call is a no-op). */
+struct qlm_cli_progress {
+    bool enabled;
+    const char *label;
+    int last_permille;
+    double t0;
+};
+void qlm_cli_progress_begin(struct qlm_cli_progress *p, const char *label);
+void qlm_cli_progress_update(struct qlm_cli_progress *p, uint64_t done, uint64_t total);
+void qlm_cli_progress_end(struct qlm_cli_progress *p); /* clears the line */
+/* Callback shape of qlm_file_verify's progress; ctx is a qlm_cli_progress. */
+void qlm_cli_progress_cb(uint64_t done, uint64_t total, void *ctx);
+
+double qlm_cli_now(void);          /* monotonic seconds */
+uint64_t qlm_cli_peak_rss(void);   /* peak resident set in bytes; 0 if unknown */
+
+/* ---- signals ------------------------------------------------------------ */
+/* SIGBUS: the model is mapped read-only and MAP_SHARED, so if the file is
+ * truncated or rewritten while in use, touching a vanished page raises SIGBUS
+ * instead of returning an error.  The handler writes
+ * "prog: FILE: the model file changed or was truncated while in use (SIGBUS)"
+ * with write(2) (async-signal-safe) and _exit(1)s.  prog and path are copied. */
+void qlm_cli_catch_sigbus(const char *prog, const char *path);
+/* SIGINT sets qlm_cli_interrupted (once); a second ^C kills as usual. */
+extern volatile sig_atomic_t qlm_cli_interrupted;
+void qlm_cli_catch_sigint(void);
+
+#endif
