@@ -28,6 +28,9 @@ struct qlm_hparams {
 
 /* "0.1.0": the package version libqlm was built as. */
 const char *qlm_version(void);
+/* Name of the kernel set in use ("scalar", "avx2", "avxvnni", "avx512vnni",
+ * "neon"): the best this CPU supports, or $QLM_ISA. */
+const char *qlm_isa_name(void);
 
 struct qlm_model;
 struct qlm_session;
