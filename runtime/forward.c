@@ -1,0 +1,443 @@
+/*
+ * forward.c — the session (KV cache, RoPE tables, scratch) and the forward
+ * pass of a Qwen3/Qwen2/Llama dense decoder, batched over the tokens of one
+ * call: every matrix is applied to all nt tokens at once, so each weight row
+ * is read once per batch rather than once per token.
+ *
+ * Threads (OpenMP): matmuls split output rows in chunks handed out
+ * dynamically; attention is parallel over (token, head).  Every output value
+ * is computed by one thread with the same code whatever the thread count,
+ * so results do not depend on it.
+ */
+#include <config.h>
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "forward.h"
+
+static int thread_id(void)
+{
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+/* ---- session ------------------------------------------------------------ */
+
+static int default_threads(void)
+{
+    /* Online logical CPUs: on SMT machines this is twice the physical cores;
+     * good enough until a portable physical-core count is worth the code. */
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    if (n < 1)
+        n = 1;
+    if (n > 256)
+        n = 256;
+    return (int)n;
+}
+
+/* a * b * c elements of size sz, or 0 on overflow. */
+static size_t bytes3(size_t a, size_t b, size_t c, size_t sz)
+{
+    if (b != 0 && a > SIZE_MAX / b)
+        return 0;
+    a *= b;
+    if (c != 0 && a > SIZE_MAX / c)
+        return 0;
+    a *= c;
+    if (sz != 0 && a > SIZE_MAX / sz)
+        return 0;
+    return a * sz;
+}
+
+static void *alloc3(size_t a, size_t b, size_t c, size_t sz, bool zero)
+{
+    size_t n = bytes3(a, b, c, sz);
+    if (n == 0)
+        return NULL;
+    /* calloc for the KV cache: untouched pages of a long context cost no RSS */
+    return zero ? calloc(1, n) : malloc(n);
+}
+
+void qlm_session_free(struct qlm_session *s)
+{
+    if (s == NULL)
+        return;
+    free(s->k_cache);
+    free(s->v_cache);
+    free(s->rope_cos);
+    free(s->rope_sin);
+    free(s->x);
+    free(s->h);
+    free(s->q);
+    free(s->k);
+    free(s->v);
+    free(s->att);
+    free(s->gate);
+    free(s->up);
+    free(s->aq);
+    free(s->ad);
+    free(s->scores);
+    free(s->logits);
+    free(s);
+}
+
+enum qlm_err qlm_session_new(struct qlm_session **out, const struct qlm_model *m, int n_ctx,
+                             int n_threads, struct qlm_error *err)
+{
+    *out = NULL;
+    const struct qlm_hparams *hp = &m->hp;
+    const char *path = m->file->path;
+    if (n_ctx <= 0)
+        return qlm_error_set(err, QLM_E_INVALID, "%s: context size %d must be positive", path,
+                             n_ctx);
+    if (n_ctx > hp->max_pos)
+        return qlm_error_set(err, QLM_E_RANGE,
+                             "%s: context size %d exceeds the model's maximum of %d positions",
+                             path, n_ctx, hp->max_pos);
+    struct qlm_session *s = calloc(1, sizeof *s);
+    if (s == NULL)
+        return qlm_error_set(err, QLM_E_NOMEM, "%s: out of memory", path);
+    s->m = m;
+    s->n_ctx = n_ctx;
+    s->n_threads = n_threads > 0 ? (n_threads > 1024 ? 1024 : n_threads) : default_threads();
+    s->n_batch = n_ctx < QLM_MAX_BATCH ? n_ctx : QLM_MAX_BATCH;
+
+    size_t nb = (size_t)s->n_batch, half = (size_t)hp->head_dim / 2;
+    size_t q_dim = (size_t)hp->n_heads * hp->head_dim, kv_dim = (size_t)hp->n_kv_heads * hp->head_dim;
+    size_t max_in = (size_t)hp->hidden;
+    if (q_dim > max_in)
+        max_in = q_dim;
+    if ((size_t)hp->ffn_hidden > max_in)
+        max_in = (size_t)hp->ffn_hidden;
+
+    s->k_cache = alloc3((size_t)hp->n_layers, (size_t)n_ctx, kv_dim, sizeof(float), true);
+    s->v_cache = alloc3((size_t)hp->n_layers, (size_t)n_ctx, kv_dim, sizeof(float), true);
+    s->rope_cos = alloc3((size_t)n_ctx, half, 1, sizeof(float), false);
+    s->rope_sin = alloc3((size_t)n_ctx, half, 1, sizeof(float), false);
+    s->x = alloc3(nb, (size_t)hp->hidden, 1, sizeof(float), false);
+    s->h = alloc3(nb, (size_t)hp->hidden, 1, sizeof(float), false);
+    s->q = alloc3(nb, q_dim, 1, sizeof(float), false);
+    s->k = alloc3(nb, kv_dim, 1, sizeof(float), false);
+    s->v = alloc3(nb, kv_dim, 1, sizeof(float), false);
+    s->att = alloc3(nb, q_dim, 1, sizeof(float), false);
+    s->gate = alloc3(nb, (size_t)hp->ffn_hidden, 1, sizeof(float), false);
+    s->up = alloc3(nb, (size_t)hp->ffn_hidden, 1, sizeof(float), false);
+    s->aq = alloc3(nb, max_in, 1, 1, false);
+    s->ad = alloc3(nb, max_in, 1, sizeof(float), false);
+    s->scores = alloc3((size_t)s->n_threads, (size_t)n_ctx, 1, sizeof(float), false);
+    s->logits_cap = (size_t)hp->vocab_size;
+    s->logits = alloc3(s->logits_cap, 1, 1, sizeof(float), true);
+    if (!s->k_cache || !s->v_cache || !s->rope_cos || !s->rope_sin || !s->x || !s->h || !s->q ||
+        !s->k || !s->v || !s->att || !s->gate || !s->up || !s->aq || !s->ad || !s->scores ||
+        !s->logits) {
+        qlm_session_free(s);
+        return qlm_error_set(err, QLM_E_NOMEM,
+                             "%s: out of memory for a session of %d positions", path, n_ctx);
+    }
+
+    /* RoPE: angle p * theta^(-2i/head_dim), in double, stored as f32. */
+    for (int p = 0; p < n_ctx; p++)
+        for (size_t i = 0; i < half; i++) {
+            double inv_freq = pow(hp->rope_theta, -2.0 * (double)i / (double)hp->head_dim);
+            double a = (double)p * inv_freq;
+            s->rope_cos[(size_t)p * half + i] = (float)cos(a);
+            s->rope_sin[(size_t)p * half + i] = (float)sin(a);
+        }
+    *out = s;
+    return QLM_OK;
+}
+
+/* ---- building blocks ----------------------------------------------------- */
+
+/* y = x * rsqrt(mean(x^2) + eps) * w over n values (sum of squares in double). */
+static void rmsnorm(float *y, const float *x, const float *w, int n, double eps)
+{
+    double ss = 0.0;
+    for (int i = 0; i < n; i++)
+        ss += (double)x[i] * x[i];
+    float scale = (float)(1.0 / sqrt(ss / n + eps));
+    for (int i = 0; i < n; i++)
+        y[i] = (x[i] * scale) * w[i];
+}
+
+/* NEOX rotation of one head: pairs (i, i + half). */
+static void rope(float *v, const float *cs, const float *sn, int half)
+{
+    for (int i = 0; i < half; i++) {
+        float x0 = v[i], x1 = v[i + half];
+        v[i] = x0 * cs[i] - x1 * sn[i];
+        v[i + half] = x1 * cs[i] + x0 * sn[i];
+    }
+}
+
+/* Activations of one matmul input, quantized lazily for the weight's group:
+ * matrices sharing an input (q/k/v, gate/up) share one quantization. */
+static void acts_init(struct qlm_acts *a, struct qlm_session *s, const float *x, int nt, int n)
+{
+    a->nt = nt;
+    a->n = n;
+    a->group = 0;
+    a->x = x;
+    a->q = s->aq;
+    a->d = s->ad;
+    a->quantized = false;
+}
+
+static void acts_prepare(struct qlm_session *s, struct qlm_acts *a, const struct qlm_matrix *w)
+{
+    if (!qlm_type_ops(w->type)->int8_acts || (a->quantized && a->group == w->group))
+        return;
+    qlm_quantize_act_fn quantize = qlm_kernels_active()->quantize_act;
+    int ng = a->n / w->group, nt = a->nt, n = a->n, group = w->group;
+    if (nt == 1 || s->n_threads == 1) {
+        quantize(a->x, nt, n, group, a->q, a->d);
+    } else {
+#pragma omp parallel for num_threads(s->n_threads) schedule(static)
+        for (int t = 0; t < nt; t++)
+            quantize(a->x + (size_t)t * n, 1, n, group, a->q + (size_t)t * n,
+                     a->d + (size_t)t * ng);
+    }
+    a->group = w->group;
+    a->quantized = true;
+}
+
+/* y (nt, ldy) = x W^T: rows of W split among threads in chunks. */
+static void matmul(struct qlm_session *s, const struct qlm_matrix *w, struct qlm_acts *a,
+                   float *y, int ldy)
+{
+    const struct qlm_type_ops *ops = qlm_type_ops(w->type);
+    acts_prepare(s, a, w);
+    int rows = w->rows, nth = s->n_threads;
+    if (nth == 1) {
+        ops->gemm(w, 0, rows, a, y, ldy);
+        return;
+    }
+    /* About four chunks per thread, a multiple of 16 rows each, so a slow
+     * thread's share is picked up by the others. */
+    int chunk = (rows + nth * 4 - 1) / (nth * 4);
+    chunk = (chunk + 15) / 16 * 16;
+    int n_chunks = (rows + chunk - 1) / chunk;
+#pragma omp parallel for num_threads(nth) schedule(dynamic, 1)
+    for (int c = 0; c < n_chunks; c++) {
+        int r0 = c * chunk, r1 = r0 + chunk < rows ? r0 + chunk : rows;
+        ops->gemm(w, r0, r1, a, y, ldy);
+    }
+}
+
+static void add_bias(float *y, const float *b, int nt, int n)
+{
+    if (b == NULL)
+        return;
+    for (int t = 0; t < nt; t++)
+        for (int i = 0; i < n; i++)
+            y[(size_t)t * n + i] += b[i];
+}
+
+/* Causal GQA attention for nt new tokens at positions p0.. over layer l's
+ * cache, parallel over (token, head). */
+static void attention(struct qlm_session *s, int l, int p0, int nt)
+{
+    const struct qlm_hparams *hp = &s->m->hp;
+    int hd = hp->head_dim, nh = hp->n_heads, kv_dim = hp->n_kv_heads * hd;
+    int q_dim = nh * hd, per_kv = nh / hp->n_kv_heads;
+    const float *kc = s->k_cache + (size_t)l * s->n_ctx * kv_dim;
+    const float *vc = s->v_cache + (size_t)l * s->n_ctx * kv_dim;
+    float scale = (float)(1.0 / sqrt((double)hd));
+    int n_tasks = nt * nh;
+#pragma omp parallel for num_threads(s->n_threads) schedule(dynamic, 1) if (s->n_threads > 1)
+    for (int task = 0; task < n_tasks; task++) {
+        int t = task / nh, h = task % nh, kvh = h / per_kv;
+        int n_pos = p0 + t + 1; /* causal: positions 0 .. p0 + t */
+        const float *q = s->q + (size_t)t * q_dim + (size_t)h * hd;
+        float *sc = s->scores + (size_t)thread_id() * s->n_ctx;
+        float *out = s->att + (size_t)t * q_dim + (size_t)h * hd;
+        float mx = -INFINITY;
+        for (int p = 0; p < n_pos; p++) {
+            const float *k = kc + (size_t)p * kv_dim + (size_t)kvh * hd;
+            float dot = 0.0f;
+            for (int i = 0; i < hd; i++)
+                dot += q[i] * k[i];
+            sc[p] = dot * scale;
+            if (sc[p] > mx)
+                mx = sc[p];
+        }
+        /* softmax, max subtracted so exp never overflows */
+        double sum = 0.0;
+        for (int p = 0; p < n_pos; p++) {
+            sc[p] = expf(sc[p] - mx);
+            sum += sc[p];
+        }
+        float inv = (float)(1.0 / sum);
+        for (int i = 0; i < hd; i++)
+            out[i] = 0.0f;
+        for (int p = 0; p < n_pos; p++) {
+            const float *v = vc + (size_t)p * kv_dim + (size_t)kvh * hd;
+            float wgt = sc[p] * inv;
+            for (int i = 0; i < hd; i++)
+                out[i] += wgt * v[i];
+        }
+    }
+}
+
+/* ---- the forward pass ---------------------------------------------------- */
+
+void qlm_forward_batch(struct qlm_session *s, const int32_t *tokens, int nt, float *logits,
+                       bool all)
+{
+    const struct qlm_model *m = s->m;
+    const struct qlm_hparams *hp = &m->hp;
+    int dim = hp->hidden, hd = hp->head_dim, half = hd / 2, ffn = hp->ffn_hidden;
+    int q_dim = hp->n_heads * hd, kv_dim = hp->n_kv_heads * hd;
+    int p0 = s->pos;
+    double eps = hp->rms_eps;
+    struct qlm_acts a;
+
+    /* x = embed[token], one dequantized row per token */
+    for (int t = 0; t < nt; t++)
+        qlm_dequantize_row(m->embed.type, m->embed.data, (uint64_t)m->embed.rows,
+                           (uint64_t)m->embed.cols, (uint32_t)m->embed.group,
+                           (uint64_t)tokens[t], s->x + (size_t)t * dim);
+
+    for (int l = 0; l < hp->n_layers; l++) {
+        const struct qlm_layer *L = &m->layers[l];
+        float *kc = s->k_cache + ((size_t)l * s->n_ctx + p0) * kv_dim;
+        float *vc = s->v_cache + ((size_t)l * s->n_ctx + p0) * kv_dim;
+
+        /* h = rmsnorm(x, input_layernorm) */
+        for (int t = 0; t < nt; t++)
+            rmsnorm(s->h + (size_t)t * dim, s->x + (size_t)t * dim, L->attn_norm, dim, eps);
+
+        /* q, k, v = Wq h, Wk h, Wv h (+ biases): one quantized input */
+        acts_init(&a, s, s->h, nt, dim);
+        matmul(s, &L->wq, &a, s->q, q_dim);
+        matmul(s, &L->wk, &a, s->k, kv_dim);
+        matmul(s, &L->wv, &a, s->v, kv_dim);
+        add_bias(s->q, L->bq, nt, q_dim);
+        add_bias(s->k, L->bk, nt, kv_dim);
+        add_bias(s->v, L->bv, nt, kv_dim);
+
+        /* per-head q/k norm, RoPE at each token's position; k, v to the cache */
+        for (int t = 0; t < nt; t++) {
+            const float *cs = s->rope_cos + (size_t)(p0 + t) * half;
+            const float *sn = s->rope_sin + (size_t)(p0 + t) * half;
+            for (int h = 0; h < hp->n_heads; h++) {
+                float *qh = s->q + (size_t)t * q_dim + (size_t)h * hd;
+                if (L->q_norm)
+                    rmsnorm(qh, qh, L->q_norm, hd, eps);
+                rope(qh, cs, sn, half);
+            }
+            for (int h = 0; h < hp->n_kv_heads; h++) {
+                float *kh = s->k + (size_t)t * kv_dim + (size_t)h * hd;
+                if (L->k_norm)
+                    rmsnorm(kh, kh, L->k_norm, hd, eps);
+                rope(kh, cs, sn, half);
+            }
+        }
+        memcpy(kc, s->k, (size_t)nt * kv_dim * sizeof(float));
+        memcpy(vc, s->v, (size_t)nt * kv_dim * sizeof(float));
+
+        /* causal GQA attention over positions 0 .. p0 + t */
+        attention(s, l, p0, nt);
+
+        /* x += Wo concat(heads) */
+        acts_init(&a, s, s->att, nt, q_dim);
+        matmul(s, &L->wo, &a, s->h, dim);
+        for (size_t i = 0; i < (size_t)nt * dim; i++)
+            s->x[i] += s->h[i];
+
+        /* h = rmsnorm(x, post_attention_layernorm) */
+        for (int t = 0; t < nt; t++)
+            rmsnorm(s->h + (size_t)t * dim, s->x + (size_t)t * dim, L->ffn_norm, dim, eps);
+
+        /* x += Wdown(silu(Wgate h) * (Wup h)): gate/up share one input */
+        acts_init(&a, s, s->h, nt, dim);
+        matmul(s, &L->wgate, &a, s->gate, ffn);
+        matmul(s, &L->wup, &a, s->up, ffn);
+        for (size_t i = 0; i < (size_t)nt * ffn; i++) {
+            float g = s->gate[i];
+            s->gate[i] = g / (1.0f + expf(-g)) * s->up[i];
+        }
+        acts_init(&a, s, s->gate, nt, ffn);
+        matmul(s, &L->wdown, &a, s->h, dim);
+        for (size_t i = 0; i < (size_t)nt * dim; i++)
+            s->x[i] += s->h[i];
+    }
+    s->pos = p0 + nt;
+    if (logits == NULL)
+        return;
+
+    /* logits = Wlm rmsnorm(x, norm), for every token or the last one */
+    int first = all ? 0 : nt - 1, nl = nt - first;
+    for (int t = first; t < nt; t++)
+        rmsnorm(s->h + (size_t)(t - first) * dim, s->x + (size_t)t * dim, m->out_norm, dim, eps);
+    acts_init(&a, s, s->h, nl, dim);
+    matmul(s, &m->head, &a, logits, hp->vocab_size);
+}
+
+/* ---- evaluation ---------------------------------------------------------- */
+
+int qlm_session_pos(const struct qlm_session *s) { return s->pos; }
+int qlm_session_ctx(const struct qlm_session *s) { return s->n_ctx; }
+int qlm_session_threads(const struct qlm_session *s) { return s->n_threads; }
+
+void qlm_session_rewind(struct qlm_session *s, int pos)
+{
+    if (pos < 0)
+        pos = 0;
+    if (pos < s->pos)
+        s->pos = pos;
+    s->n_logits = 0;
+}
+
+enum qlm_err qlm_eval(struct qlm_session *s, const int32_t *tokens, int n, bool all_logits,
+                      struct qlm_error *err)
+{
+    const struct qlm_hparams *hp = &s->m->hp;
+    const char *path = s->m->file->path;
+    if (n <= 0 || tokens == NULL)
+        return qlm_error_set(err, QLM_E_INVALID, "%s: no tokens to evaluate", path);
+    if (n > s->n_ctx - s->pos)
+        return qlm_error_set(err, QLM_E_RANGE,
+                             "%s: context full: %d tokens at position %d exceed the context "
+                             "of %d", path, n, s->pos, s->n_ctx);
+    for (int i = 0; i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= hp->vocab_size)
+            return qlm_error_set(err, QLM_E_RANGE,
+                                 "%s: token id %ld at index %d out of range [0, %d)", path,
+                                 (long)tokens[i], i, hp->vocab_size);
+    size_t vocab = (size_t)hp->vocab_size;
+    size_t need = all_logits ? (size_t)n * vocab : vocab;
+    if (need > s->logits_cap) {
+        if (bytes3((size_t)n, vocab, 1, sizeof(float)) == 0)
+            return qlm_error_set(err, QLM_E_NOMEM, "%s: out of memory for logits", path);
+        float *nl = realloc(s->logits, need * sizeof(float));
+        if (nl == NULL)
+            return qlm_error_set(err, QLM_E_NOMEM, "%s: out of memory for %d x %zu logits",
+                                 path, n, vocab);
+        s->logits = nl;
+        s->logits_cap = need;
+    }
+    for (int done = 0; done < n;) {
+        int nt = n - done < s->n_batch ? n - done : s->n_batch;
+        bool last = done + nt == n;
+        float *out = all_logits ? s->logits + (size_t)done * vocab : (last ? s->logits : NULL);
+        qlm_forward_batch(s, tokens + done, nt, out, all_logits);
+        done += nt;
+    }
+    s->n_logits = all_logits ? n : 1;
+    return QLM_OK;
+}
+
+const float *qlm_logits(const struct qlm_session *s)
+{
+    return s->logits;
+}

@@ -1,0 +1,42 @@
+/*
+ * forward.h — internal: the session (KV cache + scratch) and the batched
+ * forward pass.
+ */
+#ifndef QLM_FORWARD_H
+#define QLM_FORWARD_H
+
+#include "model.h"
+
+/* Tokens per pass over the weights; longer inputs are split into batches. */
+#define QLM_MAX_BATCH 256
+
+struct qlm_session {
+    const struct qlm_model *m;
+    int n_ctx, n_threads, n_batch;
+    int pos;                  /* tokens in the cache */
+    float *k_cache, *v_cache; /* (n_layers, n_ctx, n_kv*head_dim), calloc'ed */
+    float *rope_cos;          /* (n_ctx, head_dim/2) */
+    float *rope_sin;          /* (n_ctx, head_dim/2) */
+    /* scratch for one batch of up to n_batch tokens */
+    float *x;                 /* (nb, hidden) residual stream */
+    float *h;                 /* (nb, hidden) normed input / block output */
+    float *q;                 /* (nb, n_heads*head_dim) */
+    float *k, *v;             /* (nb, n_kv*head_dim) */
+    float *att;               /* (nb, n_heads*head_dim) attention output */
+    float *gate, *up;         /* (nb, ffn) */
+    int8_t *aq;               /* (nb, max_in) quantized activations */
+    float *ad;                /* (nb, max_in) their scales (worst case group 1) */
+    float *scores;            /* (n_threads, n_ctx) attention weights */
+    float *logits;            /* (n_logits, vocab) */
+    size_t logits_cap;        /* floats allocated */
+    int n_logits;
+};
+
+/* Run nt (<= n_batch) tokens at positions [pos, pos + nt); ids already
+ * checked.  Writes the logits of every token to logits (nt, vocab) when
+ * all, else of the last token only (1, vocab); logits may be NULL when no
+ * logits are needed.  Advances s->pos. */
+void qlm_forward_batch(struct qlm_session *s, const int32_t *tokens, int nt, float *logits,
+                       bool all);
+
+#endif
