@@ -1,6 +1,7 @@
 /* run_main.c — qlm-run: generate text from a .qlm model, or chat with it. */
 #include "config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -199,7 +200,7 @@ static void parse_args(int argc, char **argv, struct opts *o)
         case 'V': printf(PROG " (qlm) %s\n", qlm_version()); exit(0);
         case ':': {
             char msg[160];
-            if (optopt)
+            if (optopt > 0 && optopt < 128 && isalnum(optopt))
                 snprintf(msg, sizeof msg, "option -%c needs an argument", optopt);
             else
                 snprintf(msg, sizeof msg, "option %.100s needs an argument", argv[optind - 1]);
@@ -207,7 +208,7 @@ static void parse_args(int argc, char **argv, struct opts *o)
         }
         default: {
             char msg[160];
-            if (optopt && optopt < 256)
+            if (optopt > 0 && optopt < 128 && isalnum(optopt))
                 snprintf(msg, sizeof msg, "unknown option -%c (see --help)", optopt);
             else
                 snprintf(msg, sizeof msg, "unknown option %.100s (see --help)", argv[optind - 1]);
@@ -356,10 +357,10 @@ static enum stop generate(struct run *r, int limit, const float *logits,
 static void report_stop(const struct run *r, enum stop why)
 {
     if (why == STOP_CTX)
-        fprintf(stderr, "\n[context of %d tokens is full; generation stopped]\n",
+        fprintf(stderr, "[context of %d tokens is full; generation stopped]\n",
                 qlm_session_ctx(r->s));
     else if (why == STOP_INTR)
-        fputs("\n[interrupted]\n", stderr);
+        fputs("[interrupted]\n", stderr);
 }
 
 /* ---- --logits-out ---------------------------------------------------------- */
