@@ -484,10 +484,11 @@ int main(int argc, char **argv)
         if (o.ref)
             printf("reference    %s (%s)\n", o.ref,
                    qlm_dtype_name(qlm_model_hparams(ref.m)->wtype));
-        printf("text         %s: %zu tokens, %zu chunks of %d (of %zu), %zu positions scored"
-               " (%s)\n",
-               input, n_toks, done, o.ctx, avail_chunks, scored,
-               o.score_all ? "all after the first" : "second half of each chunk");
+        printf("text         %s: %zu tokens, %zu chunks of %d", input, n_toks, done, o.ctx);
+        if (done < avail_chunks)
+            printf(" (of %zu)", avail_chunks);
+        printf(", %zu positions scored (%s)\n", scored,
+               o.score_all ? "all after the first of each chunk" : "second half of each chunk");
         if (!o.ref) {
             printf("PPL          %.4f ± %.4f\n", ppl, ppl_err);
         } else {
