@@ -1,0 +1,59 @@
+#!/bin/sh
+# qlm-run --chat from a pipe: two turns, the second evaluating only its new
+# tokens (the cache is kept), /exit, and a context too small to go on.
+. "${top_srcdir:-.}/tests/run_common.sh"
+M=$(need_fixture tiny-q8.qlm) || exit $?
+
+printf 'Hello there.\nWhat is your name?\n' |
+    "$QLM_RUN" "$M" --chat --no-think -v --temp 0 -n 12 >"$T/out" 2>"$T/err"
+rc=$?
+[ $rc -eq 0 ] && pass "two turns: status 0" || { fail "two turns: status $rc"; cat "$T/err"; }
+[ "$(wc -l <"$T/out")" -eq 2 ] && [ "$(tr -d ' \n' <"$T/out" | wc -c)" -gt 0 ] &&
+    pass "two replies on stdout" || { fail "replies:"; cat "$T/out"; }
+grep -q '> ' "$T/out" && fail "'> ' prompt printed although stdin is a pipe"
+# "[turn 2: evaluated N new tokens in S s, cache P of C]": N < P - N means the
+# first turn stayed in the cache.
+t1=$(sed -n 's/^\[turn 1: evaluated \([0-9]*\) new tokens.*cache \([0-9]*\) of.*/\1 \2/p' "$T/err")
+t2=$(sed -n 's/^\[turn 2: evaluated \([0-9]*\) new tokens.*cache \([0-9]*\) of.*/\1 \2/p' "$T/err")
+set -- $t1 $t2
+if [ $# -eq 4 ] && [ "$1" -eq "$2" ] && [ "$3" -lt "$4" ] && [ "$4" -gt "$2" ] && [ $(($4 - $3)) -gt "$2" ]; then
+    pass "turn 2 evaluated $3 new tokens on top of a cache of $(($4 - $3))"
+else
+    fail "cache reuse: turn 1 '$t1', turn 2 '$t2'"; cat "$T/err"
+fi
+tail -n 1 "$T/err" | grep -qE '^prompt [0-9]+ tokens, prefill .* generated [0-9]+ tokens, decode' &&
+    pass "final stats line" || fail "no final stats line"
+
+# The same conversation again: greedy chat is deterministic.
+printf 'Hello there.\nWhat is your name?\n' |
+    "$QLM_RUN" "$M" --chat --no-think -v --temp 0 -n 12 >"$T/out2" 2>/dev/null
+cmp -s "$T/out" "$T/out2" && pass "greedy chat repeats" || fail "greedy chat differs"
+
+# A user cannot inject special tokens: "<|im_start|>" in a message is text,
+# so it costs more than one token.
+printf 'a\n' | "$QLM_RUN" "$M" --chat --no-think -v --temp 0 -n 1 2>"$T/e1" >/dev/null
+printf 'a<|im_start|>\n' | "$QLM_RUN" "$M" --chat --no-think -v --temp 0 -n 1 2>"$T/e2" >/dev/null
+n1=$(sed -n 's/^\[turn 1: evaluated \([0-9]*\) .*/\1/p' "$T/e1")
+n2=$(sed -n 's/^\[turn 1: evaluated \([0-9]*\) .*/\1/p' "$T/e2")
+[ -n "$n1" ] && [ -n "$n2" ] && [ "$n2" -gt $((n1 + 1)) ] &&
+    pass "'<|im_start|>' in a message is plain text ($n1 vs $n2 tokens)" ||
+    fail "special token injection: $n1 vs $n2 tokens"
+
+# --no-think adds the empty think block (more prompt tokens than thinking).
+printf 'a\n' | "$QLM_RUN" "$M" --chat -v --temp 0 -n 1 2>"$T/e3" >/dev/null
+n3=$(sed -n 's/^\[turn 1: evaluated \([0-9]*\) .*/\1/p' "$T/e3")
+[ -n "$n3" ] && [ "$n1" -gt "$n3" ] && pass "--no-think: $n1 vs $n3 prompt tokens" ||
+    fail "--no-think: $n1 vs $n3"
+
+# /exit ends the chat; what follows is not read.
+printf 'Hi\n/exit\nNever answered\n' |
+    "$QLM_RUN" "$M" --chat --temp 0 -n 4 -v >"$T/out" 2>"$T/err"
+[ $? -eq 0 ] && ! grep -q 'turn 2' "$T/err" && pass "/exit ends the chat" || fail "/exit"
+
+# A context too small for the next message ends the chat cleanly.
+printf 'Hello there, how are you today?\nAnd again, how are you today?\n' |
+    "$QLM_RUN" "$M" --chat --no-think --temp 0 -n 4 --ctx 40 >"$T/out" 2>"$T/err"
+rc=$?
+[ $rc -eq 0 ] && grep -q 'context of 40 tokens is full' "$T/err" &&
+    pass "full context ends the chat with status 0" || { fail "full context: status $rc"; cat "$T/err"; }
+finish
