@@ -306,6 +306,8 @@ static void print_stats(const struct run *r)
 {
     if (r->o->quiet)
         return;
+    if (r->o->verbose)
+        fprintf(stderr, "peak RSS %.1f MiB\n", (double)qlm_cli_peak_rss() / (1024.0 * 1024.0));
     double pre = r->t_prefill > 0 ? (double)r->n_prompt / r->t_prefill : 0;
     double dec = r->t_decode > 0 ? (double)r->n_decode_evals / r->t_decode : 0;
     fprintf(stderr, "prompt %ld tokens, prefill %.2f tok/s; generated %ld tokens, decode %.2f tok/s\n",
