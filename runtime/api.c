@@ -4,8 +4,6 @@
  */
 #include <config.h>
 
-#include <string.h>
-
 #include "model.h"
 #include "tokenizer.h"
 
@@ -40,7 +38,7 @@ enum qlm_err qlm_tokenize(const struct qlm_model *m, const char *text, size_t le
 
 int qlm_n_tokens(const struct qlm_model *m)
 {
-    return qlm_tok_n_tokens(m->tok);
+    return (int)qlm_tok_count(m->tok);
 }
 
 const uint8_t *qlm_token_bytes(const struct qlm_model *m, int32_t id, size_t *len)
@@ -55,7 +53,7 @@ bool qlm_token_is_eos(const struct qlm_model *m, int32_t id)
 
 int32_t qlm_token_id(const struct qlm_model *m, const char *text)
 {
-    return qlm_tok_find(m->tok, text, strlen(text));
+    return qlm_tok_find(m->tok, text);
 }
 
 const char *qlm_chat_template(const struct qlm_model *m)
@@ -67,4 +65,9 @@ size_t qlm_detok_push(const struct qlm_model *m, struct qlm_detok *d, int32_t id
                       size_t cap)
 {
     return qlm_tok_detok_push(m->tok, d, id, out, cap);
+}
+
+size_t qlm_detok_flush(struct qlm_detok *d, char *out, size_t cap)
+{
+    return qlm_tok_detok_flush(d, out, cap);
 }

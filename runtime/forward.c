@@ -145,13 +145,14 @@ enum qlm_err qlm_session_new(struct qlm_session **out, const struct qlm_model *m
     }
 
     /* RoPE: angle p * theta^(-2i/head_dim), in double, stored as f32. */
-    for (int p = 0; p < n_ctx; p++)
-        for (size_t i = 0; i < half; i++) {
-            double inv_freq = pow(hp->rope_theta, -2.0 * (double)i / (double)hp->head_dim);
+    for (size_t i = 0; i < half; i++) {
+        double inv_freq = pow(hp->rope_theta, -2.0 * (double)i / (double)hp->head_dim);
+        for (int p = 0; p < n_ctx; p++) {
             double a = (double)p * inv_freq;
             s->rope_cos[(size_t)p * half + i] = (float)cos(a);
             s->rope_sin[(size_t)p * half + i] = (float)sin(a);
         }
+    }
     *out = s;
     return QLM_OK;
 }

@@ -298,13 +298,14 @@ enum qlm_err qlm_model_open(struct qlm_model **out, const char *path, struct qlm
         struct qlm_tokdata td;
         rc = qlm_file_tokdata(m->file, &td, err);
         if (rc == QLM_OK) {
-            if (td.n_tokens > (uint32_t)m->hp.vocab_size)
+            if (td.n_tokens > (uint32_t)m->hp.vocab_size) {
                 rc = qlm_error_set(err, QLM_E_FORMAT,
                                    "%s: tokenizer has %" PRIu32 " tokens, more than the "
                                    "vocabulary of %d", path, td.n_tokens, m->hp.vocab_size);
-            else
-                rc = qlm_tok_new(&m->tok, &td, path, err);
-            qlm_tokdata_free(&td);
+                qlm_tokdata_free(&td);
+            } else {
+                rc = qlm_tok_new(&m->tok, &td, path, err); /* takes td over */
+            }
         }
     }
     if (rc != QLM_OK) {
