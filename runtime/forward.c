@@ -12,11 +12,15 @@
 #include <config.h>
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #ifdef _OPENMP
 #include <omp.h>
+#endif
+#if defined(__APPLE__)
+#include <sys/sysctl.h>
 #endif
 
 #include "forward.h"
@@ -32,13 +36,63 @@ static int thread_id(void)
 
 /* ---- session ------------------------------------------------------------ */
 
+/* Physical cores: SMT siblings share one core's execution units, and the
+ * matmuls are bound by memory bandwidth, so a second thread per core mostly
+ * adds contention.  Linux: distinct (package, core) pairs among the online
+ * CPUs in sysfs; macOS: hw.physicalcpu; else (or on any failure) the number
+ * of online logical CPUs. */
+static int physical_cores(void)
+{
+#if defined(__linux__)
+    enum { MAX_CPU = 1024 };
+    long seen[MAX_CPU];
+    int n_seen = 0;
+    for (int cpu = 0; cpu < MAX_CPU; cpu++) {
+        char path[128];
+        long core = -1, pkg = -1;
+        snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu%d/topology/core_id", cpu);
+        FILE *f = fopen(path, "r");
+        if (f == NULL)
+            break;
+        if (fscanf(f, "%ld", &core) != 1)
+            core = -1;
+        fclose(f);
+        snprintf(path, sizeof path,
+                 "/sys/devices/system/cpu/cpu%d/topology/physical_package_id", cpu);
+        if ((f = fopen(path, "r")) != NULL) {
+            if (fscanf(f, "%ld", &pkg) != 1)
+                pkg = -1;
+            fclose(f);
+        }
+        if (core < 0 || pkg < 0 || core >= (1L << 20) || pkg >= 1024)
+            return 0;
+        long key = pkg * (1L << 20) + core;
+        bool dup = false;
+        for (int i = 0; i < n_seen && !dup; i++)
+            dup = seen[i] == key;
+        if (!dup)
+            seen[n_seen++] = key;
+    }
+    return n_seen;
+#elif defined(__APPLE__)
+    int v = 0;
+    size_t len = sizeof v;
+    if (sysctlbyname("hw.physicalcpu", &v, &len, NULL, 0) == 0 && v > 0)
+        return v;
+    return 0;
+#else
+    return 0;
+#endif
+}
+
 static int default_threads(void)
 {
-    /* Online logical CPUs: on SMT machines this is twice the physical cores;
-     * good enough until a portable physical-core count is worth the code. */
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    if (n < 1)
-        n = 1;
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
+    long n = physical_cores();
+    if (online < 1)
+        online = 1;
+    if (n < 1 || n > online) /* offline CPUs still list a topology on some kernels */
+        n = online;
     if (n > 256)
         n = 256;
     return (int)n;
