@@ -33,8 +33,9 @@ struct qlm_tok {
     int32_t *thash;              /* normal tokens by bytes; -1 free; tmask + 1 slots */
     uint64_t tmask;
     int32_t byte_tok[256];       /* single-byte token of each byte */
-    int32_t *added;              /* added/special ids, longest first */
+    int32_t *added;              /* added/special ids by first byte, then longest first */
     uint32_t n_added;
+    uint32_t added_at[257];      /* added[added_at[c] .. added_at[c+1]) start with byte c */
     uint8_t first[256];          /* 1: an added token starts with this byte; 2: a special one */
 };
 
@@ -147,19 +148,29 @@ static int cmp_u64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* Added ids, longest first (ties by id): sort (~len << 32 | id) keys. */
+/* Added ids by first byte, then longest first, then by id: sort keys
+ * first byte (8 bits) | ~len (32 bits) | id (24 bits). */
 static bool sort_added(struct qlm_tok *t)
 {
     uint64_t *k = malloc((t->n_added ? t->n_added : 1) * sizeof *k);
     if (!k)
         return false;
-    for (uint32_t i = 0; i < t->n_added; i++)
-        k[i] = (uint64_t)(UINT32_MAX - t->d.tokens[t->added[i]].len) << 32 |
+    for (uint32_t i = 0; i < t->n_added; i++) {
+        const struct qlm_token *tk = &t->d.tokens[t->added[i]];
+        k[i] = (uint64_t)tk->bytes[0] << 56 | (uint64_t)(UINT32_MAX - tk->len) << 24 |
                (uint32_t)t->added[i];
+    }
     qsort(k, t->n_added, sizeof *k, cmp_u64);
     for (uint32_t i = 0; i < t->n_added; i++)
-        t->added[i] = (int32_t)(uint32_t)k[i];
+        t->added[i] = (int32_t)(k[i] & (MAX_IDS - 1));
     free(k);
+    uint32_t i = 0;
+    for (int c = 0; c < 256; c++) {
+        t->added_at[c] = i;
+        while (i < t->n_added && t->d.tokens[t->added[i]].bytes[0] == c)
+            i++;
+    }
+    t->added_at[256] = i;
     return true;
 }
 
@@ -489,6 +500,65 @@ static enum qlm_err split_text(struct enc *e, const uint8_t *s, size_t n)
     return QLM_OK;
 }
 
+/* NFC of s into a new buffer.  Only the stretches around non-ASCII bytes go
+ * through utf8proc: a boundary between two ASCII bytes never changes under
+ * NFC (both are starters that compose with nothing), so a stretch runs from
+ * the ASCII byte before a non-ASCII one to the next such boundary.  This
+ * keeps mostly-ASCII text (code, English) at memcpy speed. */
+static enum qlm_err nfc_text(struct enc *e, const uint8_t *s, size_t n, uint8_t **out,
+                             size_t *out_n)
+{
+    size_t cap = n + 16, len = 0, i = 0;
+    uint8_t *b = malloc(cap);
+    if (!b)
+        return qlm_error_set(e->err, QLM_E_NOMEM, "%s: out of memory", e->t->name);
+    while (i < n) {
+        size_t j = i;
+        while (j < n && s[j] < 0x80)
+            j++;
+        size_t start = j > i ? j - 1 : j, end = j;
+        if (j < n) {
+            end = j + 1;
+            while (end < n && !(s[end - 1] < 0x80 && s[end] < 0x80))
+                end++;
+        }
+        memcpy(b + len, s + i, start - i);
+        len += start - i;
+        if (end > start) {
+            utf8proc_uint8_t *nfc = NULL;
+            utf8proc_ssize_t m = utf8proc_map(s + start, (utf8proc_ssize_t)(end - start), &nfc,
+                                              UTF8PROC_STABLE | UTF8PROC_COMPOSE);
+            if (m < 0) {
+                free(b);
+                return qlm_error_set(e->err, m == UTF8PROC_ERROR_NOMEM ? QLM_E_NOMEM
+                                                                       : QLM_E_INVALID,
+                                     "%s: NFC normalization failed: %s", e->t->name,
+                                     utf8proc_errmsg(m));
+            }
+            /* NFC may grow a stretch (some singletons decompose to longer forms) */
+            if ((size_t)m > cap - len - (n - end)) {
+                size_t ncap = len + (size_t)m + (n - end) + 16;
+                uint8_t *nb = realloc(b, ncap);
+                if (!nb) {
+                    free(nfc);
+                    free(b);
+                    return qlm_error_set(e->err, QLM_E_NOMEM, "%s: out of memory",
+                                         e->t->name);
+                }
+                b = nb;
+                cap = ncap;
+            }
+            memcpy(b + len, nfc, (size_t)m);
+            len += (size_t)m;
+            free(nfc);
+        }
+        i = end;
+    }
+    *out = b;
+    *out_n = len;
+    return QLM_OK;
+}
+
 static enum qlm_err encode_segment(struct enc *e, const uint8_t *s, size_t n)
 {
     if (n == 0)
@@ -500,14 +570,10 @@ static enum qlm_err encode_segment(struct enc *e, const uint8_t *s, size_t n)
         return split_text(e, s, n);
     if (n > (size_t)PTRDIFF_MAX / 8)
         return qlm_error_set(e->err, QLM_E_RANGE, "%s: text too long", e->t->name);
-    utf8proc_uint8_t *nfc = NULL;
-    utf8proc_ssize_t m = utf8proc_map(s, (utf8proc_ssize_t)n, &nfc,
-                                      UTF8PROC_STABLE | UTF8PROC_COMPOSE);
-    if (m < 0)
-        return qlm_error_set(e->err, m == UTF8PROC_ERROR_NOMEM ? QLM_E_NOMEM : QLM_E_INVALID,
-                             "%s: NFC normalization failed: %s", e->t->name,
-                             utf8proc_errmsg(m));
-    enum qlm_err rc = split_text(e, nfc, (size_t)m);
+    uint8_t *nfc = NULL;
+    size_t m = 0;
+    QLM_TRY(nfc_text(e, s, n, &nfc, &m));
+    enum qlm_err rc = split_text(e, nfc, m);
     free(nfc);
     return rc;
 }
@@ -521,10 +587,10 @@ static int32_t next_added(const struct qlm_tok *t, const uint8_t *s, size_t n, s
     for (size_t i = pos; i < n; i++) {
         if (!(t->first[s[i]] & mask))
             continue;
-        for (uint32_t k = 0; k < t->n_added; k++) {
+        for (uint32_t k = t->added_at[s[i]]; k < t->added_at[s[i] + 1]; k++) {
             const struct qlm_token *tk = &t->d.tokens[t->added[k]];
             if ((tk->kind == QLM_TOK_SPECIAL && !parse_special) || tk->len > n - i ||
-                tk->bytes[0] != s[i] || memcmp(tk->bytes, s + i, tk->len) != 0)
+                memcmp(tk->bytes, s + i, tk->len) != 0)
                 continue;
             *at = i;
             return t->added[k];

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <utf8proc.h>
 #include <zlib.h>
@@ -222,6 +223,40 @@ START_TEST(qwen_roundtrip)
 }
 END_TEST
 
+/* NFC works on stretches around non-ASCII bytes: random mixes of ASCII,
+ * combining marks (that compose and reorder), jamo and singletons must still
+ * decode to the NFC of the whole string. */
+START_TEST(qwen_nfc_random)
+{
+    ck_assert_ptr_nonnull(qwen);
+    static const char *parts[] = {"a", "e", "q", " ", "\n", "x1", "\xcc\x81", "\xcc\xa3",
+                                  "\xcc\x87", "\xe1\x84\x80", "\xe1\x85\xa1",
+                                  "\xe1\x86\xa8", "\xea\xb0\x80", "\xc3\x85",
+                                  "\xe2\x84\xab", "\xe4\xb8\xad", "\xef\xac\x81"};
+    uint64_t rng = 42;
+    for (int iter = 0; iter < 300; iter++) {
+        char s[256];
+        size_t len = 0;
+        rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
+        int k = 1 + (int)((rng >> 33) % 30);
+        for (int j = 0; j < k; j++) {
+            rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
+            const char *p = parts[(rng >> 33) % (sizeof parts / sizeof parts[0])];
+            memcpy(s + len, p, strlen(p));
+            len += strlen(p);
+        }
+        int32_t *ids;
+        size_t n, nl, dl;
+        ck_assert_int_eq(qlm_tok_encode(qwen, s, len, false, &ids, &n, NULL), QLM_OK);
+        char *want = nfc(s, len, &nl), *got = detok_all(qwen, ids, n, &dl);
+        ck_assert_msg(dl == nl && memcmp(got, want, nl) == 0, "NFC of random string %d", iter);
+        free(want);
+        free(got);
+        free(ids);
+    }
+}
+END_TEST
+
 START_TEST(qwen_facts)
 {
     ck_assert_ptr_nonnull(qwen);
@@ -293,7 +328,13 @@ START_TEST(qwen_full_texts)
         ck_assert_uint_eq(len, json_integer_value(json_object_get(v, "bytes")));
         int32_t *ids;
         size_t n;
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
         ck_assert_int_eq(qlm_tok_encode(qwen, text, len, true, &ids, &n, NULL), QLM_OK);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        double sec = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+        printf("encode %s: %zu bytes -> %zu tokens in %.3f s (%.0f tokens/s)\n", file, len, n,
+               sec, (double)n / (sec > 0 ? sec : 1e-9));
         ck_assert_msg(n == (size_t)json_integer_value(json_object_get(v, "count")),
                       "%s: %zu tokens", file, n);
         size_t nl, dl;
@@ -715,6 +756,7 @@ static Suite *tokenizer_suite(void)
     tcase_set_timeout(q, 120);
     tcase_add_test(q, qwen_goldens);
     tcase_add_test(q, qwen_roundtrip);
+    tcase_add_test(q, qwen_nfc_random);
     tcase_add_test(q, qwen_facts);
     tcase_add_test(q, qwen_parse_special);
     tcase_add_test(q, qwen_full_texts);
