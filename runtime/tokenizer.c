@@ -181,6 +181,8 @@ static enum qlm_err build_tables(struct qlm_tok *t, struct qlm_error *err)
     if (d->n_tokens == 0 || d->n_tokens >= MAX_IDS)
         return qlm_error_set(err, QLM_E_FORMAT, "%s: tokenizer has %u tokens", nm,
                              (unsigned)d->n_tokens);
+    if (!d->tokens || !d->regex || (d->n_merges && !d->merges) || (d->n_eos && !d->eos))
+        return qlm_error_set(err, QLM_E_FORMAT, "%s: incomplete tokenizer data", nm);
     if (!(d->flags & QLM_TOKF_BYTE_LEVEL))
         return qlm_error_set(err, QLM_E_FORMAT, "%s: tokenizer is not byte-level BPE", nm);
     for (uint32_t i = 0; i < d->n_eos; i++)
