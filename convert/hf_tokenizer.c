@@ -297,6 +297,12 @@ static enum qlm_err count_ids(struct builder *b, json_t *added)
     }
     if (!any)
         return fmt_err(b, "%s: no tokens%s", "");
+    /* dense ids need at least as many entries as ids: refuse before allocating */
+    size_t entries = json_object_size(b->vocab) + (added ? json_array_size(added) : 0);
+    if ((size_t)max >= entries)
+        return qlm_error_set(b->err, QLM_E_FORMAT,
+                             "%s: token ids are not dense: id %u with only %zu tokens", b->name,
+                             (unsigned)max, entries);
     b->n_tokens = max + 1;
     b->slots = calloc(b->n_tokens, sizeof *b->slots);
     if (!b->slots)
