@@ -1,0 +1,121 @@
+/*
+ * kernels_avx2.c — AVX2 + FMA + F16C kernels (Haswell and later, Zen).
+ *
+ * q8: maddubs needs one unsigned operand, so each 32-byte chunk multiplies
+ * |w| (unsigned) by x with w's sign applied (sign_epi8); the int16 pairs are
+ * at most 2 * 127 * 127 (or 2 * 128 * 127), no saturation, and madd with ones
+ * widens them to int32.
+ * q4: the nibbles n in [0, 15] are already unsigned: maddubs(n, x) summed over
+ * up to 4 chunks stays within int16 (4 * 2 * 15 * 127), and the -8 offset is
+ * one maddubs(8, x) per token and chunk, subtracted before widening.
+ * Block shapes, reductions and the float part: kernels_x86.h.
+ */
+#include <config.h>
+
+#include "kernels_x86.h"
+
+KX_INLINE void q8_block(int rb, const struct kx_block *b, int n, int group, float *y, int ldy)
+{
+    const int tb = 8 / rb, ng = n / group;
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256 acc = _mm256_setzero_ps();
+    for (int g = 0; g < ng; g++) {
+        __m256i s[8];
+        for (int i = 0; i < 8; i++)
+            s[i] = _mm256_setzero_si256();
+        for (int k = g * group; k < (g + 1) * group; k += 32) {
+            __m256i xv[2];
+            for (int t = 0; t < tb; t++)
+                xv[t] = _mm256_loadu_si256((const __m256i *)(b->x[t] + k));
+            for (int r = 0; r < rb; r++) {
+                __m256i w = _mm256_loadu_si256((const __m256i *)(b->w[r] + k));
+                __m256i aw = _mm256_abs_epi8(w);
+                for (int t = 0; t < tb; t++) {
+                    __m256i p = _mm256_maddubs_epi16(aw, _mm256_sign_epi8(xv[t], w));
+                    s[t * rb + r] = _mm256_add_epi32(s[t * rb + r], _mm256_madd_epi16(p, ones));
+                }
+            }
+        }
+        acc = scale_add(acc, hsum8_epi32(s), block_scales(rb, b->wd, b->xd, g));
+    }
+    store_block(y, ldy, rb, b->nr, b->nv, acc);
+}
+
+static void q8_block4(const struct kx_block *b, int n, int group, float *y, int ldy)
+{
+    q8_block(4, b, n, group, y, ldy);
+}
+
+static void q8_block8(const struct kx_block *b, int n, int group, float *y, int ldy)
+{
+    q8_block(8, b, n, group, y, ldy);
+}
+
+/* 16 bytes of a q4 block -> 32 unsigned nibbles in element order. */
+KX_INLINE __m256i unpack_q4(const uint8_t *p)
+{
+    __m128i v = _mm_loadu_si128((const __m128i *)p);
+    return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(v, 4), v), _mm256_set1_epi8(0x0f));
+}
+
+KX_INLINE void q4_block(int rb, const struct kx_block *b, int n, int group, float *y, int ldy)
+{
+    const int tb = 8 / rb, ng = n / group;
+    const __m256i ones = _mm256_set1_epi16(1), eight = _mm256_set1_epi8(8);
+    __m256 acc = _mm256_setzero_ps();
+    for (int g = 0; g < ng; g++) {
+        __m256i s[8], a[8], c[2];
+        for (int i = 0; i < 8; i++)
+            s[i] = a[i] = _mm256_setzero_si256();
+        c[0] = c[1] = _mm256_setzero_si256();
+        int chunks = 0;
+        for (int k = g * group; k < (g + 1) * group; k += 32) {
+            __m256i xv[2];
+            for (int t = 0; t < tb; t++) {
+                xv[t] = _mm256_loadu_si256((const __m256i *)(b->x[t] + k));
+                c[t] = _mm256_add_epi16(c[t], _mm256_maddubs_epi16(eight, xv[t]));
+            }
+            for (int r = 0; r < rb; r++) {
+                __m256i w = unpack_q4(b->w[r] + k / 2);
+                for (int t = 0; t < tb; t++)
+                    a[t * rb + r] = _mm256_add_epi16(a[t * rb + r], _mm256_maddubs_epi16(w, xv[t]));
+            }
+            /* widen every 4 chunks (int16 bound) and at the end of the group */
+            if (++chunks == 4 || k + 32 == (g + 1) * group) {
+                for (int t = 0; t < tb; t++)
+                    for (int r = 0; r < rb; r++) {
+                        __m256i d = _mm256_sub_epi16(a[t * rb + r], c[t]);
+                        s[t * rb + r] = _mm256_add_epi32(s[t * rb + r], _mm256_madd_epi16(d, ones));
+                        a[t * rb + r] = _mm256_setzero_si256();
+                    }
+                c[0] = c[1] = _mm256_setzero_si256();
+                chunks = 0;
+            }
+        }
+        acc = scale_add(acc, hsum8_epi32(s), block_scales(rb, b->wd, b->xd, g));
+    }
+    store_block(y, ldy, rb, b->nr, b->nv, acc);
+}
+
+static void q4_block4(const struct kx_block *b, int n, int group, float *y, int ldy)
+{
+    q4_block(4, b, n, group, y, ldy);
+}
+
+static void q4_block8(const struct kx_block *b, int n, int group, float *y, int ldy)
+{
+    q4_block(8, b, n, group, y, ldy);
+}
+
+KX_GEMM_DRIVER(avx2_gemm_q8, (size_t)n, q8_block4, q8_block8)
+KX_GEMM_DRIVER(avx2_gemm_q4, (size_t)n / 2, q4_block4, q4_block8)
+
+const struct qlm_isa_kernels qlm_kernels_avx2 = {
+    .name = "avx2",
+    .quantize_act = x86_quantize_act,
+    .gemm_q8 = avx2_gemm_q8,
+    .gemm_q4 = avx2_gemm_q4,
+    .gemm_f32 = x86_gemm_f32,
+    .gemm_f16 = x86_gemm_f16,
+    .gemm_bf16 = x86_gemm_bf16,
+};

@@ -1,0 +1,127 @@
+/*
+ * kernels_avx512vnni.c — AVX-512 VNNI kernels (Ice Lake, Sapphire Rapids,
+ * Zen 4): vpdpbusd on 512-bit registers, each holding the 32-element chunk
+ * of TWO rows (rows 2p and 2p+1 in the low and high 256 bits) against one
+ * token's chunk broadcast to both halves; so a block of 8 rows x up to 4
+ * tokens keeps 4 x 4 zmm accumulators, each weight chunk is loaded once for
+ * all tokens of the block, and group size 32, 64 or 128 all work the same.
+ * Arithmetic as kernels_avxvnni.c (u8 x s8 with a per-token correction):
+ *   q8: sum (w ^ 0x80) * x - 128 * sum x;  q4: sum n * x - 8 * sum x.
+ * At the end of a group the halves are split into 8 ymm per token and
+ * reduced with the same hsum8 as the AVX2 kernels; the float part matches
+ * the scalar reference bit for bit.  The float GEMMs are the 256-bit FMA ones
+ * of kernels_x86.h (they are bandwidth-bound).
+ */
+#include <config.h>
+
+#include "kernels_x86.h"
+
+/* Row pair (2p, 2p+1) chunk at element k as a zmm of u8 operands. */
+KX_INLINE __m512i pair_q8(const struct kx_block *b, int p, int k, __m512i bias)
+{
+    __m256i lo = _mm256_loadu_si256((const __m256i *)(b->w[2 * p] + k));
+    __m256i hi = _mm256_loadu_si256((const __m256i *)(b->w[2 * p + 1] + k));
+    return _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1), bias);
+}
+
+KX_INLINE __m512i pair_q4(const struct kx_block *b, int p, int k)
+{
+    __m128i v0 = _mm_loadu_si128((const __m128i *)(b->w[2 * p] + k / 2));
+    __m128i v1 = _mm_loadu_si128((const __m128i *)(b->w[2 * p + 1] + k / 2));
+    __m256i v = _mm256_set_m128i(v1, v0);
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
+    __m256i lo = _mm256_and_si256(v, m4);                        /* [v0 lo | v1 lo] */
+    __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);  /* [v0 hi | v1 hi] */
+    __m512i z = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+    /* 128-bit lanes [v0lo, v1lo, v0hi, v1hi] -> [v0lo, v0hi, v1lo, v1hi] */
+    return _mm512_shuffle_i64x2(z, z, _MM_SHUFFLE(3, 1, 2, 0));
+}
+
+/* 8 rows x tb tokens (tb 1..4); bits 8 or 4. */
+KX_INLINE void z_block(int bits, int tb, const struct kx_block *b, int n, int group, float *y,
+                       int ldy)
+{
+    const int ng = n / group;
+    const __m512i bias = _mm512_set1_epi8(bits == 8 ? (char)0x80 : 8);
+    __m256 acc[4];
+    for (int t = 0; t < 4; t++)
+        acc[t] = _mm256_setzero_ps();
+    for (int g = 0; g < ng; g++) {
+        __m512i s[4][4], c[4];
+        for (int t = 0; t < 4; t++) {
+            c[t] = _mm512_setzero_si512();
+            for (int p = 0; p < 4; p++)
+                s[p][t] = _mm512_setzero_si512();
+        }
+        for (int k = g * group; k < (g + 1) * group; k += 32) {
+            __m512i xb[4];
+            for (int t = 0; t < tb; t++) {
+                xb[t] = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(b->x[t] + k)));
+                c[t] = _mm512_dpbusd_epi32(c[t], bias, xb[t]);
+            }
+            for (int p = 0; p < 4; p++) {
+                __m512i w = bits == 8 ? pair_q8(b, p, k, bias) : pair_q4(b, p, k);
+                for (int t = 0; t < tb; t++)
+                    s[p][t] = _mm512_dpbusd_epi32(s[p][t], w, xb[t]);
+            }
+        }
+        __m256 dw = scales8(b->wd, g);
+        for (int t = 0; t < tb; t++) {
+            __m256i v[8];
+            for (int p = 0; p < 4; p++) {
+                __m512i d = _mm512_sub_epi32(s[p][t], c[t]);
+                v[2 * p] = _mm512_castsi512_si256(d);
+                v[2 * p + 1] = _mm512_extracti64x4_epi64(d, 1);
+            }
+            acc[t] = scale_add(acc[t], hsum8_epi32(v),
+                               _mm256_mul_ps(dw, _mm256_set1_ps(b->xd[t][g])));
+        }
+    }
+    for (int t = 0; t < tb; t++)
+        store_block(y + (size_t)t * ldy, ldy, 8, b->nr, 1, acc[t]);
+}
+
+KX_INLINE void z_gemm(int bits, int n, int group, const void *wq, const uint16_t *wd, int r0,
+                      int r1, const int8_t *xq, const float *xd, int nt, float *y, int ldy)
+{
+    assert(n > 0 && group > 0 && n % group == 0 && group % 32 == 0);
+    const int ng = n / group;
+    const size_t row_bytes = bits == 8 ? (size_t)n : (size_t)n / 2;
+    struct kx_block b;
+    for (int r = r0; r < r1; r += 8) {
+        block_rows(&b, 8, wq, wd, row_bytes, ng, r, r1);
+        for (int t = 0; t < nt; t += 4) {
+            int tb = nt - t < 4 ? nt - t : 4;
+            block_tokens(&b, tb, xq, xd, n, ng, t, nt);
+            float *yb = y + (size_t)t * ldy + r;
+            switch (tb) {
+            case 1: z_block(bits, 1, &b, n, group, yb, ldy); break;
+            case 2: z_block(bits, 2, &b, n, group, yb, ldy); break;
+            case 3: z_block(bits, 3, &b, n, group, yb, ldy); break;
+            default: z_block(bits, 4, &b, n, group, yb, ldy); break;
+            }
+        }
+    }
+}
+
+static void z_gemm_q8(int n, int group, const void *wq, const uint16_t *wd, int r0, int r1,
+                      const int8_t *xq, const float *xd, int nt, float *y, int ldy)
+{
+    z_gemm(8, n, group, wq, wd, r0, r1, xq, xd, nt, y, ldy);
+}
+
+static void z_gemm_q4(int n, int group, const void *wq, const uint16_t *wd, int r0, int r1,
+                      const int8_t *xq, const float *xd, int nt, float *y, int ldy)
+{
+    z_gemm(4, n, group, wq, wd, r0, r1, xq, xd, nt, y, ldy);
+}
+
+const struct qlm_isa_kernels qlm_kernels_avx512vnni = {
+    .name = "avx512vnni",
+    .quantize_act = x86_quantize_act,
+    .gemm_q8 = z_gemm_q8,
+    .gemm_q4 = z_gemm_q4,
+    .gemm_f32 = x86_gemm_f32,
+    .gemm_f16 = x86_gemm_f16,
+    .gemm_bf16 = x86_gemm_bf16,
+};

@@ -1,0 +1,108 @@
+/*
+ * kernels_avxvnni.c — AVX-VNNI kernels (Alder Lake and later, Zen 5):
+ * vpdpbusd (VEX, 256-bit) sums four u8 x s8 products into int32 lanes with no
+ * intermediate saturation, so the AVX2 sign trick is not needed:
+ *   q8: sum (w + 128) * x - 128 * sum x, with w + 128 = w ^ 0x80 as u8;
+ *   q4: sum n * x - 8 * sum x, n the stored nibble in [0, 15].
+ * The corrections depend on the token only: one dpbusd per token and chunk.
+ * Block shapes, reductions and the float part: kernels_x86.h.
+ *
+ * Built a second time for the tests with QLM_VNNI_EMULATE (AVX2 flags only):
+ * dpbusd is then emulated exactly with AVX2, and the table is exported as
+ * qlm_kernels_avxvnni_emu, so this file's arithmetic is checked on CPUs
+ * without VNNI.
+ */
+#include <config.h>
+
+#include "kernels_x86.h"
+
+#if defined(QLM_VNNI_EMULATE)
+/* src + per int32 lane sum of 4 (u8 a) * (s8 b), split into even and odd bytes. */
+KX_INLINE __m256i dpbusd(__m256i src, __m256i a, __m256i b)
+{
+    const __m256i lo = _mm256_set1_epi16(0x00ff);
+    __m256i ae = _mm256_and_si256(a, lo), ao = _mm256_srli_epi16(a, 8);
+    __m256i be = _mm256_srai_epi16(_mm256_slli_epi16(b, 8), 8), bo = _mm256_srai_epi16(b, 8);
+    return _mm256_add_epi32(src, _mm256_add_epi32(_mm256_madd_epi16(ae, be),
+                                                  _mm256_madd_epi16(ao, bo)));
+}
+#define VNNI_TABLE qlm_kernels_avxvnni_emu
+#define VNNI_NAME "avxvnni-emu"
+extern const struct qlm_isa_kernels qlm_kernels_avxvnni_emu;
+#else
+#define dpbusd(src, a, b) _mm256_dpbusd_avx_epi32((src), (a), (b))
+#define VNNI_TABLE qlm_kernels_avxvnni
+#define VNNI_NAME "avxvnni"
+#endif
+
+/* bits 8: q8 rows (n bytes); bits 4: q4 rows (n/2 bytes). */
+KX_INLINE void vnni_block(int bits, int rb, const struct kx_block *b, int n, int group, float *y,
+                          int ldy)
+{
+    const int tb = 8 / rb, ng = n / group;
+    const __m256i bias = _mm256_set1_epi8(bits == 8 ? (char)0x80 : 8);
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
+    __m256 acc = _mm256_setzero_ps();
+    for (int g = 0; g < ng; g++) {
+        __m256i s[8], c[2];
+        for (int i = 0; i < 8; i++)
+            s[i] = _mm256_setzero_si256();
+        c[0] = c[1] = _mm256_setzero_si256();
+        for (int k = g * group; k < (g + 1) * group; k += 32) {
+            __m256i xv[2];
+            for (int t = 0; t < tb; t++) {
+                xv[t] = _mm256_loadu_si256((const __m256i *)(b->x[t] + k));
+                c[t] = dpbusd(c[t], bias, xv[t]);
+            }
+            for (int r = 0; r < rb; r++) {
+                __m256i w;
+                if (bits == 8) {
+                    w = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(b->w[r] + k)), bias);
+                } else {
+                    __m128i v = _mm_loadu_si128((const __m128i *)(b->w[r] + k / 2));
+                    w = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(v, 4), v), m4);
+                }
+                for (int t = 0; t < tb; t++)
+                    s[t * rb + r] = dpbusd(s[t * rb + r], w, xv[t]);
+            }
+        }
+        for (int t = 0; t < tb; t++)
+            for (int r = 0; r < rb; r++)
+                s[t * rb + r] = _mm256_sub_epi32(s[t * rb + r], c[t]);
+        acc = scale_add(acc, hsum8_epi32(s), block_scales(rb, b->wd, b->xd, g));
+    }
+    store_block(y, ldy, rb, b->nr, b->nv, acc);
+}
+
+static void q8_block4(const struct kx_block *b, int n, int group, float *y, int ldy)
+{
+    vnni_block(8, 4, b, n, group, y, ldy);
+}
+
+static void q8_block8(const struct kx_block *b, int n, int group, float *y, int ldy)
+{
+    vnni_block(8, 8, b, n, group, y, ldy);
+}
+
+static void q4_block4(const struct kx_block *b, int n, int group, float *y, int ldy)
+{
+    vnni_block(4, 4, b, n, group, y, ldy);
+}
+
+static void q4_block8(const struct kx_block *b, int n, int group, float *y, int ldy)
+{
+    vnni_block(4, 8, b, n, group, y, ldy);
+}
+
+KX_GEMM_DRIVER(vnni_gemm_q8, (size_t)n, q8_block4, q8_block8)
+KX_GEMM_DRIVER(vnni_gemm_q4, (size_t)n / 2, q4_block4, q4_block8)
+
+const struct qlm_isa_kernels VNNI_TABLE = {
+    .name = VNNI_NAME,
+    .quantize_act = x86_quantize_act,
+    .gemm_q8 = vnni_gemm_q8,
+    .gemm_q4 = vnni_gemm_q4,
+    .gemm_f32 = x86_gemm_f32,
+    .gemm_f16 = x86_gemm_f16,
+    .gemm_bf16 = x86_gemm_bf16,
+};

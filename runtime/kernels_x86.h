@@ -1,0 +1,318 @@
+/*
+ * kernels_x86.h — pieces shared by the x86 kernel files (AVX2, AVX-VNNI,
+ * AVX-512 VNNI).  Included by each of them, so every function is compiled
+ * with that file's target flags; nothing here is exported.
+ *
+ * The integer GEMMs all work the same way: a block of (row, token) pairs —
+ * 8 of them, (4 rows x 2 tokens) or (8 rows x 1 token) — keeps one int32
+ * vector of partial dot products per pair for the current group; at the end
+ * of the group hsum8() folds the 8 vectors into one vector of 8 exact group
+ * sums, which is then scaled and added to 8 float accumulators exactly as
+ * the scalar reference does it (acc += (float)isum * (d_w * d_x), group by
+ * group, no FMA: these files build with -ffp-contract=off).  The float
+ * results are therefore bit-identical to kernels_scalar.c.
+ *
+ * Row and token tails reuse the last valid row/token pointer and drop the
+ * extra results, so there is one code path per block shape.
+ */
+#ifndef QLM_KERNELS_X86_H
+#define QLM_KERNELS_X86_H
+
+#include <assert.h>
+#include <immintrin.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "kernels.h"
+
+#define KX_INLINE static inline __attribute__((always_inline))
+
+/* Eight int32x8 vectors -> one vector of their 8 horizontal sums, in order. */
+KX_INLINE __m256i hsum8_epi32(const __m256i v[8])
+{
+    __m256i h01 = _mm256_hadd_epi32(v[0], v[1]);
+    __m256i h23 = _mm256_hadd_epi32(v[2], v[3]);
+    __m256i h45 = _mm256_hadd_epi32(v[4], v[5]);
+    __m256i h67 = _mm256_hadd_epi32(v[6], v[7]);
+    __m256i h0123 = _mm256_hadd_epi32(h01, h23); /* lo: v0..v3 low halves, hi: high */
+    __m256i h4567 = _mm256_hadd_epi32(h45, h67);
+    return _mm256_add_epi32(_mm256_permute2x128_si256(h0123, h4567, 0x20),
+                            _mm256_permute2x128_si256(h0123, h4567, 0x31));
+}
+
+KX_INLINE __m256 hsum8_ps(const __m256 v[8])
+{
+    __m256 h01 = _mm256_hadd_ps(v[0], v[1]);
+    __m256 h23 = _mm256_hadd_ps(v[2], v[3]);
+    __m256 h45 = _mm256_hadd_ps(v[4], v[5]);
+    __m256 h67 = _mm256_hadd_ps(v[6], v[7]);
+    __m256 h0123 = _mm256_hadd_ps(h01, h23);
+    __m256 h4567 = _mm256_hadd_ps(h45, h67);
+    return _mm256_add_ps(_mm256_permute2f128_ps(h0123, h4567, 0x20),
+                         _mm256_permute2f128_ps(h0123, h4567, 0x31));
+}
+
+/* f16 scales of group g for 4 (8) rows whose scale rows start at d[i]. */
+KX_INLINE __m128 scales4(const uint16_t *const d[4], int g)
+{
+    return _mm_cvtph_ps(_mm_setr_epi16((short)d[0][g], (short)d[1][g], (short)d[2][g],
+                                       (short)d[3][g], 0, 0, 0, 0));
+}
+
+KX_INLINE __m256 scales8(const uint16_t *const d[8], int g)
+{
+    return _mm256_cvtph_ps(_mm_setr_epi16((short)d[0][g], (short)d[1][g], (short)d[2][g],
+                                          (short)d[3][g], (short)d[4][g], (short)d[5][g],
+                                          (short)d[6][g], (short)d[7][g]));
+}
+
+/* The 8 scale products d_w[r] * d_x[t] of a block, lane order as the sums. */
+KX_INLINE __m256 block_scales(int rb, const uint16_t *const *wd, const float *const *xd, int g)
+{
+    if (rb == 8)
+        return _mm256_mul_ps(scales8(wd, g), _mm256_set1_ps(xd[0][g]));
+    __m128 w = scales4(wd, g);
+    return _mm256_set_m128(_mm_mul_ps(w, _mm_set1_ps(xd[1][g])),
+                           _mm_mul_ps(w, _mm_set1_ps(xd[0][g])));
+}
+
+/* acc += (float)isum * scale, lane by lane, as the scalar reference. */
+KX_INLINE __m256 scale_add(__m256 acc, __m256i isum, __m256 scale)
+{
+    return _mm256_add_ps(acc, _mm256_mul_ps(_mm256_cvtepi32_ps(isum), scale));
+}
+
+/* Store the 8 results of a (rb x 8/rb) block: lane t*rb + r -> y[t*ldy + r],
+ * only the nr valid rows and nv valid tokens. */
+KX_INLINE void store_block(float *y, int ldy, int rb, int nr, int nv, __m256 acc)
+{
+    float tmp[8];
+    if (rb == 8 && nr == 8) {
+        _mm256_storeu_ps(y, acc);
+        return;
+    }
+    if (rb == 4 && nr == 4) {
+        _mm_storeu_ps(y, _mm256_castps256_ps128(acc));
+        if (nv > 1)
+            _mm_storeu_ps(y + ldy, _mm256_extractf128_ps(acc, 1));
+        return;
+    }
+    _mm256_storeu_ps(tmp, acc);
+    for (int t = 0; t < nv; t++)
+        for (int r = 0; r < nr; r++)
+            y[(size_t)t * ldy + r] = tmp[t * rb + r];
+}
+
+/* ---- activation quantization ------------------------------------------- */
+
+/* 8 floats -> 8 int32: x * id, NaN -> 0, clamped to +-127, rounded half to
+ * even independently of MXCSR (the scalar round_even()). */
+KX_INLINE __m256i quant8(__m256 x, __m256 id)
+{
+    __m256 v = _mm256_mul_ps(x, id);
+    v = _mm256_and_ps(v, _mm256_cmp_ps(v, v, _CMP_ORD_Q));
+    v = _mm256_min_ps(_mm256_max_ps(v, _mm256_set1_ps(-127.0f)), _mm256_set1_ps(127.0f));
+    v = _mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    return _mm256_cvttps_epi32(v);
+}
+
+static void x86_quantize_act(const float *x, int nt, int n, int group, int8_t *q, float *d)
+{
+    assert(n > 0 && group > 0 && n % group == 0);
+    if (group % 32 != 0) {
+        qlm_kernels_scalar.quantize_act(x, nt, n, group, q, d);
+        return;
+    }
+    const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    const __m256i perm = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    int ng = n / group;
+    for (int t = 0; t < nt; t++) {
+        for (int g = 0; g < ng; g++) {
+            const float *xg = x + (size_t)t * n + (size_t)g * group;
+            int8_t *qg = q + (size_t)t * n + (size_t)g * group;
+            /* max(|x|, amax) keeps amax when |x| is NaN, as the scalar's (a > amax). */
+            __m256 m = _mm256_setzero_ps();
+            for (int k = 0; k < group; k += 8)
+                m = _mm256_max_ps(_mm256_and_ps(_mm256_loadu_ps(xg + k), absmask), m);
+            __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+            m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+            m4 = _mm_max_ss(m4, _mm_shuffle_ps(m4, m4, 1));
+            float amax = _mm_cvtss_f32(m4);
+            float dg = amax / 127.0f;
+            float idg = dg != 0.0f ? 1.0f / dg : 0.0f;
+            __m256 id = _mm256_set1_ps(idg);
+            for (int k = 0; k < group; k += 32) {
+                __m256i i0 = quant8(_mm256_loadu_ps(xg + k), id);
+                __m256i i1 = quant8(_mm256_loadu_ps(xg + k + 8), id);
+                __m256i i2 = quant8(_mm256_loadu_ps(xg + k + 16), id);
+                __m256i i3 = quant8(_mm256_loadu_ps(xg + k + 24), id);
+                __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(i0, i1),
+                                               _mm256_packs_epi32(i2, i3));
+                _mm256_storeu_si256((__m256i *)(qg + k), _mm256_permutevar8x32_epi32(p, perm));
+            }
+            d[(size_t)t * ng + g] = dg;
+        }
+    }
+}
+
+/* ---- float GEMMs (FMA): 4 rows x 2 tokens or 8 rows x 1 token ----------- */
+
+/* 8 weights at w + k as floats. */
+KX_INLINE __m256 load_w8(int kind, const void *w, size_t k)
+{
+    if (kind == 0)
+        return _mm256_loadu_ps((const float *)w + k);
+    __m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)w + k));
+    if (kind == 1)
+        return _mm256_cvtph_ps(h);
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+
+KX_INLINE float load_w1(int kind, const void *w, size_t k)
+{
+    if (kind == 0)
+        return ((const float *)w)[k];
+    if (kind == 1)
+        return _cvtsh_ss(((const uint16_t *)w)[k]);
+    uint32_t u = (uint32_t)((const uint16_t *)w)[k] << 16;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+KX_INLINE void gemm_f_block(int kind, int rb, int n, const void *const *wr, const float *const *xt,
+                            float *y, int ldy, int nr, int nv)
+{
+    int tb = 8 / rb;
+    __m256 acc[8];
+    for (int i = 0; i < 8; i++)
+        acc[i] = _mm256_setzero_ps();
+    int k = 0;
+    for (; k + 8 <= n; k += 8) {
+        __m256 xv[2];
+        for (int t = 0; t < tb; t++)
+            xv[t] = _mm256_loadu_ps(xt[t] + k);
+        for (int r = 0; r < rb; r++) {
+            __m256 wv = load_w8(kind, wr[r], (size_t)k);
+            for (int t = 0; t < tb; t++)
+                acc[t * rb + r] = _mm256_fmadd_ps(wv, xv[t], acc[t * rb + r]);
+        }
+    }
+    __m256 s = hsum8_ps(acc);
+    if (k < n) {
+        float tmp[8];
+        _mm256_storeu_ps(tmp, s);
+        for (int t = 0; t < tb; t++)
+            for (int r = 0; r < rb; r++)
+                for (int kk = k; kk < n; kk++)
+                    tmp[t * rb + r] += load_w1(kind, wr[r], (size_t)kk) * xt[t][kk];
+        s = _mm256_loadu_ps(tmp);
+    }
+    store_block(y, ldy, rb, nr, nv, s);
+}
+
+KX_INLINE void gemm_f_any(int kind, int n, const void *w, int r0, int r1, const float *x, int nt,
+                          float *y, int ldy)
+{
+    size_t esz = kind == 0 ? 4 : 2;
+    int rb = nt == 1 ? 8 : 4, tb = 8 / rb;
+    for (int r = r0; r < r1; r += rb) {
+        int nr = r1 - r < rb ? r1 - r : rb;
+        const void *wr[8];
+        for (int i = 0; i < rb; i++)
+            wr[i] = (const char *)w + (size_t)(r + (i < nr ? i : nr - 1)) * n * esz;
+        for (int t = 0; t < nt; t += tb) {
+            int nv = nt - t < tb ? nt - t : tb;
+            const float *xt[2];
+            for (int i = 0; i < tb; i++)
+                xt[i] = x + (size_t)(t + (i < nv ? i : nv - 1)) * n;
+            float *yb = y + (size_t)t * ldy + r;
+            if (rb == 8)
+                gemm_f_block(kind, 8, n, wr, xt, yb, ldy, nr, nv);
+            else
+                gemm_f_block(kind, 4, n, wr, xt, yb, ldy, nr, nv);
+        }
+    }
+}
+
+static void x86_gemm_f32(int n, const void *w, int r0, int r1, const float *x, int nt, float *y,
+                         int ldy)
+{
+    gemm_f_any(0, n, w, r0, r1, x, nt, y, ldy);
+}
+
+static void x86_gemm_f16(int n, const void *w, int r0, int r1, const float *x, int nt, float *y,
+                         int ldy)
+{
+    gemm_f_any(1, n, w, r0, r1, x, nt, y, ldy);
+}
+
+static void x86_gemm_bf16(int n, const void *w, int r0, int r1, const float *x, int nt, float *y,
+                          int ldy)
+{
+    gemm_f_any(2, n, w, r0, r1, x, nt, y, ldy);
+}
+
+/* ---- block iteration shared by the integer GEMMs ------------------------ */
+
+/* Pointers of a (rb x tb) block (rb <= 8, tb <= 4): rows r.. (tail rows repeat the last valid
+ * one), tokens t.. likewise. */
+struct kx_block {
+    const uint8_t *w[8];     /* quant row starts */
+    const uint16_t *wd[8];   /* scale row starts */
+    const int8_t *x[4];      /* activation rows */
+    const float *xd[4];      /* activation scales */
+    int nr, nv;
+};
+
+KX_INLINE void block_rows(struct kx_block *b, int rb, const void *wq, const uint16_t *wd,
+                          size_t row_bytes, int ng, int r, int r1)
+{
+    b->nr = r1 - r < rb ? r1 - r : rb;
+    for (int i = 0; i < rb; i++) {
+        size_t ri = (size_t)(r + (i < b->nr ? i : b->nr - 1));
+        b->w[i] = (const uint8_t *)wq + ri * row_bytes;
+        b->wd[i] = wd + ri * (size_t)ng;
+    }
+}
+
+KX_INLINE void block_tokens(struct kx_block *b, int tb, const int8_t *xq, const float *xd, int n,
+                            int ng, int t, int nt)
+{
+    b->nv = nt - t < tb ? nt - t : tb;
+    for (int i = 0; i < tb; i++) {
+        size_t ti = (size_t)(t + (i < b->nv ? i : b->nv - 1));
+        b->x[i] = xq + ti * (size_t)n;
+        b->xd[i] = xd + ti * (size_t)ng;
+    }
+}
+
+/* Drives a block kernel fn(b, n, group, ...) over rows [r0, r1) x all tokens:
+ * 8 rows x 1 token when nt == 1 (decode), else 4 rows x 2 tokens. */
+#define KX_GEMM_DRIVER(name, row_bytes_expr, block4, block8)                               \
+    static void name(int n, int group, const void *wq, const uint16_t *wd, int r0, int r1,  \
+                     const int8_t *xq, const float *xd, int nt, float *y, int ldy)          \
+    {                                                                                       \
+        assert(n > 0 && group > 0 && n % group == 0 && group % 32 == 0);                   \
+        int ng = n / group;                                                                 \
+        size_t row_bytes = (row_bytes_expr);                                                \
+        struct kx_block b;                                                                  \
+        if (nt == 1) {                                                                      \
+            for (int r = r0; r < r1; r += 8) {                                              \
+                block_rows(&b, 8, wq, wd, row_bytes, ng, r, r1);                            \
+                block_tokens(&b, 1, xq, xd, n, ng, 0, 1);                                   \
+                block8(&b, n, group, y + r, ldy);                                           \
+            }                                                                               \
+            return;                                                                         \
+        }                                                                                   \
+        for (int r = r0; r < r1; r += 4) {                                                  \
+            block_rows(&b, 4, wq, wd, row_bytes, ng, r, r1);                                \
+            for (int t = 0; t < nt; t += 2) {                                               \
+                block_tokens(&b, 2, xq, xd, n, ng, t, nt);                                  \
+                block4(&b, n, group, y + (size_t)t * ldy + r, ldy);                         \
+            }                                                                               \
+        }                                                                                   \
+    }
+
+#endif
