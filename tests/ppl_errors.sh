@@ -39,11 +39,11 @@ expect_fail "bad.ids" "$PPL" "$F32" --tokens "$tmp/bad.ids" --ctx 4
 head -c 1000 "$F32" > "$tmp/trunc.qlm"
 expect_fail "trunc.qlm" "$PPL" "$tmp/trunc.qlm" --tokens "$tmp/ten.ids" --ctx 4
 # Different tokenizers: a synthetic tiny model has its own vocabulary.
-if [ -e "$FIX/synth-tiny.qlm" ]; then
+if [ -e "$FIX/synth-tiny-q8.qlm" ]; then
     expect_fail "different tokenizers" "$PPL" "$F32" --tokens "$tmp/ten.ids" --ctx 4 \
-        --ref "$FIX/synth-tiny.qlm"
+        --ref "$FIX/synth-tiny-q8.qlm"
 else
-    echo "SKIP: $FIX/synth-tiny.qlm missing: the mismatched-tokenizer check did not run"
+    echo "SKIP: $FIX/synth-tiny-q8.qlm missing: the mismatched-tokenizer check did not run"
     exit 77
 fi
 echo "all refusals ok"
