@@ -2,8 +2,9 @@
 # qlm-ppl refuses bad input with one clear line: options, too-short texts,
 # bad token files, mismatched tokenizers.
 . "$top_srcdir/tests/ppl_lib.sh"
-F32="$FIX/tiny-f32.qlm"
-need "$PPL" "$F32"
+# The synthetic tiny model (Qwen3 tokenizer, random weights) is enough to be refused.
+M="$FIX/synth-tiny-q8.qlm"
+need "$PPL" "$M"
 
 "$PPL" --help > "$tmp/help" || fail "--help failed"
 grep -q "^Usage: qlm-ppl FILE.qlm" "$tmp/help" || fail "--help has no usage line"
@@ -13,37 +14,37 @@ grep -Eq "^qlm-ppl [0-9]+\.[0-9]+\.[0-9]+$" "$tmp/ver" || fail "--version: $(cat
 printf '1 2 3 4 5 6 7 8 9 10\n' > "$tmp/ten.ids"
 printf 'To be' > "$tmp/short.txt"
 expect_fail "no model" "$PPL"
-expect_fail "no input" "$PPL" "$F32"
-expect_fail "not both" "$PPL" "$F32" -f "$tmp/short.txt" --tokens "$tmp/ten.ids"
-expect_fail "unknown option" "$PPL" "$F32" --tokens "$tmp/ten.ids" --bogus
-expect_fail "needs an argument" "$PPL" "$F32" --tokens
-expect_fail "unexpected argument" "$PPL" "$F32" "$F32" --tokens "$tmp/ten.ids"
-expect_fail "ctx" "$PPL" "$F32" --tokens "$tmp/ten.ids" --ctx 0
-expect_fail "ctx" "$PPL" "$F32" --tokens "$tmp/ten.ids" --ctx 3
-expect_fail "ctx" "$PPL" "$F32" --tokens "$tmp/ten.ids" --ctx 12x
-expect_fail "chunks" "$PPL" "$F32" --tokens "$tmp/ten.ids" --chunks 0
-expect_fail "threads" "$PPL" "$F32" --tokens "$tmp/ten.ids" --threads -1
+expect_fail "no input" "$PPL" "$M"
+expect_fail "not both" "$PPL" "$M" -f "$tmp/short.txt" --tokens "$tmp/ten.ids"
+expect_fail "unknown option" "$PPL" "$M" --tokens "$tmp/ten.ids" --bogus
+expect_fail "needs an argument" "$PPL" "$M" --tokens
+expect_fail "unexpected argument" "$PPL" "$M" "$M" --tokens "$tmp/ten.ids"
+expect_fail "ctx" "$PPL" "$M" --tokens "$tmp/ten.ids" --ctx 0
+expect_fail "ctx" "$PPL" "$M" --tokens "$tmp/ten.ids" --ctx 3
+expect_fail "ctx" "$PPL" "$M" --tokens "$tmp/ten.ids" --ctx 12x
+expect_fail "chunks" "$PPL" "$M" --tokens "$tmp/ten.ids" --chunks 0
+expect_fail "threads" "$PPL" "$M" --tokens "$tmp/ten.ids" --threads -1
 expect_fail "nonexistent.qlm" "$PPL" "$tmp/nonexistent.qlm" --tokens "$tmp/ten.ids"
-expect_fail "nonexistent.txt" "$PPL" "$F32" -f "$tmp/nonexistent.txt"
+expect_fail "nonexistent.txt" "$PPL" "$M" -f "$tmp/nonexistent.txt"
 # Too short: the message gives both numbers.
-expect_fail "10 tokens.*--ctx 16" "$PPL" "$F32" --tokens "$tmp/ten.ids" --ctx 16
-expect_fail "short.txt: [0-9]+ tokens.*--ctx 512" "$PPL" "$F32" -f "$tmp/short.txt"
+expect_fail "10 tokens.*--ctx 16" "$PPL" "$M" --tokens "$tmp/ten.ids" --ctx 16
+expect_fail "short.txt: [0-9]+ tokens.*--ctx 512" "$PPL" "$M" -f "$tmp/short.txt"
 # A context longer than the model's.
-expect_fail "ctx 100000" "$PPL" "$F32" --tokens "$tmp/ten.ids" --ctx 100000
+expect_fail "ctx 100000" "$PPL" "$M" --tokens "$tmp/ten.ids" --ctx 100000
 # Token ids out of range, or not numbers.
 printf '1 2 99999999 4\n' > "$tmp/big.ids"
-expect_fail "big.ids" "$PPL" "$F32" --tokens "$tmp/big.ids" --ctx 4
+expect_fail "big.ids" "$PPL" "$M" --tokens "$tmp/big.ids" --ctx 4
 printf '1 2 x 4\n' > "$tmp/bad.ids"
-expect_fail "bad.ids" "$PPL" "$F32" --tokens "$tmp/bad.ids" --ctx 4
+expect_fail "bad.ids" "$PPL" "$M" --tokens "$tmp/bad.ids" --ctx 4
 # A corrupt model file.
-head -c 1000 "$F32" > "$tmp/trunc.qlm"
+head -c 1000 "$M" > "$tmp/trunc.qlm"
 expect_fail "trunc.qlm" "$PPL" "$tmp/trunc.qlm" --tokens "$tmp/ten.ids" --ctx 4
-# Different tokenizers: a synthetic tiny model has its own vocabulary.
-if [ -e "$FIX/synth-tiny-q8.qlm" ]; then
-    expect_fail "different tokenizers" "$PPL" "$F32" --tokens "$tmp/ten.ids" --ctx 4 \
-        --ref "$FIX/synth-tiny-q8.qlm"
+# Different tokenizers: the tiny model's own 2000-merge BPE against Qwen3's.
+if [ -e "$FIX/tiny-f32.qlm" ]; then
+    expect_fail "different tokenizers" "$PPL" "$FIX/tiny-f32.qlm" --tokens "$tmp/ten.ids" \
+        --ctx 4 --ref "$M"
 else
-    echo "SKIP: $FIX/synth-tiny-q8.qlm missing: the mismatched-tokenizer check did not run"
+    echo "SKIP: $FIX/tiny-f32.qlm missing: the mismatched-tokenizer check did not run"
     exit 77
 fi
 echo "all refusals ok"
