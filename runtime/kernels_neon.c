@@ -1,0 +1,280 @@
+/*
+ * kernels_neon.c — AArch64 NEON kernels with the dot-product extension
+ * (Armv8.2-A +dotprod +fp16: Apple M1 and later, Cortex-A76/X1 and later,
+ * Graviton 2+).  sdot sums four s8 x s8 products into each int32 lane, so q8
+ * needs no sign trick and q4 only subtracts 8 from the unpacked nibbles.
+ *
+ * A block is 4 rows x 2 tokens (4 x 1 for a lone token): 8 int32x4
+ * accumulators for the current group; at its end vpaddq folds each token's 4
+ * row vectors into one vector of 4 exact group sums, scaled and added in f32
+ * as the scalar reference does (built with -ffp-contract=off), so results are
+ * bit-identical to kernels_scalar.c.  Tail rows reuse the last valid row and
+ * drop the extra results.
+ */
+#include <config.h>
+
+#include <arm_neon.h>
+#include <assert.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "kernels.h"
+
+#define KN_INLINE static inline __attribute__((always_inline))
+
+/* ---- activation quantization ------------------------------------------- */
+
+/* 4 floats * id -> int32 rounded half to even (fcvtns: NaN -> 0, saturating),
+ * clamped to +-127, as the scalar round_even(). */
+KN_INLINE int32x4_t quant4(float32x4_t x, float32x4_t id)
+{
+    int32x4_t i = vcvtnq_s32_f32(vmulq_f32(x, id));
+    return vminq_s32(vmaxq_s32(i, vdupq_n_s32(-127)), vdupq_n_s32(127));
+}
+
+static void neon_quantize_act(const float *x, int nt, int n, int group, int8_t *q, float *d)
+{
+    assert(n > 0 && group > 0 && n % group == 0);
+    if (group % 16 != 0) {
+        qlm_kernels_scalar.quantize_act(x, nt, n, group, q, d);
+        return;
+    }
+    int ng = n / group;
+    for (int t = 0; t < nt; t++) {
+        for (int g = 0; g < ng; g++) {
+            const float *xg = x + (size_t)t * n + (size_t)g * group;
+            int8_t *qg = q + (size_t)t * n + (size_t)g * group;
+            /* amax = |x| > amax ? |x| : amax, which skips NaN like the scalar */
+            float32x4_t m = vdupq_n_f32(0.0f);
+            for (int k = 0; k < group; k += 4) {
+                float32x4_t a = vabsq_f32(vld1q_f32(xg + k));
+                m = vbslq_f32(vcgtq_f32(a, m), a, m);
+            }
+            float amax = vmaxvq_f32(m);
+            float dg = amax / 127.0f;
+            float idg = dg != 0.0f ? 1.0f / dg : 0.0f;
+            float32x4_t id = vdupq_n_f32(idg);
+            for (int k = 0; k < group; k += 16) {
+                int16x8_t lo = vcombine_s16(vqmovn_s32(quant4(vld1q_f32(xg + k), id)),
+                                            vqmovn_s32(quant4(vld1q_f32(xg + k + 4), id)));
+                int16x8_t hi = vcombine_s16(vqmovn_s32(quant4(vld1q_f32(xg + k + 8), id)),
+                                            vqmovn_s32(quant4(vld1q_f32(xg + k + 12), id)));
+                vst1q_s8(qg + k, vcombine_s8(vqmovn_s16(lo), vqmovn_s16(hi)));
+            }
+            d[(size_t)t * ng + g] = dg;
+        }
+    }
+}
+
+/* ---- integer GEMMs ------------------------------------------------------ */
+
+struct kn_block {
+    const uint8_t *w[4];
+    const uint16_t *wd[4];
+    const int8_t *x[2];
+    const float *xd[2];
+    int nr;
+};
+
+/* 32 weights of row r at element k as two int8x16 (elements 0-15, 16-31). */
+KN_INLINE void load_w(int bits, const uint8_t *row, int k, int8x16_t *w0, int8x16_t *w1)
+{
+    if (bits == 8) {
+        *w0 = vld1q_s8((const int8_t *)row + k);
+        *w1 = vld1q_s8((const int8_t *)row + k + 16);
+    } else {
+        uint8x16_t v = vld1q_u8(row + k / 2);
+        const int8x16_t eight = vdupq_n_s8(8);
+        *w0 = vsubq_s8(vreinterpretq_s8_u8(vandq_u8(v, vdupq_n_u8(0x0f))), eight);
+        *w1 = vsubq_s8(vreinterpretq_s8_u8(vshrq_n_u8(v, 4)), eight);
+    }
+}
+
+KN_INLINE void q_block(int bits, int tb, const struct kn_block *b, int n, int group, float *y,
+                       int ldy)
+{
+    const int ng = n / group;
+    float32x4_t acc[2] = { vdupq_n_f32(0.0f), vdupq_n_f32(0.0f) };
+    for (int g = 0; g < ng; g++) {
+        int32x4_t s[2][4];
+        for (int t = 0; t < 2; t++)
+            for (int r = 0; r < 4; r++)
+                s[t][r] = vdupq_n_s32(0);
+        for (int k = g * group; k < (g + 1) * group; k += 32) {
+            int8x16_t x0[2], x1[2];
+            for (int t = 0; t < tb; t++) {
+                x0[t] = vld1q_s8(b->x[t] + k);
+                x1[t] = vld1q_s8(b->x[t] + k + 16);
+            }
+            for (int r = 0; r < 4; r++) {
+                int8x16_t w0, w1;
+                load_w(bits, b->w[r], k, &w0, &w1);
+                for (int t = 0; t < tb; t++)
+                    s[t][r] = vdotq_s32(vdotq_s32(s[t][r], w0, x0[t]), w1, x1[t]);
+            }
+        }
+        uint16_t dh[4] = { b->wd[0][g], b->wd[1][g], b->wd[2][g], b->wd[3][g] };
+        float32x4_t dw = vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(dh)));
+        for (int t = 0; t < tb; t++) {
+            int32x4_t sum = vpaddq_s32(vpaddq_s32(s[t][0], s[t][1]), vpaddq_s32(s[t][2], s[t][3]));
+            float32x4_t sc = vmulq_f32(dw, vdupq_n_f32(b->xd[t][g]));
+            acc[t] = vaddq_f32(acc[t], vmulq_f32(vcvtq_f32_s32(sum), sc));
+        }
+    }
+    for (int t = 0; t < tb; t++) {
+        if (b->nr == 4) {
+            vst1q_f32(y + (size_t)t * ldy, acc[t]);
+        } else {
+            float tmp[4];
+            vst1q_f32(tmp, acc[t]);
+            memcpy(y + (size_t)t * ldy, tmp, sizeof(float) * b->nr);
+        }
+    }
+}
+
+KN_INLINE void q_gemm(int bits, int n, int group, const void *wq, const uint16_t *wd, int r0,
+                      int r1, const int8_t *xq, const float *xd, int nt, float *y, int ldy)
+{
+    assert(n > 0 && group > 0 && n % group == 0 && group % 32 == 0);
+    const int ng = n / group;
+    const size_t row_bytes = bits == 8 ? (size_t)n : (size_t)n / 2;
+    struct kn_block b;
+    for (int r = r0; r < r1; r += 4) {
+        b.nr = r1 - r < 4 ? r1 - r : 4;
+        for (int i = 0; i < 4; i++) {
+            size_t ri = (size_t)(r + (i < b.nr ? i : b.nr - 1));
+            b.w[i] = (const uint8_t *)wq + ri * row_bytes;
+            b.wd[i] = wd + ri * (size_t)ng;
+        }
+        for (int t = 0; t < nt; t += 2) {
+            int tb = nt - t < 2 ? 1 : 2;
+            for (int i = 0; i < tb; i++) {
+                b.x[i] = xq + (size_t)(t + i) * n;
+                b.xd[i] = xd + (size_t)(t + i) * ng;
+            }
+            float *yb = y + (size_t)t * ldy + r;
+            if (tb == 2)
+                q_block(bits, 2, &b, n, group, yb, ldy);
+            else
+                q_block(bits, 1, &b, n, group, yb, ldy);
+        }
+    }
+}
+
+static void neon_gemm_q8(int n, int group, const void *wq, const uint16_t *wd, int r0, int r1,
+                         const int8_t *xq, const float *xd, int nt, float *y, int ldy)
+{
+    q_gemm(8, n, group, wq, wd, r0, r1, xq, xd, nt, y, ldy);
+}
+
+static void neon_gemm_q4(int n, int group, const void *wq, const uint16_t *wd, int r0, int r1,
+                         const int8_t *xq, const float *xd, int nt, float *y, int ldy)
+{
+    q_gemm(4, n, group, wq, wd, r0, r1, xq, xd, nt, y, ldy);
+}
+
+/* ---- float GEMMs (fmla): 4 rows x 2 tokens ------------------------------ */
+
+/* kind 0: f32, 1: f16, 2: bf16 */
+KN_INLINE float32x4_t load_w4(int kind, const void *w, size_t k)
+{
+    if (kind == 0)
+        return vld1q_f32((const float *)w + k);
+    uint16x4_t h = vld1_u16((const uint16_t *)w + k);
+    if (kind == 1)
+        return vcvt_f32_f16(vreinterpret_f16_u16(h));
+    return vreinterpretq_f32_u32(vshll_n_u16(h, 16));
+}
+
+KN_INLINE float load_w1(int kind, const void *w, size_t k)
+{
+    if (kind == 0)
+        return ((const float *)w)[k];
+    uint16_t h = ((const uint16_t *)w)[k];
+    if (kind == 1)
+        return vgetq_lane_f32(vcvt_f32_f16(vreinterpret_f16_u16(vdup_n_u16(h))), 0);
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+KN_INLINE void f_block(int kind, int tb, int n, const void *const wr[4], const float *const xt[2],
+                       float *y, int ldy, int nr)
+{
+    float32x4_t acc[2][4];
+    for (int t = 0; t < 2; t++)
+        for (int r = 0; r < 4; r++)
+            acc[t][r] = vdupq_n_f32(0.0f);
+    int k = 0;
+    for (; k + 4 <= n; k += 4) {
+        float32x4_t xv[2];
+        for (int t = 0; t < tb; t++)
+            xv[t] = vld1q_f32(xt[t] + k);
+        for (int r = 0; r < 4; r++) {
+            float32x4_t wv = load_w4(kind, wr[r], (size_t)k);
+            for (int t = 0; t < tb; t++)
+                acc[t][r] = vfmaq_f32(acc[t][r], wv, xv[t]);
+        }
+    }
+    for (int t = 0; t < tb; t++) {
+        float sum[4];
+        vst1q_f32(sum, vpaddq_f32(vpaddq_f32(acc[t][0], acc[t][1]),
+                                  vpaddq_f32(acc[t][2], acc[t][3])));
+        for (int r = 0; r < nr; r++) {
+            for (int kk = k; kk < n; kk++)
+                sum[r] += load_w1(kind, wr[r], (size_t)kk) * xt[t][kk];
+            y[(size_t)t * ldy + r] = sum[r];
+        }
+    }
+}
+
+KN_INLINE void f_gemm(int kind, int n, const void *w, int r0, int r1, const float *x, int nt,
+                      float *y, int ldy)
+{
+    const size_t esz = kind == 0 ? 4 : 2;
+    for (int r = r0; r < r1; r += 4) {
+        int nr = r1 - r < 4 ? r1 - r : 4;
+        const void *wr[4];
+        for (int i = 0; i < 4; i++)
+            wr[i] = (const char *)w + (size_t)(r + (i < nr ? i : nr - 1)) * n * esz;
+        for (int t = 0; t < nt; t += 2) {
+            const float *xt[2] = { x + (size_t)t * n, x + (size_t)t * n };
+            float *yb = y + (size_t)t * ldy + r;
+            if (nt - t >= 2) {
+                xt[1] = x + (size_t)(t + 1) * n;
+                f_block(kind, 2, n, wr, xt, yb, ldy, nr);
+            } else {
+                f_block(kind, 1, n, wr, xt, yb, ldy, nr);
+            }
+        }
+    }
+}
+
+static void neon_gemm_f32(int n, const void *w, int r0, int r1, const float *x, int nt, float *y,
+                          int ldy)
+{
+    f_gemm(0, n, w, r0, r1, x, nt, y, ldy);
+}
+
+static void neon_gemm_f16(int n, const void *w, int r0, int r1, const float *x, int nt, float *y,
+                          int ldy)
+{
+    f_gemm(1, n, w, r0, r1, x, nt, y, ldy);
+}
+
+static void neon_gemm_bf16(int n, const void *w, int r0, int r1, const float *x, int nt, float *y,
+                           int ldy)
+{
+    f_gemm(2, n, w, r0, r1, x, nt, y, ldy);
+}
+
+const struct qlm_isa_kernels qlm_kernels_neon = {
+    .name = "neon",
+    .quantize_act = neon_quantize_act,
+    .gemm_q8 = neon_gemm_q8,
+    .gemm_q4 = neon_gemm_q4,
+    .gemm_f32 = neon_gemm_f32,
+    .gemm_f16 = neon_gemm_f16,
+    .gemm_bf16 = neon_gemm_bf16,
+};
