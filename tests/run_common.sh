@@ -22,6 +22,16 @@ need_fixture() {
     echo "$FIX/$1"
 }
 
+# any_model: tiny-q8.qlm, or while the tiny model is not trained yet the
+# synthetic synth-tiny-q8.qlm (random weights, the real Qwen3 tokenizer);
+# skips the test if neither exists.
+any_model() {
+    for f in tiny-q8.qlm synth-tiny-q8.qlm; do
+        [ -f "$FIX/$f" ] && { echo "$FIX/$f"; return 0; }
+    done
+    skip "no tests/fixtures/tiny-q8.qlm or synth-tiny-q8.qlm (tests/fixtures.sh makes them)"
+}
+
 # expect_error WHAT PATTERN CMD...: CMD fails with a status in 1..127, prints
 # exactly one line on stderr, starting with "qlm-run:" and matching PATTERN
 # (grep -E, case-insensitive); nothing on stdout.
