@@ -37,11 +37,12 @@ static enum qlm_err parse(const char *json, struct qlm_hf_config *c, struct qlm_
     return qlm_hf_config_parse(json, strlen(json), "m/config.json", c, e);
 }
 
-#define BASE_CFG                                                                         \
+/* config.json without rms_norm_eps and rope_theta, so tests can set them */
+#define BASE_CFG0                                                                        \
     "\"model_type\": \"qwen3\", \"hidden_size\": 64, \"intermediate_size\": 128, "     \
     "\"num_hidden_layers\": 2, \"num_attention_heads\": 2, \"num_key_value_heads\": 1, " \
-    "\"head_dim\": 32, \"vocab_size\": 2304, \"max_position_embeddings\": 512, "        \
-    "\"rms_norm_eps\": 1e-06, \"rope_theta\": 1000000"
+    "\"head_dim\": 32, \"vocab_size\": 2304, \"max_position_embeddings\": 512"
+#define BASE_CFG BASE_CFG0 ", \"rms_norm_eps\": 1e-06, \"rope_theta\": 1000000"
 
 static char *mkdtemp_dir(void)
 {
@@ -340,7 +341,8 @@ START_TEST(config_bad)
                " \"rms_norm_eps\": 1e-6}",
                "'hidden_size' must be an integer");
     expect_bad("{\"model_type\": 3}", "'model_type' must be a string");
-    expect_bad("{" BASE_CFG ", \"rope_theta\": \"big\"}", "'rope_theta'");
+    expect_bad("{" BASE_CFG0 ", \"rms_norm_eps\": 1e-6, \"rope_theta\": \"big\"}",
+               "'rope_theta' must be a number");
     /* heads not dividing */
     expect_bad("{\"model_type\": \"qwen3\", \"hidden_size\": 64, \"intermediate_size\": 128,"
                " \"num_hidden_layers\": 2, \"num_attention_heads\": 4, \"num_key_value_heads\": 3,"
@@ -359,7 +361,8 @@ START_TEST(config_bad)
                " \"num_hidden_layers\": 2, \"num_attention_heads\": 2, \"vocab_size\": 4294967296,"
                " \"rms_norm_eps\": 1e-6}",
                "'vocab_size'");
-    expect_bad("{" BASE_CFG ", \"rms_norm_eps\": -1}", "'rms_norm_eps'");
+    expect_bad("{" BASE_CFG0 ", \"rms_norm_eps\": -1}", "'rms_norm_eps' = -1 must be positive");
+    expect_bad("{" BASE_CFG0 "}", "missing key 'rms_norm_eps'");
     /* no head_dim and heads not dividing hidden */
     expect_bad("{\"model_type\": \"llama\", \"hidden_size\": 64, \"intermediate_size\": 128,"
                " \"num_hidden_layers\": 2, \"num_attention_heads\": 3, \"vocab_size\": 10,"
