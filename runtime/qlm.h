@@ -72,14 +72,18 @@ size_t qlm_detok_flush(struct qlm_detok *d, char *out, size_t cap);
 
 /* A session holds the KV cache (n_ctx positions, <= max_pos) and scratch
  * buffers sized for batches of up to n_batch tokens.  n_threads <= 0 picks the
- * number of physical cores. */
+ * number of physical cores.  n_ctx <= 0 fails with QLM_E_INVALID, n_ctx >
+ * max_pos with QLM_E_RANGE.  The cache is calloc'ed: positions never used
+ * cost address space, not memory.  A session is used by one thread at a
+ * time (it runs its own OpenMP threads); sessions of one model may run
+ * concurrently. */
 enum qlm_err qlm_session_new(struct qlm_session **s, const struct qlm_model *m, int n_ctx,
                              int n_threads, struct qlm_error *err);
 void qlm_session_free(struct qlm_session *s);
 int qlm_session_pos(const struct qlm_session *s);     /* tokens in the cache */
 int qlm_session_ctx(const struct qlm_session *s);
 int qlm_session_threads(const struct qlm_session *s);
-/* Forget cache positions >= pos (0 = empty). */
+/* Forget cache positions >= pos (0 = empty; pos beyond the cache: no-op). */
 void qlm_session_rewind(struct qlm_session *s, int pos);
 
 /* Append n tokens at the current position (any n: batched internally).
@@ -87,7 +91,9 @@ void qlm_session_rewind(struct qlm_session *s, int pos);
  * Fails (QLM_E_RANGE) if the cache would overflow or an id is out of range. */
 enum qlm_err qlm_eval(struct qlm_session *s, const int32_t *tokens, int n, bool all_logits,
                       struct qlm_error *err);
-/* Logits of the last qlm_eval: (n, vocab) if all_logits else (1, vocab). */
+/* Logits of the last qlm_eval: (n, vocab) if all_logits else (1, vocab).
+ * Valid until the next qlm_eval or qlm_session_free.  A failed qlm_eval
+ * changes neither the cache nor the logits. */
 const float *qlm_logits(const struct qlm_session *s);
 
 /* ---- sampling ---------------------------------------------------------- */
