@@ -5,11 +5,15 @@
 
 #include <check.h>
 #include <dirent.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "convert.h"
@@ -769,6 +773,194 @@ START_TEST(fixture_synth_tiny)
 }
 END_TEST
 
+
+/* ---- the program ---------------------------------------------------------- */
+
+/* Run qlm-convert with args; stdout/stderr captured into out/errbuf. */
+static int run_prog(const char *const *args, char *out, size_t out_len, char *errb, size_t err_len)
+{
+    char prog[1024], ofile[64] = "/tmp/check_convert_out.XXXXXX",
+                     efile[64] = "/tmp/check_convert_err.XXXXXX";
+    snprintf(prog, sizeof prog, "%s/qlm-convert", builddir());
+    int ofd = mkstemp(ofile), efd = mkstemp(efile);
+    ck_assert(ofd >= 0 && efd >= 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        const char *argv[16] = {prog};
+        int n = 1;
+        for (; args[n - 1] && n < 15; n++)
+            argv[n] = args[n - 1];
+        argv[n] = NULL;
+        dup2(ofd, 1);
+        dup2(efd, 2);
+        execv(prog, (char *const *)argv);
+        _exit(127);
+    }
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ssize_t k = pread(ofd, out, out_len - 1, 0);
+    out[k > 0 ? k : 0] = '\0';
+    k = pread(efd, errb, err_len - 1, 0);
+    errb[k > 0 ? k : 0] = '\0';
+    close(ofd);
+    close(efd);
+    unlink(ofile);
+    unlink(efile);
+    ck_assert_msg(WIFEXITED(status), "qlm-convert died of a signal");
+    return WEXITSTATUS(status);
+}
+
+static bool have_prog(void)
+{
+    char prog[1024];
+    snprintf(prog, sizeof prog, "%s/qlm-convert", builddir());
+    if (access(prog, X_OK) == 0)
+        return true;
+    fprintf(stderr, "check_convert: %s not built; program tests skipped\n", prog);
+    return false;
+}
+
+START_TEST(cli_help_matches_man)
+{
+    if (!have_prog())
+        return;
+    static char out[8192], errb[4096];
+    const char *a[] = {"--help", NULL};
+    ck_assert_int_eq(run_prog(a, out, sizeof out, errb, sizeof errb), 0);
+    ck_assert_str_eq(errb, "");
+    char path[1024];
+    snprintf(path, sizeof path, "%s/man/qlm-convert.1", srcdir());
+    FILE *f = fopen(path, "r");
+    ck_assert_ptr_nonnull(f);
+    static char man[65536];
+    size_t n = fread(man, 1, sizeof man - 1, f);
+    man[n] = '\0';
+    fclose(f);
+    const char *start = strstr(man, "prints.\n.PP\n.nf\n");
+    ck_assert_ptr_nonnull(start);
+    start += strlen("prints.\n.PP\n.nf\n");
+    const char *end = strstr(start, ".fi\n");
+    ck_assert_ptr_nonnull(end);
+    ck_assert_uint_eq((size_t)(end - start), strlen(out));
+    ck_assert(memcmp(start, out, strlen(out)) == 0);
+    const char *v[] = {"--version", NULL};
+    ck_assert_int_eq(run_prog(v, out, sizeof out, errb, sizeof errb), 0);
+    ck_assert_str_eq(out, "qlm-convert " PACKAGE_VERSION "\n");
+}
+END_TEST
+
+START_TEST(cli_usage_errors)
+{
+    if (!have_prog())
+        return;
+    static char out[4096], errb[4096];
+    const char *none[] = {NULL};
+    ck_assert_int_eq(run_prog(none, out, sizeof out, errb, sizeof errb), 2);
+    ck_assert_ptr_nonnull(strstr(errb, "qlm-convert: missing MODEL_DIR"));
+    const char *no_o[] = {"dir", NULL};
+    ck_assert_int_eq(run_prog(no_o, out, sizeof out, errb, sizeof errb), 2);
+    ck_assert_ptr_nonnull(strstr(errb, "missing -o"));
+    const char *bad_t[] = {"dir", "-o", "x.qlm", "--type", "q3", NULL};
+    ck_assert_int_eq(run_prog(bad_t, out, sizeof out, errb, sizeof errb), 2);
+    ck_assert_ptr_nonnull(strstr(errb, "--type 'q3'"));
+    const char *bad_g[] = {"dir", "-o", "x.qlm", "--group", "48", NULL};
+    ck_assert_int_eq(run_prog(bad_g, out, sizeof out, errb, sizeof errb), 2);
+    ck_assert_ptr_nonnull(strstr(errb, "--group '48'"));
+    const char *bad_j[] = {"dir", "-o", "x.qlm", "-j", "0", NULL};
+    ck_assert_int_eq(run_prog(bad_j, out, sizeof out, errb, sizeof errb), 2);
+    const char *bad_opt[] = {"dir", "-o", "x.qlm", "--bogus", NULL};
+    ck_assert_int_eq(run_prog(bad_opt, out, sizeof out, errb, sizeof errb), 2);
+    ck_assert_ptr_nonnull(strstr(errb, "'--bogus'"));
+    const char *no_arg[] = {"dir", "-o", NULL};
+    ck_assert_int_eq(run_prog(no_arg, out, sizeof out, errb, sizeof errb), 2);
+    ck_assert_ptr_nonnull(strstr(errb, "needs an argument"));
+    ck_assert_str_eq(out, "");
+    const char *nodir[] = {"/nonexistent/model", "-o", "/tmp/check_convert_never.qlm", NULL};
+    ck_assert_int_eq(run_prog(nodir, out, sizeof out, errb, sizeof errb), 1);
+    ck_assert_ptr_nonnull(strstr(errb, "qlm-convert: /nonexistent/model/config.json"));
+    ck_assert(!exists("/tmp/check_convert_never.qlm"));
+}
+END_TEST
+
+START_TEST(cli_existing_output)
+{
+    if (!have_prog())
+        return;
+    char *d = mkdtemp_dir();
+    struct mini mo = {.tied = true};
+    write_mini(d, &mo);
+    char outp[1024], want[1200];
+    snprintf(outp, sizeof outp, "%s/out.qlm", d);
+    FILE *f = fopen(outp, "w");
+    fputs("keep", f);
+    fclose(f);
+    static char out[4096], errb[4096];
+    const char *a[] = {d, "-o", outp, NULL};
+    ck_assert_int_eq(run_prog(a, out, sizeof out, errb, sizeof errb), 1);
+    snprintf(want, sizeof want, "qlm-convert: %s exists; use --force to overwrite\n", outp);
+    ck_assert_str_eq(errb, want);
+    struct stat st;
+    ck_assert_int_eq(stat(outp, &st), 0);
+    ck_assert_int_eq(st.st_size, 4);
+    const char *b[] = {d, "-o", outp, "--force", "--type", "q4", "-j", "1", NULL};
+    ck_assert_int_eq(run_prog(b, out, sizeof out, errb, sizeof errb), 0);
+    ck_assert_ptr_nonnull(strstr(errb, "bits/weight")); /* the summary */
+    ck_assert_ptr_null(strstr(errb, "\r"));             /* no bar: not a terminal */
+    ck_assert_str_eq(out, "");
+    ck_assert_int_eq(stat(outp, &st), 0);
+    ck_assert_int_gt(st.st_size, 4096);
+    const char *c[] = {d, "-o", outp, "--force", "--quiet", NULL};
+    ck_assert_int_eq(run_prog(c, out, sizeof out, errb, sizeof errb), 0);
+    ck_assert_str_eq(errb, "");
+    rm_rf(d);
+    free(d);
+}
+END_TEST
+
+/* SIGINT in the middle of a conversion leaves neither output nor temp file. */
+START_TEST(cli_sigint_cleans_up)
+{
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s/tests/fixtures/synth-tiny", builddir());
+    if (!have_prog() || !exists(dir))
+        return;
+    char *d = mkdtemp_dir();
+    char prog[1024], outp[1024];
+    snprintf(prog, sizeof prog, "%s/qlm-convert", builddir());
+    snprintf(outp, sizeof outp, "%s/out.qlm", d);
+    bool interrupted = false;
+    /* A few tries with growing delays: the signal must land while the
+     * converter runs (it parses the tokenizer, then writes). */
+    for (int delay_ms = 150; delay_ms <= 1200 && !interrupted; delay_ms *= 2) {
+        unlink(outp);
+        pid_t pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+            int fd = open("/dev/null", O_WRONLY);
+            dup2(fd, 2);
+            execl(prog, prog, dir, "-o", outp, "-j", "1", "--type", "f32", (char *)NULL);
+            _exit(127);
+        }
+        struct timespec ts = {delay_ms / 1000, (long)(delay_ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+        kill(pid, SIGINT);
+        int status;
+        ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+        if (WIFSIGNALED(status)) {
+            ck_assert_int_eq(WTERMSIG(status), SIGINT);
+            interrupted = true;
+            ck_assert(!exists(outp));
+            ck_assert_int_eq(count_entries(d), 0);
+        }
+    }
+    if (!interrupted)
+        fprintf(stderr, "check_convert: conversion too fast to interrupt; SIGINT unchecked\n");
+    rm_rf(d);
+    free(d);
+}
+END_TEST
+
 static Suite *convert_suite(void)
 {
     Suite *s = suite_create("convert");
@@ -791,6 +983,13 @@ static Suite *convert_suite(void)
     tcase_add_loop_test(tc, e2e_nonfinite, 0, 2);
     tcase_add_test(tc, e2e_missing_tensor);
     tcase_add_test(tc, fixture_synth_tiny);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("program");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, cli_help_matches_man);
+    tcase_add_test(tc, cli_usage_errors);
+    tcase_add_test(tc, cli_existing_output);
+    tcase_add_test(tc, cli_sigint_cleans_up);
     suite_add_tcase(s, tc);
     return s;
 }
