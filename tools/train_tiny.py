@@ -19,6 +19,13 @@ import struct
 import sys
 import time
 
+# Pin BLAS/OpenMP thread counts before torch loads: reductions split differently with a
+# different thread count, and the determinism check compares losses digit for digit.
+# (Debian's python3-torch runs its matmuls through libblas.so.3: install
+# libopenblas0-pthread, or the netlib reference BLAS makes training ~40x slower.)
+for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    os.environ.setdefault(_v, "2")
+
 import torch
 import torch.nn.functional as F
 
@@ -250,12 +257,12 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default=os.path.join(REPO, "models", "tiny"))
     ap.add_argument("--tokenizer", default=None, help="default: OUT/tokenizer.json")
-    ap.add_argument("--steps", type=int, default=1500)
-    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--steps", type=int, default=600)
+    ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--ctx", type=int, default=256)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--min-lr-ratio", type=float, default=0.1)
-    ap.add_argument("--warmup", type=int, default=50)
+    ap.add_argument("--warmup", type=int, default=30)
     ap.add_argument("--wd", type=float, default=0.1)
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--threads", type=int, default=2)
@@ -352,8 +359,10 @@ def main():
     with open(os.path.join(args.out, "train_log.txt"), "w") as f:
         f.write("command: /usr/bin/python3 tools/train_tiny.py %s\n" % " ".join(sys.argv[1:]))
         f.write("args: %s\n" % json.dumps({k: v for k, v in vars(args).items()}, sort_keys=True))
-        f.write("torch %s, torch.get_num_threads() = %d, deterministic algorithms on\n"
-                % (torch.__version__, torch.get_num_threads()))
+        f.write("torch %s, torch.get_num_threads() = %d, OMP_NUM_THREADS=%s, "
+                "OPENBLAS_NUM_THREADS=%s, deterministic algorithms on\n"
+                % (torch.__version__, torch.get_num_threads(), os.environ["OMP_NUM_THREADS"],
+                   os.environ["OPENBLAS_NUM_THREADS"]))
         f.write("tokens: train %d, held-out %d; params %d\n" % (len(train), len(held), n_params))
         f.write("training wall time: %.1f s (%d steps of %d x %d tokens)\n"
                 % (train_s, args.steps, args.batch, args.ctx))
