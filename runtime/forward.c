@@ -212,6 +212,10 @@ enum qlm_err qlm_session_new(struct qlm_session **out, const struct qlm_model *m
 }
 
 /* ---- building blocks ----------------------------------------------------- */
+/* The functions below run inside the forward pass's one parallel region:
+ * every thread calls each of them in the same order, and their orphaned
+ * "omp for" loops share the work (each ends with a barrier).  Without
+ * OpenMP, or with one thread, they are plain loops. */
 
 /* y = x * rsqrt(mean(x^2) + eps) * w over n values (sum of squares in double). */
 static void rmsnorm(float *y, const float *x, const float *w, int n, double eps)
@@ -222,6 +226,14 @@ static void rmsnorm(float *y, const float *x, const float *w, int n, double eps)
     float scale = (float)(1.0 / sqrt(ss / n + eps));
     for (int i = 0; i < n; i++)
         y[i] = (x[i] * scale) * w[i];
+}
+
+/* rmsnorm of nt rows of n values. */
+static void rmsnorm_rows(float *y, const float *x, const float *w, int nt, int n, double eps)
+{
+#pragma omp for schedule(static)
+    for (int t = 0; t < nt; t++)
+        rmsnorm(y + (size_t)t * n, x + (size_t)t * n, w, n, eps);
 }
 
 /* NEOX rotation of one head: pairs (i, i + half). */
@@ -235,7 +247,9 @@ static void rope(float *v, const float *cs, const float *sn, int half)
 }
 
 /* Activations of one matmul input, quantized lazily for the weight's group:
- * matrices sharing an input (q/k/v, gate/up) share one quantization. */
+ * matrices sharing an input (q/k/v, gate/up) share one quantization.  Each
+ * thread holds its own copy of this small struct; all copies take the same
+ * decisions, and the buffers q/d are shared. */
 static void acts_init(struct qlm_acts *a, struct qlm_session *s, const float *x, int nt, int n)
 {
     a->nt = nt;
@@ -247,54 +261,81 @@ static void acts_init(struct qlm_acts *a, struct qlm_session *s, const float *x,
     a->quantized = false;
 }
 
-static void acts_prepare(struct qlm_session *s, struct qlm_acts *a, const struct qlm_matrix *w)
+static void acts_prepare(struct qlm_acts *a, const struct qlm_matrix *w)
 {
     if (!qlm_type_ops(w->type)->int8_acts || (a->quantized && a->group == w->group))
         return;
     qlm_quantize_act_fn quantize = qlm_kernels_active()->quantize_act;
-    int ng = a->n / w->group, nt = a->nt, n = a->n, group = w->group;
-    if (nt == 1 || s->n_threads == 1) {
-        quantize(a->x, nt, n, group, a->q, a->d);
-    } else {
-#pragma omp parallel for num_threads(s->n_threads) schedule(static)
-        for (int t = 0; t < nt; t++)
-            quantize(a->x + (size_t)t * n, 1, n, group, a->q + (size_t)t * n,
-                     a->d + (size_t)t * ng);
-    }
+    int n = a->n, group = w->group, ng = n / group;
+#pragma omp for schedule(static)
+    for (int t = 0; t < a->nt; t++)
+        quantize(a->x + (size_t)t * n, 1, n, group, a->q + (size_t)t * n, a->d + (size_t)t * ng);
     a->group = w->group;
     a->quantized = true;
 }
 
-/* y (nt, ldy) = x W^T: rows of W split among threads in chunks. */
+/* y (nt, ldy) = x W^T: rows of W split among threads in chunks of about a
+ * quarter of a thread's share (a multiple of 16 rows), handed out
+ * dynamically so a slow thread's share is picked up by the others. */
 static void matmul(struct qlm_session *s, const struct qlm_matrix *w, struct qlm_acts *a,
                    float *y, int ldy)
 {
     const struct qlm_type_ops *ops = qlm_type_ops(w->type);
-    acts_prepare(s, a, w);
+    acts_prepare(a, w);
     int rows = w->rows, nth = s->n_threads;
-    if (nth == 1) {
-        ops->gemm(w, 0, rows, a, y, ldy);
-        return;
-    }
-    /* About four chunks per thread, a multiple of 16 rows each, so a slow
-     * thread's share is picked up by the others. */
     int chunk = (rows + nth * 4 - 1) / (nth * 4);
-    chunk = (chunk + 15) / 16 * 16;
+    chunk = nth == 1 ? rows : (chunk + 15) / 16 * 16;
     int n_chunks = (rows + chunk - 1) / chunk;
-#pragma omp parallel for num_threads(nth) schedule(dynamic, 1)
+#pragma omp for schedule(dynamic, 1)
     for (int c = 0; c < n_chunks; c++) {
         int r0 = c * chunk, r1 = r0 + chunk < rows ? r0 + chunk : rows;
         ops->gemm(w, r0, r1, a, y, ldy);
     }
 }
 
-static void add_bias(float *y, const float *b, int nt, int n)
+/* x += y over nt rows of n. */
+static void add_rows(float *x, const float *y, int nt, int n)
 {
-    if (b == NULL)
-        return;
+#pragma omp for schedule(static)
     for (int t = 0; t < nt; t++)
         for (int i = 0; i < n; i++)
-            y[(size_t)t * n + i] += b[i];
+            x[(size_t)t * n + i] += y[(size_t)t * n + i];
+}
+
+/* Per token: biases, per-head q/k norm, RoPE at the token's position, then
+ * k and v into the cache rows of positions p0 + t. */
+static void qk_prepare(struct qlm_session *s, const struct qlm_layer *L, int l, int p0, int nt)
+{
+    const struct qlm_hparams *hp = &s->m->hp;
+    int hd = hp->head_dim, half = hd / 2, q_dim = hp->n_heads * hd;
+    int kv_dim = hp->n_kv_heads * hd;
+    double eps = hp->rms_eps;
+#pragma omp for schedule(static)
+    for (int t = 0; t < nt; t++) {
+        float *q = s->q + (size_t)t * q_dim, *k = s->k + (size_t)t * kv_dim;
+        float *v = s->v + (size_t)t * kv_dim;
+        const float *cs = s->rope_cos + (size_t)(p0 + t) * half;
+        const float *sn = s->rope_sin + (size_t)(p0 + t) * half;
+        for (int i = 0; L->bq && i < q_dim; i++)
+            q[i] += L->bq[i];
+        for (int i = 0; L->bk && i < kv_dim; i++)
+            k[i] += L->bk[i];
+        for (int i = 0; L->bv && i < kv_dim; i++)
+            v[i] += L->bv[i];
+        for (int h = 0; h < hp->n_heads; h++) {
+            if (L->q_norm)
+                rmsnorm(q + (size_t)h * hd, q + (size_t)h * hd, L->q_norm, hd, eps);
+            rope(q + (size_t)h * hd, cs, sn, half);
+        }
+        for (int h = 0; h < hp->n_kv_heads; h++) {
+            if (L->k_norm)
+                rmsnorm(k + (size_t)h * hd, k + (size_t)h * hd, L->k_norm, hd, eps);
+            rope(k + (size_t)h * hd, cs, sn, half);
+        }
+        size_t row = (size_t)l * s->n_ctx + (size_t)(p0 + t);
+        memcpy(s->k_cache + row * kv_dim, k, (size_t)kv_dim * sizeof(float));
+        memcpy(s->v_cache + row * kv_dim, v, (size_t)kv_dim * sizeof(float));
+    }
 }
 
 /* Causal GQA attention for nt new tokens at positions p0.. over layer l's
@@ -307,13 +348,13 @@ static void attention(struct qlm_session *s, int l, int p0, int nt)
     const float *kc = s->k_cache + (size_t)l * s->n_ctx * kv_dim;
     const float *vc = s->v_cache + (size_t)l * s->n_ctx * kv_dim;
     float scale = (float)(1.0 / sqrt((double)hd));
+    float *sc = s->scores + (size_t)thread_id() * s->n_ctx;
     int n_tasks = nt * nh;
-#pragma omp parallel for num_threads(s->n_threads) schedule(dynamic, 1) if (s->n_threads > 1)
+#pragma omp for schedule(dynamic, 1)
     for (int task = 0; task < n_tasks; task++) {
         int t = task / nh, h = task % nh, kvh = h / per_kv;
         int n_pos = p0 + t + 1; /* causal: positions 0 .. p0 + t */
         const float *q = s->q + (size_t)t * q_dim + (size_t)h * hd;
-        float *sc = s->scores + (size_t)thread_id() * s->n_ctx;
         float *out = s->att + (size_t)t * q_dim + (size_t)h * hd;
         float mx = -INFINITY;
         for (int p = 0; p < n_pos; p++) {
@@ -343,99 +384,81 @@ static void attention(struct qlm_session *s, int l, int p0, int nt)
     }
 }
 
+/* gate = silu(gate) * up over nt rows of n. */
+static void swiglu(float *gate, const float *up, int nt, int n)
+{
+#pragma omp for schedule(static)
+    for (int t = 0; t < nt; t++)
+        for (int i = 0; i < n; i++) {
+            size_t j = (size_t)t * n + i;
+            float g = gate[j];
+            gate[j] = g / (1.0f + expf(-g)) * up[j];
+        }
+}
+
 /* ---- the forward pass ---------------------------------------------------- */
 
-void qlm_forward_batch(struct qlm_session *s, const int32_t *tokens, int nt, float *logits,
-                       bool all)
+/* What every thread of the region runs. */
+static void forward_layers(struct qlm_session *s, int nt, float *logits, bool all)
 {
     const struct qlm_model *m = s->m;
     const struct qlm_hparams *hp = &m->hp;
-    int dim = hp->hidden, hd = hp->head_dim, half = hd / 2, ffn = hp->ffn_hidden;
-    int q_dim = hp->n_heads * hd, kv_dim = hp->n_kv_heads * hd;
+    int dim = hp->hidden, ffn = hp->ffn_hidden;
+    int q_dim = hp->n_heads * hp->head_dim, kv_dim = hp->n_kv_heads * hp->head_dim;
     int p0 = s->pos;
     double eps = hp->rms_eps;
     struct qlm_acts a;
 
-    /* x = embed[token], one dequantized row per token */
-    for (int t = 0; t < nt; t++)
-        qlm_dequantize_row(m->embed.type, m->embed.data, (uint64_t)m->embed.rows,
-                           (uint64_t)m->embed.cols, (uint32_t)m->embed.group,
-                           (uint64_t)tokens[t], s->x + (size_t)t * dim);
-
     for (int l = 0; l < hp->n_layers; l++) {
         const struct qlm_layer *L = &m->layers[l];
-        float *kc = s->k_cache + ((size_t)l * s->n_ctx + p0) * kv_dim;
-        float *vc = s->v_cache + ((size_t)l * s->n_ctx + p0) * kv_dim;
-
         /* h = rmsnorm(x, input_layernorm) */
-        for (int t = 0; t < nt; t++)
-            rmsnorm(s->h + (size_t)t * dim, s->x + (size_t)t * dim, L->attn_norm, dim, eps);
-
-        /* q, k, v = Wq h, Wk h, Wv h (+ biases): one quantized input */
+        rmsnorm_rows(s->h, s->x, L->attn_norm, nt, dim, eps);
+        /* q, k, v = Wq h, Wk h, Wv h: one quantized input */
         acts_init(&a, s, s->h, nt, dim);
         matmul(s, &L->wq, &a, s->q, q_dim);
         matmul(s, &L->wk, &a, s->k, kv_dim);
         matmul(s, &L->wv, &a, s->v, kv_dim);
-        add_bias(s->q, L->bq, nt, q_dim);
-        add_bias(s->k, L->bk, nt, kv_dim);
-        add_bias(s->v, L->bv, nt, kv_dim);
-
-        /* per-head q/k norm, RoPE at each token's position; k, v to the cache */
-        for (int t = 0; t < nt; t++) {
-            const float *cs = s->rope_cos + (size_t)(p0 + t) * half;
-            const float *sn = s->rope_sin + (size_t)(p0 + t) * half;
-            for (int h = 0; h < hp->n_heads; h++) {
-                float *qh = s->q + (size_t)t * q_dim + (size_t)h * hd;
-                if (L->q_norm)
-                    rmsnorm(qh, qh, L->q_norm, hd, eps);
-                rope(qh, cs, sn, half);
-            }
-            for (int h = 0; h < hp->n_kv_heads; h++) {
-                float *kh = s->k + (size_t)t * kv_dim + (size_t)h * hd;
-                if (L->k_norm)
-                    rmsnorm(kh, kh, L->k_norm, hd, eps);
-                rope(kh, cs, sn, half);
-            }
-        }
-        memcpy(kc, s->k, (size_t)nt * kv_dim * sizeof(float));
-        memcpy(vc, s->v, (size_t)nt * kv_dim * sizeof(float));
-
+        /* (+ biases), per-head q/k norm, RoPE; k, v to the cache */
+        qk_prepare(s, L, l, p0, nt);
         /* causal GQA attention over positions 0 .. p0 + t */
         attention(s, l, p0, nt);
-
         /* x += Wo concat(heads) */
         acts_init(&a, s, s->att, nt, q_dim);
         matmul(s, &L->wo, &a, s->h, dim);
-        for (size_t i = 0; i < (size_t)nt * dim; i++)
-            s->x[i] += s->h[i];
-
+        add_rows(s->x, s->h, nt, dim);
         /* h = rmsnorm(x, post_attention_layernorm) */
-        for (int t = 0; t < nt; t++)
-            rmsnorm(s->h + (size_t)t * dim, s->x + (size_t)t * dim, L->ffn_norm, dim, eps);
-
+        rmsnorm_rows(s->h, s->x, L->ffn_norm, nt, dim, eps);
         /* x += Wdown(silu(Wgate h) * (Wup h)): gate/up share one input */
         acts_init(&a, s, s->h, nt, dim);
         matmul(s, &L->wgate, &a, s->gate, ffn);
         matmul(s, &L->wup, &a, s->up, ffn);
-        for (size_t i = 0; i < (size_t)nt * ffn; i++) {
-            float g = s->gate[i];
-            s->gate[i] = g / (1.0f + expf(-g)) * s->up[i];
-        }
+        swiglu(s->gate, s->up, nt, ffn);
         acts_init(&a, s, s->gate, nt, ffn);
         matmul(s, &L->wdown, &a, s->h, dim);
-        for (size_t i = 0; i < (size_t)nt * dim; i++)
-            s->x[i] += s->h[i];
+        add_rows(s->x, s->h, nt, dim);
     }
-    s->pos = p0 + nt;
     if (logits == NULL)
         return;
-
     /* logits = Wlm rmsnorm(x, norm), for every token or the last one */
     int first = all ? 0 : nt - 1, nl = nt - first;
-    for (int t = first; t < nt; t++)
-        rmsnorm(s->h + (size_t)(t - first) * dim, s->x + (size_t)t * dim, m->out_norm, dim, eps);
+    rmsnorm_rows(s->h, s->x + (size_t)first * dim, m->out_norm, nl, dim, eps);
     acts_init(&a, s, s->h, nl, dim);
     matmul(s, &m->head, &a, logits, hp->vocab_size);
+}
+
+void qlm_forward_batch(struct qlm_session *s, const int32_t *tokens, int nt, float *logits,
+                       bool all)
+{
+    const struct qlm_matrix *e = &s->m->embed;
+    /* x = embed[token], one dequantized row per token */
+    for (int t = 0; t < nt; t++)
+        qlm_dequantize_row(e->type, e->data, (uint64_t)e->rows, (uint64_t)e->cols,
+                           (uint32_t)e->group, (uint64_t)tokens[t], s->x + (size_t)t * e->cols);
+    /* One parallel region for the whole batch: threads meet at the barriers
+     * of the work-sharing loops instead of being forked per matmul. */
+#pragma omp parallel num_threads(s->n_threads) if (s->n_threads > 1)
+    forward_layers(s, nt, logits, all);
+    s->pos += nt;
 }
 
 /* ---- evaluation ---------------------------------------------------------- */
