@@ -21,16 +21,16 @@ KX_INLINE void q8_block(int rb, const struct kx_block *b, int n, int group, floa
     __m256 acc = _mm256_setzero_ps();
     for (int g = 0; g < ng; g++) {
         __m256i s[8];
-        for (int i = 0; i < 8; i++)
+        UNROLL for (int i = 0; i < 8; i++)
             s[i] = _mm256_setzero_si256();
         for (int k = g * group; k < (g + 1) * group; k += 32) {
             __m256i xv[2];
-            for (int t = 0; t < tb; t++)
+            UNROLL for (int t = 0; t < tb; t++)
                 xv[t] = _mm256_loadu_si256((const __m256i *)(b->x[t] + k));
-            for (int r = 0; r < rb; r++) {
+            UNROLL for (int r = 0; r < rb; r++) {
                 __m256i w = _mm256_loadu_si256((const __m256i *)(b->w[r] + k));
                 __m256i aw = _mm256_abs_epi8(w);
-                for (int t = 0; t < tb; t++) {
+                UNROLL for (int t = 0; t < tb; t++) {
                     __m256i p = _mm256_maddubs_epi16(aw, _mm256_sign_epi8(xv[t], w));
                     s[t * rb + r] = _mm256_add_epi32(s[t * rb + r], _mm256_madd_epi16(p, ones));
                 }
@@ -54,8 +54,7 @@ static void q8_block8(const struct kx_block *b, int n, int group, float *y, int 
 /* 16 bytes of a q4 block -> 32 unsigned nibbles in element order. */
 KX_INLINE __m256i unpack_q4(const uint8_t *p)
 {
-    __m128i v = _mm_loadu_si128((const __m128i *)p);
-    return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(v, 4), v), _mm256_set1_epi8(0x0f));
+    return unpack_q4_x86(p);
 }
 
 KX_INLINE void q4_block(int rb, const struct kx_block *b, int n, int group, float *y, int ldy)
@@ -65,25 +64,25 @@ KX_INLINE void q4_block(int rb, const struct kx_block *b, int n, int group, floa
     __m256 acc = _mm256_setzero_ps();
     for (int g = 0; g < ng; g++) {
         __m256i s[8], a[8], c[2];
-        for (int i = 0; i < 8; i++)
+        UNROLL for (int i = 0; i < 8; i++)
             s[i] = a[i] = _mm256_setzero_si256();
         c[0] = c[1] = _mm256_setzero_si256();
         int chunks = 0;
         for (int k = g * group; k < (g + 1) * group; k += 32) {
             __m256i xv[2];
-            for (int t = 0; t < tb; t++) {
+            UNROLL for (int t = 0; t < tb; t++) {
                 xv[t] = _mm256_loadu_si256((const __m256i *)(b->x[t] + k));
                 c[t] = _mm256_add_epi16(c[t], _mm256_maddubs_epi16(eight, xv[t]));
             }
-            for (int r = 0; r < rb; r++) {
+            UNROLL for (int r = 0; r < rb; r++) {
                 __m256i w = unpack_q4(b->w[r] + k / 2);
-                for (int t = 0; t < tb; t++)
+                UNROLL for (int t = 0; t < tb; t++)
                     a[t * rb + r] = _mm256_add_epi16(a[t * rb + r], _mm256_maddubs_epi16(w, xv[t]));
             }
             /* widen every 4 chunks (int16 bound) and at the end of the group */
             if (++chunks == 4 || k + 32 == (g + 1) * group) {
-                for (int t = 0; t < tb; t++)
-                    for (int r = 0; r < rb; r++) {
+                UNROLL for (int t = 0; t < tb; t++)
+                    UNROLL for (int r = 0; r < rb; r++) {
                         __m256i d = _mm256_sub_epi16(a[t * rb + r], c[t]);
                         s[t * rb + r] = _mm256_add_epi32(s[t * rb + r], _mm256_madd_epi16(d, ones));
                         a[t * rb + r] = _mm256_setzero_si256();

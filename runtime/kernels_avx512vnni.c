@@ -44,31 +44,31 @@ KX_INLINE void z_block(int bits, int tb, const struct kx_block *b, int n, int gr
     const int ng = n / group;
     const __m512i bias = _mm512_set1_epi8(bits == 8 ? (char)0x80 : 8);
     __m256 acc[4];
-    for (int t = 0; t < 4; t++)
+    UNROLL for (int t = 0; t < 4; t++)
         acc[t] = _mm256_setzero_ps();
     for (int g = 0; g < ng; g++) {
         __m512i s[4][4], c[4];
-        for (int t = 0; t < 4; t++) {
+        UNROLL for (int t = 0; t < 4; t++) {
             c[t] = _mm512_setzero_si512();
-            for (int p = 0; p < 4; p++)
+            UNROLL for (int p = 0; p < 4; p++)
                 s[p][t] = _mm512_setzero_si512();
         }
         for (int k = g * group; k < (g + 1) * group; k += 32) {
             __m512i xb[4];
-            for (int t = 0; t < tb; t++) {
+            UNROLL for (int t = 0; t < tb; t++) {
                 xb[t] = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(b->x[t] + k)));
                 c[t] = _mm512_dpbusd_epi32(c[t], bias, xb[t]);
             }
-            for (int p = 0; p < 4; p++) {
+            UNROLL for (int p = 0; p < 4; p++) {
                 __m512i w = bits == 8 ? pair_q8(b, p, k, bias) : pair_q4(b, p, k);
-                for (int t = 0; t < tb; t++)
+                UNROLL for (int t = 0; t < tb; t++)
                     s[p][t] = _mm512_dpbusd_epi32(s[p][t], w, xb[t]);
             }
         }
         __m256 dw = scales8(b->wd, g);
-        for (int t = 0; t < tb; t++) {
+        UNROLL for (int t = 0; t < tb; t++) {
             __m256i v[8];
-            for (int p = 0; p < 4; p++) {
+            UNROLL for (int p = 0; p < 4; p++) {
                 __m512i d = _mm512_sub_epi32(s[p][t], c[t]);
                 v[2 * p] = _mm512_castsi512_si256(d);
                 v[2 * p + 1] = _mm512_extracti64x4_epi64(d, 1);
@@ -77,7 +77,7 @@ KX_INLINE void z_block(int bits, int tb, const struct kx_block *b, int n, int gr
                                _mm256_mul_ps(dw, _mm256_set1_ps(b->xd[t][g])));
         }
     }
-    for (int t = 0; t < tb; t++)
+    UNROLL for (int t = 0; t < tb; t++)
         store_block(y + (size_t)t * ldy, ldy, 8, b->nr, 1, acc[t]);
 }
 

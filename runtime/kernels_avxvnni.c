@@ -41,33 +41,31 @@ KX_INLINE void vnni_block(int bits, int rb, const struct kx_block *b, int n, int
 {
     const int tb = 8 / rb, ng = n / group;
     const __m256i bias = _mm256_set1_epi8(bits == 8 ? (char)0x80 : 8);
-    const __m256i m4 = _mm256_set1_epi8(0x0f);
     __m256 acc = _mm256_setzero_ps();
     for (int g = 0; g < ng; g++) {
         __m256i s[8], c[2];
-        for (int i = 0; i < 8; i++)
+        UNROLL for (int i = 0; i < 8; i++)
             s[i] = _mm256_setzero_si256();
         c[0] = c[1] = _mm256_setzero_si256();
         for (int k = g * group; k < (g + 1) * group; k += 32) {
             __m256i xv[2];
-            for (int t = 0; t < tb; t++) {
+            UNROLL for (int t = 0; t < tb; t++) {
                 xv[t] = _mm256_loadu_si256((const __m256i *)(b->x[t] + k));
                 c[t] = dpbusd(c[t], bias, xv[t]);
             }
-            for (int r = 0; r < rb; r++) {
+            UNROLL for (int r = 0; r < rb; r++) {
                 __m256i w;
                 if (bits == 8) {
                     w = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(b->w[r] + k)), bias);
                 } else {
-                    __m128i v = _mm_loadu_si128((const __m128i *)(b->w[r] + k / 2));
-                    w = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(v, 4), v), m4);
+                    w = unpack_q4_x86(b->w[r] + k / 2);
                 }
-                for (int t = 0; t < tb; t++)
+                UNROLL for (int t = 0; t < tb; t++)
                     s[t * rb + r] = dpbusd(s[t * rb + r], w, xv[t]);
             }
         }
-        for (int t = 0; t < tb; t++)
-            for (int r = 0; r < rb; r++)
+        UNROLL for (int t = 0; t < tb; t++)
+            UNROLL for (int r = 0; r < rb; r++)
                 s[t * rb + r] = _mm256_sub_epi32(s[t * rb + r], c[t]);
         acc = scale_add(acc, hsum8_epi32(s), block_scales(rb, b->wd, b->xd, g));
     }

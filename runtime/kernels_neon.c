@@ -21,6 +21,9 @@
 #include "kernels.h"
 
 #define KN_INLINE static inline __attribute__((always_inline))
+/* Fully unroll the loops over a block's rows and tokens (accumulators in
+ * registers, not in memory). */
+#define UNROLL _Pragma("GCC unroll 8")
 
 /* ---- activation quantization ------------------------------------------- */
 
@@ -97,31 +100,31 @@ KN_INLINE void q_block(int bits, int tb, const struct kn_block *b, int n, int gr
     float32x4_t acc[2] = { vdupq_n_f32(0.0f), vdupq_n_f32(0.0f) };
     for (int g = 0; g < ng; g++) {
         int32x4_t s[2][4];
-        for (int t = 0; t < 2; t++)
-            for (int r = 0; r < 4; r++)
+        UNROLL for (int t = 0; t < 2; t++)
+            UNROLL for (int r = 0; r < 4; r++)
                 s[t][r] = vdupq_n_s32(0);
         for (int k = g * group; k < (g + 1) * group; k += 32) {
             int8x16_t x0[2], x1[2];
-            for (int t = 0; t < tb; t++) {
+            UNROLL for (int t = 0; t < tb; t++) {
                 x0[t] = vld1q_s8(b->x[t] + k);
                 x1[t] = vld1q_s8(b->x[t] + k + 16);
             }
-            for (int r = 0; r < 4; r++) {
+            UNROLL for (int r = 0; r < 4; r++) {
                 int8x16_t w0, w1;
                 load_w(bits, b->w[r], k, &w0, &w1);
-                for (int t = 0; t < tb; t++)
+                UNROLL for (int t = 0; t < tb; t++)
                     s[t][r] = vdotq_s32(vdotq_s32(s[t][r], w0, x0[t]), w1, x1[t]);
             }
         }
         uint16_t dh[4] = { b->wd[0][g], b->wd[1][g], b->wd[2][g], b->wd[3][g] };
         float32x4_t dw = vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(dh)));
-        for (int t = 0; t < tb; t++) {
+        UNROLL for (int t = 0; t < tb; t++) {
             int32x4_t sum = vpaddq_s32(vpaddq_s32(s[t][0], s[t][1]), vpaddq_s32(s[t][2], s[t][3]));
             float32x4_t sc = vmulq_f32(dw, vdupq_n_f32(b->xd[t][g]));
             acc[t] = vaddq_f32(acc[t], vmulq_f32(vcvtq_f32_s32(sum), sc));
         }
     }
-    for (int t = 0; t < tb; t++) {
+    UNROLL for (int t = 0; t < tb; t++) {
         if (b->nr == 4) {
             vst1q_f32(y + (size_t)t * ldy, acc[t]);
         } else {
@@ -141,14 +144,14 @@ KN_INLINE void q_gemm(int bits, int n, int group, const void *wq, const uint16_t
     struct kn_block b;
     for (int r = r0; r < r1; r += 4) {
         b.nr = r1 - r < 4 ? r1 - r : 4;
-        for (int i = 0; i < 4; i++) {
+        UNROLL for (int i = 0; i < 4; i++) {
             size_t ri = (size_t)(r + (i < b.nr ? i : b.nr - 1));
             b.w[i] = (const uint8_t *)wq + ri * row_bytes;
             b.wd[i] = wd + ri * (size_t)ng;
         }
         for (int t = 0; t < nt; t += 2) {
             int tb = nt - t < 2 ? 1 : 2;
-            for (int i = 0; i < tb; i++) {
+            UNROLL for (int i = 0; i < tb; i++) {
                 b.x[i] = xq + (size_t)(t + i) * n;
                 b.xd[i] = xd + (size_t)(t + i) * ng;
             }
@@ -203,21 +206,21 @@ KN_INLINE void f_block(int kind, int tb, int n, const void *const wr[4], const f
                        float *y, int ldy, int nr)
 {
     float32x4_t acc[2][4];
-    for (int t = 0; t < 2; t++)
-        for (int r = 0; r < 4; r++)
+    UNROLL for (int t = 0; t < 2; t++)
+        UNROLL for (int r = 0; r < 4; r++)
             acc[t][r] = vdupq_n_f32(0.0f);
     int k = 0;
     for (; k + 4 <= n; k += 4) {
         float32x4_t xv[2];
-        for (int t = 0; t < tb; t++)
+        UNROLL for (int t = 0; t < tb; t++)
             xv[t] = vld1q_f32(xt[t] + k);
-        for (int r = 0; r < 4; r++) {
+        UNROLL for (int r = 0; r < 4; r++) {
             float32x4_t wv = load_w4(kind, wr[r], (size_t)k);
-            for (int t = 0; t < tb; t++)
+            UNROLL for (int t = 0; t < tb; t++)
                 acc[t][r] = vfmaq_f32(acc[t][r], wv, xv[t]);
         }
     }
-    for (int t = 0; t < tb; t++) {
+    UNROLL for (int t = 0; t < tb; t++) {
         float sum[4];
         vst1q_f32(sum, vpaddq_f32(vpaddq_f32(acc[t][0], acc[t][1]),
                                   vpaddq_f32(acc[t][2], acc[t][3])));
@@ -236,7 +239,7 @@ KN_INLINE void f_gemm(int kind, int n, const void *w, int r0, int r1, const floa
     for (int r = r0; r < r1; r += 4) {
         int nr = r1 - r < 4 ? r1 - r : 4;
         const void *wr[4];
-        for (int i = 0; i < 4; i++)
+        UNROLL for (int i = 0; i < 4; i++)
             wr[i] = (const char *)w + (size_t)(r + (i < nr ? i : nr - 1)) * n * esz;
         for (int t = 0; t < nt; t += 2) {
             const float *xt[2] = { x + (size_t)t * n, x + (size_t)t * n };

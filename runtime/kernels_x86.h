@@ -27,6 +27,9 @@
 #include "kernels.h"
 
 #define KX_INLINE static inline __attribute__((always_inline))
+/* Fully unroll the loops over a block's rows and tokens, so accumulator
+ * arrays live in registers (gcc -O2 would otherwise keep them in memory). */
+#define UNROLL _Pragma("GCC unroll 8")
 
 /* Eight int32x8 vectors -> one vector of their 8 horizontal sums, in order. */
 KX_INLINE __m256i hsum8_epi32(const __m256i v[8])
@@ -102,6 +105,16 @@ KX_INLINE void store_block(float *y, int ldy, int rb, int nr, int nv, __m256 acc
     for (int t = 0; t < nv; t++)
         for (int r = 0; r < nr; r++)
             y[(size_t)t * ldy + r] = tmp[t * rb + r];
+}
+
+/* 16 bytes of a q4 block -> 32 unsigned nibbles in element order: the bytes
+ * broadcast to both 128-bit lanes, the high lane shifted right by 4 (one
+ * variable shift instead of a shift and a lane insert), masked. */
+KX_INLINE __m256i unpack_q4_x86(const uint8_t *p)
+{
+    __m256i v = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)p));
+    v = _mm256_srlv_epi32(v, _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4));
+    return _mm256_and_si256(v, _mm256_set1_epi8(0x0f));
 }
 
 /* ---- activation quantization ------------------------------------------- */
@@ -186,16 +199,16 @@ KX_INLINE void gemm_f_block(int kind, int rb, int n, const void *const *wr, cons
 {
     int tb = 8 / rb;
     __m256 acc[8];
-    for (int i = 0; i < 8; i++)
+    UNROLL for (int i = 0; i < 8; i++)
         acc[i] = _mm256_setzero_ps();
     int k = 0;
     for (; k + 8 <= n; k += 8) {
         __m256 xv[2];
-        for (int t = 0; t < tb; t++)
+        UNROLL for (int t = 0; t < tb; t++)
             xv[t] = _mm256_loadu_ps(xt[t] + k);
-        for (int r = 0; r < rb; r++) {
+        UNROLL for (int r = 0; r < rb; r++) {
             __m256 wv = load_w8(kind, wr[r], (size_t)k);
-            for (int t = 0; t < tb; t++)
+            UNROLL for (int t = 0; t < tb; t++)
                 acc[t * rb + r] = _mm256_fmadd_ps(wv, xv[t], acc[t * rb + r]);
         }
     }
@@ -203,8 +216,8 @@ KX_INLINE void gemm_f_block(int kind, int rb, int n, const void *const *wr, cons
     if (k < n) {
         float tmp[8];
         _mm256_storeu_ps(tmp, s);
-        for (int t = 0; t < tb; t++)
-            for (int r = 0; r < rb; r++)
+        UNROLL for (int t = 0; t < tb; t++)
+            UNROLL for (int r = 0; r < rb; r++)
                 for (int kk = k; kk < n; kk++)
                     tmp[t * rb + r] += load_w1(kind, wr[r], (size_t)kk) * xt[t][kk];
         s = _mm256_loadu_ps(tmp);
@@ -219,13 +232,13 @@ KX_INLINE void gemm_f_any(int kind, int n, const void *w, int r0, int r1, const 
     int rb = nt == 1 ? 8 : 4, tb = 8 / rb;
     for (int r = r0; r < r1; r += rb) {
         int nr = r1 - r < rb ? r1 - r : rb;
-        const void *wr[8];
-        for (int i = 0; i < rb; i++)
+        const void *wr[8] = { NULL };
+        UNROLL for (int i = 0; i < rb; i++)
             wr[i] = (const char *)w + (size_t)(r + (i < nr ? i : nr - 1)) * n * esz;
         for (int t = 0; t < nt; t += tb) {
             int nv = nt - t < tb ? nt - t : tb;
-            const float *xt[2];
-            for (int i = 0; i < tb; i++)
+            const float *xt[2] = { NULL, NULL };
+            UNROLL for (int i = 0; i < tb; i++)
                 xt[i] = x + (size_t)(t + (i < nv ? i : nv - 1)) * n;
             float *yb = y + (size_t)t * ldy + r;
             if (rb == 8)
@@ -270,7 +283,7 @@ KX_INLINE void block_rows(struct kx_block *b, int rb, const void *wq, const uint
                           size_t row_bytes, int ng, int r, int r1)
 {
     b->nr = r1 - r < rb ? r1 - r : rb;
-    for (int i = 0; i < rb; i++) {
+    UNROLL for (int i = 0; i < rb; i++) {
         size_t ri = (size_t)(r + (i < b->nr ? i : b->nr - 1));
         b->w[i] = (const uint8_t *)wq + ri * row_bytes;
         b->wd[i] = wd + ri * (size_t)ng;
@@ -281,7 +294,7 @@ KX_INLINE void block_tokens(struct kx_block *b, int tb, const int8_t *xq, const 
                             int ng, int t, int nt)
 {
     b->nv = nt - t < tb ? nt - t : tb;
-    for (int i = 0; i < tb; i++) {
+    UNROLL for (int i = 0; i < tb; i++) {
         size_t ti = (size_t)(t + (i < b->nv ? i : b->nv - 1));
         b->x[i] = xq + ti * (size_t)n;
         b->xd[i] = xd + ti * (size_t)ng;
