@@ -403,6 +403,20 @@ int main(int argc, char **argv)
         return 2;
     }
     const char *out = argv[optind];
+    /* Check the tokenizer sources first, so a bad --tokenizer leaves nothing. */
+    char tok_src[4200], cfg_src[4200];
+    bool tok_gz = false;
+    snprintf(tok_src, sizeof tok_src, "%s/tokenizer.json", tokdir);
+    if (!exists(tok_src)) {
+        snprintf(tok_src, sizeof tok_src, "%s/tokenizer.json.gz", tokdir);
+        tok_gz = true;
+    }
+    snprintf(cfg_src, sizeof cfg_src, "%s/tokenizer_config.json", tokdir);
+    if (!exists(tok_src) || !exists(cfg_src)) {
+        fprintf(stderr, PROG ": %s: no tokenizer.json[.gz] and tokenizer_config.json there "
+                "(see --tokenizer)\n", tokdir);
+        return 1;
+    }
     if (mkdir(out, 0777) != 0 && errno != EEXIST) {
         fprintf(stderr, PROG ": %s: cannot create: %s\n", out, strerror(errno));
         return 1;
@@ -429,24 +443,17 @@ int main(int argc, char **argv)
         return 1;
     }
 
-    char path[4200], src[4200];
+    char path[4200];
     int rc = 0;
     snprintf(path, sizeof path, "%s/config.json", out);
     rc = write_file(path, fill_config, (void *)c);
     if (rc == 0) {
         snprintf(path, sizeof path, "%s/tokenizer.json", out);
-        snprintf(src, sizeof src, "%s/tokenizer.json", tokdir);
-        if (exists(src)) {
-            rc = write_file(path, fill_copy, src);
-        } else {
-            snprintf(src, sizeof src, "%s/tokenizer.json.gz", tokdir);
-            rc = write_file(path, fill_gunzip, src);
-        }
+        rc = write_file(path, tok_gz ? fill_gunzip : fill_copy, tok_src);
     }
     if (rc == 0) {
         snprintf(path, sizeof path, "%s/tokenizer_config.json", out);
-        snprintf(src, sizeof src, "%s/tokenizer_config.json", tokdir);
-        rc = write_file(path, fill_copy, src);
+        rc = write_file(path, fill_copy, cfg_src);
     }
     if (rc == 0) {
         struct st_ctx ctx = {t, n, seed};
