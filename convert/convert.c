@@ -352,6 +352,8 @@ static enum qlm_err run(const struct qlm_convert_opts *o, const struct qlm_hf_co
         if (rc != QLM_OK)
             rc = werr(w, rc, err);
     }
+    if (rc == QLM_OK)
+        progress(&j, 0); /* the data starts: the clock for MB/s */
     for (size_t i = 0; i < plan->n && rc == QLM_OK; i++) {
         j.index = i;
         rc = write_tensor(&j, m, &plan->items[i], err);

@@ -66,6 +66,10 @@ static void on_progress(size_t i, size_t n, uint64_t done, uint64_t total, void 
     if (!u->bar)
         return;
     double t = now();
+    if (done == 0 && i == 0) {
+        u->t0 = t; /* config, tokenizer and plan are done: time the data */
+        return;
+    }
     if (t - u->last < 0.1 && i < n)
         return;
     u->last = t;
