@@ -688,9 +688,266 @@ END_TEST
 
 /* ---- the tiny trained model against PyTorch ------------------------------- */
 
+/* Bounds on the quantized files vs f32 over seq1..3 (measured, then a margin
+ * above; see the report printed by test_tiny_quantized_close). */
+#define Q8_MAX_REL 0.05
+#define Q8_MIN_TOP1 0.9
+#define Q4_MAX_REL 0.25
+#define Q4_MIN_TOP1 0.7
+
+/* Where the tiny model's files are: its PyTorch outputs in the source tree,
+ * its conversions in the build tree (made by tests/fixtures.sh). */
+static char ref_dir[512], fix_dir[512];
+static bool tiny_available;
+
+static void tiny_setup(void)
+{
+    const char *src = getenv("top_srcdir"), *build = getenv("top_builddir");
+    snprintf(ref_dir, sizeof ref_dir, "%s/models/tiny/ref", src ? src : ".");
+    snprintf(fix_dir, sizeof fix_dir, "%s/tests/fixtures", build ? build : ".");
+    char p[600];
+    snprintf(p, sizeof p, "%s/models/tiny/model.safetensors", src ? src : ".");
+    tiny_available = access(p, R_OK) == 0;
+}
+
+/* Reads whitespace-separated ids; returns how many (at most cap). */
+static int read_ids(FILE *f, int32_t *ids, int cap)
+{
+    int n = 0;
+    long v;
+    int c;
+    while (n < cap) {
+        while ((c = fgetc(f)) == ' ')
+            ;
+        if (c == '\n' || c == EOF)
+            break;
+        ungetc(c, f);
+        if (fscanf(f, "%ld", &v) != 1)
+            break;
+        ids[n++] = (int32_t)v;
+    }
+    return n;
+}
+
+static int load_tokens(const char *name, int32_t *ids, int cap)
+{
+    char p[700];
+    snprintf(p, sizeof p, "%s/%s", ref_dir, name);
+    FILE *f = fopen(p, "r");
+    ck_assert_msg(f != NULL, "cannot open %s", p);
+    int n = read_ids(f, ids, cap);
+    fclose(f);
+    ck_assert_int_gt(n, 0);
+    return n;
+}
+
+static float *load_logits(const char *name, size_t count)
+{
+    char p[700];
+    snprintf(p, sizeof p, "%s/%s", ref_dir, name);
+    FILE *f = fopen(p, "rb");
+    ck_assert_msg(f != NULL, "cannot open %s", p);
+    float *v = malloc(count * sizeof(float));
+    ck_assert_ptr_nonnull(v);
+    ck_assert_uint_eq(fread(v, sizeof(float), count, f), count);
+    ck_assert_int_eq(fgetc(f), EOF); /* exactly positions x vocab */
+    fclose(f);
+    return v;
+}
+
+static struct qlm_model *open_tiny(const char *type)
+{
+    char p[700];
+    snprintf(p, sizeof p, "%s/tiny-%s.qlm", fix_dir, type);
+    struct qlm_model *m;
+    struct qlm_error err;
+    ck_assert_msg(qlm_model_open(&m, p, &err) == QLM_OK, "%s (made by tests/fixtures.sh)",
+                  err.msg);
+    return m;
+}
+
+#define SKIP_WITHOUT_TINY()                                                          \
+    do {                                                                             \
+        if (!tiny_available) {                                                       \
+            fprintf(stderr, "SKIP: models/tiny is not trained yet\n");               \
+            return;                                                                  \
+        }                                                                            \
+    } while (0)
+
+/* The fp32 file reproduces PyTorch's logits at every position of the three
+ * reference sequences (12, 60 and 300 tokens: positions past 256 too). */
+START_TEST(test_tiny_f32_matches_pytorch)
+{
+    SKIP_WITHOUT_TINY();
+    struct qlm_model *m = open_tiny("f32");
+    int vocab = qlm_model_hparams(m)->vocab_size;
+    for (int k = 1; k <= 3; k++) {
+        char nt[32], nl[32];
+        snprintf(nt, sizeof nt, "seq%d.tokens", k);
+        snprintf(nl, sizeof nl, "seq%d.logits.f32", k);
+        int32_t ids[400];
+        int n = load_tokens(nt, ids, 400);
+        float *ref = load_logits(nl, (size_t)n * vocab);
+        float *got = eval_chunks(m, n, 2, ids, n, ONE_BATCH);
+        struct diff d = compare(got, ref, n, vocab);
+        fprintf(stderr, "tiny f32 seq%d (%d tokens) vs PyTorch: max |diff| / range %.3g, "
+                "top-1 agreement %.3f\n", k, n, d.max_rel, d.top1);
+        ck_assert_msg(d.max_rel < 1e-4, "seq%d: %g", k, d.max_rel);
+        ck_assert_double_eq(d.top1, 1.0);
+        free(ref);
+        free(got);
+    }
+    qlm_model_free(m);
+}
+END_TEST
+
+/* Greedy decoding from the prompt gives PyTorch's 32 tokens. */
+START_TEST(test_tiny_greedy)
+{
+    SKIP_WITHOUT_TINY();
+    char p[700];
+    snprintf(p, sizeof p, "%s/greedy.txt", ref_dir);
+    FILE *f = fopen(p, "r");
+    ck_assert_msg(f != NULL, "cannot open %s", p);
+    int32_t prompt[64], gen[64];
+    int np = read_ids(f, prompt, 64);
+    int c = fgetc(f); /* the first line's newline */
+    ck_assert_int_eq(c, '\n');
+    int ng = read_ids(f, gen, 64);
+    fclose(f);
+    ck_assert_int_gt(np, 0);
+    ck_assert_int_eq(ng, 32);
+
+    struct qlm_model *m = open_tiny("f32");
+    struct qlm_session *s;
+    struct qlm_sampler *smp;
+    struct qlm_sampler_params sp;
+    struct qlm_error err;
+    qlm_sampler_defaults(&sp);
+    sp.temp = 0.0f;
+    ck_assert_int_eq(qlm_session_new(&s, m, 128, 2, &err), QLM_OK);
+    ck_assert_int_eq(qlm_sampler_new(&smp, &sp, qlm_model_hparams(m)->vocab_size, &err), QLM_OK);
+    ck_assert_int_eq(qlm_eval(s, prompt, np, false, &err), QLM_OK);
+    for (int i = 0; i < ng; i++) {
+        int32_t next = qlm_sample(smp, qlm_logits(s));
+        ck_assert_msg(next == gen[i], "greedy token %d: %d, PyTorch %d", i, (int)next,
+                      (int)gen[i]);
+        ck_assert_int_eq(qlm_eval(s, &next, 1, false, &err), QLM_OK);
+    }
+    qlm_sampler_free(smp);
+    qlm_session_free(s);
+    qlm_model_free(m);
+}
+END_TEST
+
+/* seq3 (300 tokens, past one internal batch of 256) in one call, token by
+ * token, in uneven chunks, on 1, 2 and 3 threads: equal to float rounding
+ * (asserted: 1e-5 of the logit range; measured 0). */
+START_TEST(test_tiny_batching_threads)
+{
+    SKIP_WITHOUT_TINY();
+    struct qlm_model *m = open_tiny("q8");
+    int vocab = qlm_model_hparams(m)->vocab_size;
+    int32_t ids[400];
+    int n = load_tokens("seq3.tokens", ids, 400);
+    float *a = eval_chunks(m, n, 1, ids, n, ONE_BATCH);
+    float *b = eval_chunks(m, n, 2, ids, n, ONE_BY_ONE);
+    float *c = eval_chunks(m, n, 3, ids, n, UNEVEN);
+    double rb = compare(b, a, n, vocab).max_rel, rc = compare(c, a, n, vocab).max_rel;
+    fprintf(stderr, "tiny q8 seq3: token by token / 2 threads %.3g, uneven chunks / 3 threads "
+            "%.3g (vs one batch, 1 thread)\n", rb, rc);
+    ck_assert_double_lt(rb, 1e-5);
+    ck_assert_double_lt(rc, 1e-5);
+    free(a);
+    free(b);
+    free(c);
+    qlm_model_free(m);
+}
+END_TEST
+
+/* The bf16 file holds the same weights as the f32 one (bf16 at the source). */
+START_TEST(test_tiny_bf16_equals_f32)
+{
+    SKIP_WITHOUT_TINY();
+    struct qlm_model *m32 = open_tiny("f32"), *m16 = open_tiny("bf16");
+    int vocab = qlm_model_hparams(m32)->vocab_size;
+    int32_t ids[400];
+    int n = load_tokens("seq2.tokens", ids, 400);
+    float *a = eval_chunks(m32, n, 2, ids, n, ONE_BATCH);
+    float *b = eval_chunks(m16, n, 2, ids, n, ONE_BATCH);
+    double r = compare(b, a, n, vocab).max_rel;
+    fprintf(stderr, "tiny bf16 vs f32 seq2: max |diff| / range %.3g\n", r);
+    ck_assert_double_lt(r, 1e-6);
+    free(a);
+    free(b);
+    qlm_model_free(m32);
+    qlm_model_free(m16);
+}
+END_TEST
+
+/* Quantized files stay close to f32 over all three sequences. */
+START_TEST(test_tiny_quantized_close)
+{
+    SKIP_WITHOUT_TINY();
+    struct qlm_model *m32 = open_tiny("f32"), *m8 = open_tiny("q8"), *m4 = open_tiny("q4");
+    int vocab = qlm_model_hparams(m32)->vocab_size;
+    struct diff w8 = { 0, 1 }, w4 = { 0, 1 };
+    for (int k = 1; k <= 3; k++) {
+        char nt[32];
+        snprintf(nt, sizeof nt, "seq%d.tokens", k);
+        int32_t ids[400];
+        int n = load_tokens(nt, ids, 400);
+        float *a = eval_chunks(m32, n, 2, ids, n, ONE_BATCH);
+        float *b = eval_chunks(m8, n, 2, ids, n, ONE_BATCH);
+        float *c = eval_chunks(m4, n, 2, ids, n, ONE_BATCH);
+        struct diff d8 = compare(b, a, n, vocab), d4 = compare(c, a, n, vocab);
+        fprintf(stderr, "tiny seq%d: q8 vs f32 max |diff| / range %.4f, top-1 %.3f; q4 %.4f, "
+                "top-1 %.3f\n", k, d8.max_rel, d8.top1, d4.max_rel, d4.top1);
+        if (d8.max_rel > w8.max_rel) w8.max_rel = d8.max_rel;
+        if (d8.top1 < w8.top1) w8.top1 = d8.top1;
+        if (d4.max_rel > w4.max_rel) w4.max_rel = d4.max_rel;
+        if (d4.top1 < w4.top1) w4.top1 = d4.top1;
+        free(a);
+        free(b);
+        free(c);
+    }
+    ck_assert_double_lt(w8.max_rel, Q8_MAX_REL);
+    ck_assert_double_ge(w8.top1, Q8_MIN_TOP1);
+    ck_assert_double_lt(w4.max_rel, Q4_MAX_REL);
+    ck_assert_double_ge(w4.top1, Q4_MIN_TOP1);
+    qlm_model_free(m32);
+    qlm_model_free(m8);
+    qlm_model_free(m4);
+}
+END_TEST
+
+START_TEST(test_tiny_ctx_limits)
+{
+    SKIP_WITHOUT_TINY();
+    struct qlm_model *m = open_tiny("q4");
+    int max_pos = qlm_model_hparams(m)->max_pos;
+    struct qlm_session *s;
+    struct qlm_error err;
+    ck_assert_int_eq(qlm_session_new(&s, m, max_pos + 1, 1, &err), QLM_E_RANGE);
+    ck_assert_int_eq(qlm_session_new(&s, m, max_pos, 1, &err), QLM_OK);
+    ck_assert_int_eq(qlm_session_ctx(s), max_pos);
+    qlm_session_free(s);
+    qlm_model_free(m);
+}
+END_TEST
+
 static void add_tiny_tests(Suite *s)
 {
-    (void)s;
+    TCase *tc = tcase_create("tiny");
+    tcase_set_timeout(tc, 120);
+    tcase_add_unchecked_fixture(tc, tiny_setup, NULL);
+    tcase_add_test(tc, test_tiny_f32_matches_pytorch);
+    tcase_add_test(tc, test_tiny_greedy);
+    tcase_add_test(tc, test_tiny_batching_threads);
+    tcase_add_test(tc, test_tiny_bf16_equals_f32);
+    tcase_add_test(tc, test_tiny_quantized_close);
+    tcase_add_test(tc, test_tiny_ctx_limits);
+    suite_add_tcase(s, tc);
 }
 
 static Suite *model_suite(void)
