@@ -30,9 +30,10 @@ b=$("$QLM_RUN" "$F32" -p "<|im_start|>user" --tokenize --no-special)
 # Greedy continuation equals PyTorch's (models/tiny/ref/greedy.txt).
 G=$TINY/ref/greedy.txt
 if [ -f "$G" ]; then
-    # greedy.txt: "prompt: ID ..." and "greedy: ID ..." lines.
-    sed -n 's/^prompt: *//p' "$G" >"$T/prompt.ids"
-    want=$(sed -n 's/^greedy: *//p' "$G" | tr -s ' \t' ' ')
+    # greedy.txt (tools/make_reference.py): line 1 the prompt ids, line 2 the
+    # greedy ids, line 3 the decoded text as a JSON string.
+    sed -n 1p "$G" >"$T/prompt.ids"
+    want=$(sed -n 2p "$G" | tr -s ' \t' ' ' | sed 's/^ //; s/ $//')
     k=$(echo "$want" | wc -w)
     got=$("$QLM_RUN" "$F32" --tokens "$T/prompt.ids" -n "$k" --temp 0 --print-ids -q)
     [ "$got" = "$want" ] && pass "greedy continuation of $k tokens equals PyTorch's" ||
