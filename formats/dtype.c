@@ -1,0 +1,160 @@
+/* dtype.c — dtype names and sizes, and bf16/f16 <-> f32 conversion with
+ * round-to-nearest-even (NaN preserved, f16 overflow -> inf). */
+#include "qlm_format.h"
+
+#include <string.h>
+
+static const char *const dtype_names[QLM_DTYPE_COUNT] = {"f32", "f16", "bf16", "q8", "q4"};
+
+const char *qlm_dtype_name(enum qlm_dtype t)
+{
+    return (unsigned)t < QLM_DTYPE_COUNT ? dtype_names[t] : "?";
+}
+
+int qlm_dtype_from_name(const char *name)
+{
+    for (int i = 0; name && i < QLM_DTYPE_COUNT; i++)
+        if (strcmp(name, dtype_names[i]) == 0)
+            return i;
+    return -1;
+}
+
+bool qlm_dtype_is_quant(enum qlm_dtype t)
+{
+    return t == QLM_Q8 || t == QLM_Q4;
+}
+
+static bool mul_u64(uint64_t a, uint64_t b, uint64_t *out)
+{
+    return !__builtin_mul_overflow(a, b, out);
+}
+
+static uint64_t quant_row_bytes(enum qlm_dtype t, uint64_t cols)
+{
+    return t == QLM_Q8 ? cols : cols / 2;
+}
+
+uint64_t qlm_quant_scales_offset(enum qlm_dtype t, uint64_t rows, uint64_t cols)
+{
+    uint64_t q;
+    if (!mul_u64(rows, quant_row_bytes(t, cols), &q) || q > UINT64_MAX - 63)
+        return UINT64_MAX;
+    return (q + 63) & ~(uint64_t)63;
+}
+
+bool qlm_tensor_bytes(enum qlm_dtype t, uint64_t rows, uint64_t cols, uint32_t group,
+                      uint64_t *out)
+{
+    uint64_t n, b;
+    switch (t) {
+    case QLM_F32:
+        return mul_u64(rows, cols, &n) && mul_u64(n, 4, out);
+    case QLM_F16:
+    case QLM_BF16:
+        return mul_u64(rows, cols, &n) && mul_u64(n, 2, out);
+    case QLM_Q8:
+    case QLM_Q4:
+        if (group == 0 || cols % group != 0)
+            return false;
+        if (t == QLM_Q4 && group % 32 != 0)
+            return false;
+        if (!mul_u64(rows, quant_row_bytes(t, cols), &n) || n > UINT64_MAX - 63)
+            return false;
+        n = (n + 63) & ~(uint64_t)63;
+        if (!mul_u64(rows, cols / group, &b) || !mul_u64(b, 2, &b) || n > UINT64_MAX - b)
+            return false;
+        *out = n + b;
+        return true;
+    default:
+        return false;
+    }
+}
+
+static uint32_t f32_bits(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return u;
+}
+
+static float bits_f32(uint32_t u)
+{
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+float qlm_bf16_to_f32(uint16_t h)
+{
+    return bits_f32((uint32_t)h << 16);
+}
+
+uint16_t qlm_f32_to_bf16(float f)
+{
+    uint32_t u = f32_bits(f);
+    if ((u & 0x7fffffffu) > 0x7f800000u)       /* NaN: keep sign, force quiet bit */
+        return (uint16_t)((u >> 16) | 0x0040u);
+    u += 0x7fffu + ((u >> 16) & 1u);            /* round to nearest even */
+    return (uint16_t)(u >> 16);
+}
+
+float qlm_f16_to_f32(uint16_t h)
+{
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
+    uint32_t exp = (h >> 10) & 0x1fu;
+    uint32_t man = h & 0x3ffu;
+    uint32_t u;
+    if (exp == 0x1f) {
+        u = sign | 0x7f800000u | (man << 13);   /* inf / NaN (payload kept) */
+    } else if (exp != 0) {
+        u = sign | ((exp + 112) << 23) | (man << 13);
+    } else if (man == 0) {
+        u = sign;
+    } else {
+        /* subnormal: man * 2^-24, exact in f32 */
+        float v = (float)man * (1.0f / 16777216.0f);
+        u = sign | f32_bits(v);
+    }
+    return bits_f32(u);
+}
+
+uint16_t qlm_f32_to_f16(float f)
+{
+    uint32_t u = f32_bits(f);
+    uint16_t sign = (uint16_t)((u >> 16) & 0x8000u);
+    uint32_t a = u & 0x7fffffffu;
+    if (a > 0x7f800000u) {                      /* NaN */
+        uint16_t m = (uint16_t)((a >> 13) & 0x3ffu);
+        return (uint16_t)(sign | 0x7c00u | 0x200u | m);
+    }
+    if (a >= 0x477ff000u)                       /* >= 65520 rounds to inf */
+        return (uint16_t)(sign | 0x7c00u);
+    if (a >= 0x38800000u) {                     /* normal f16 (>= 2^-14) */
+        uint32_t r = a + 0xfffu + ((a >> 13) & 1u);
+        return (uint16_t)(sign | ((r - 0x38000000u) >> 13));
+    }
+    if (a < 0x33000000u)                        /* < 2^-25: rounds to zero */
+        return sign;
+    /* subnormal f16: value = m * 2^-24, m = a_value * 2^24 rounded to even */
+    uint32_t e = a >> 23;                       /* 102..112 */
+    uint32_t mant = (a & 0x7fffffu) | 0x800000u;
+    uint32_t shift = 126 - e;                   /* 14..24 */
+    uint32_t m = mant >> shift;
+    uint32_t rem = mant & ((1u << shift) - 1);
+    uint32_t half = 1u << (shift - 1);
+    if (rem > half || (rem == half && (m & 1u)))
+        m++;
+    return (uint16_t)(sign | m);
+}
+
+void qlm_bf16_to_f32_row(const uint16_t *src, float *dst, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        dst[i] = qlm_bf16_to_f32(src[i]);
+}
+
+void qlm_f16_to_f32_row(const uint16_t *src, float *dst, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        dst[i] = qlm_f16_to_f32(src[i]);
+}

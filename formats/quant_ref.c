@@ -1,0 +1,142 @@
+/* quant_ref.c — the reference q8/q4 codecs, the oracle for every kernel.
+ *
+ * Per group: d = max|w| / 127 (q8) or / 7 (q4), rounded to f16 because that
+ * is what is stored; quants are computed from the stored scale, so for an f16
+ * normal scale d, |w - d*q| <= d/2 (q8 always; q4 except the value that is
+ * clamped to -8..7, which cannot happen for a finite normal scale).
+ * A zero group (or one whose scale underflows f16) gets scale 0 and quants 0.
+ * A scale past the f16 range is clamped to the largest finite f16 (65504),
+ * so the codecs never produce Inf or NaN from finite input. */
+#include "qlm_format.h"
+
+#include <assert.h>
+#include <math.h>
+#include <string.h>
+
+#define F16_MAX_FINITE 0x7bffu
+
+/* Stored scale of a group whose largest magnitude is amax. */
+static uint16_t group_scale(float amax, float qmax, float *d_out)
+{
+    uint16_t h = qlm_f32_to_f16(amax / qmax);
+    if ((h & 0x7fffu) >= 0x7c00u)
+        h = F16_MAX_FINITE;
+    float d = qlm_f16_to_f32(h);
+    if (!(d > 0.0f)) {
+        h = 0;
+        d = 0.0f;
+    }
+    *d_out = d;
+    return h;
+}
+
+static float group_amax(const float *x, uint32_t n)
+{
+    float amax = 0.0f;
+    for (uint32_t i = 0; i < n; i++) {
+        float a = fabsf(x[i]);
+        if (a > amax)
+            amax = a;
+    }
+    return amax;
+}
+
+static int quant_one(float x, float inv_d, int lo, int hi)
+{
+    float v = roundf(x * inv_d);
+    if (v < (float)lo)
+        return lo;
+    if (v > (float)hi)
+        return hi;
+    return (int)v;
+}
+
+void qlm_quantize_row_q8(const float *x, size_t n, uint32_t group, int8_t *q, uint16_t *d)
+{
+    assert(group > 0 && n % group == 0);
+    for (size_t g = 0; g < n / group; g++) {
+        const float *xg = x + g * group;
+        float df;
+        d[g] = group_scale(group_amax(xg, group), 127.0f, &df);
+        for (uint32_t i = 0; i < group; i++)
+            q[g * group + i] =
+                df > 0.0f ? (int8_t)quant_one(xg[i] / df, 1.0f, -127, 127) : 0;
+    }
+}
+
+void qlm_quantize_row_q4(const float *x, size_t n, uint32_t group, uint8_t *q, uint16_t *d)
+{
+    assert(group > 0 && group % 32 == 0 && n % group == 0);
+    for (size_t g = 0; g < n / group; g++) {
+        const float *xg = x + g * group;
+        float df;
+        d[g] = group_scale(group_amax(xg, group), 7.0f, &df);
+        for (uint32_t b = 0; b < group / 32; b++) {
+            const float *xb = xg + b * 32;
+            uint8_t *qb = q + (g * group + b * 32) / 2;
+            for (int j = 0; j < 16; j++) {
+                int lo = df > 0.0f ? quant_one(xb[j] / df, 1.0f, -8, 7) : 0;
+                int hi = df > 0.0f ? quant_one(xb[j + 16] / df, 1.0f, -8, 7) : 0;
+                qb[j] = (uint8_t)((lo + 8) | ((hi + 8) << 4));
+            }
+        }
+    }
+}
+
+void qlm_dequantize_row_q8(const int8_t *q, const uint16_t *d, size_t n, uint32_t group, float *y)
+{
+    assert(group > 0 && n % group == 0);
+    for (size_t g = 0; g < n / group; g++) {
+        float df = qlm_f16_to_f32(d[g]);
+        for (uint32_t i = 0; i < group; i++)
+            y[g * group + i] = df * (float)q[g * group + i];
+    }
+}
+
+void qlm_dequantize_row_q4(const uint8_t *q, const uint16_t *d, size_t n, uint32_t group, float *y)
+{
+    assert(group > 0 && group % 32 == 0 && n % group == 0);
+    for (size_t g = 0; g < n / group; g++) {
+        float df = qlm_f16_to_f32(d[g]);
+        for (uint32_t b = 0; b < group / 32; b++) {
+            const uint8_t *qb = q + (g * group + b * 32) / 2;
+            float *yb = y + g * group + b * 32;
+            for (int j = 0; j < 16; j++) {
+                yb[j] = df * (float)((qb[j] & 0x0f) - 8);
+                yb[j + 16] = df * (float)((qb[j] >> 4) - 8);
+            }
+        }
+    }
+}
+
+void qlm_dequantize_row(enum qlm_dtype t, const void *tensor_data, uint64_t rows, uint64_t cols,
+                        uint32_t group, uint64_t r, float *y)
+{
+    const uint8_t *base = tensor_data;
+    assert(r < rows);
+    switch (t) {
+    case QLM_F32:
+        memcpy(y, base + r * cols * 4, cols * 4);
+        break;
+    case QLM_F16:
+        qlm_f16_to_f32_row((const uint16_t *)(const void *)(base + r * cols * 2), y, cols);
+        break;
+    case QLM_BF16:
+        qlm_bf16_to_f32_row((const uint16_t *)(const void *)(base + r * cols * 2), y, cols);
+        break;
+    case QLM_Q8: {
+        const uint16_t *d = (const uint16_t *)(const void *)(base +
+            qlm_quant_scales_offset(t, rows, cols)) + r * (cols / group);
+        qlm_dequantize_row_q8((const int8_t *)(base + r * cols), d, cols, group, y);
+        break;
+    }
+    case QLM_Q4: {
+        const uint16_t *d = (const uint16_t *)(const void *)(base +
+            qlm_quant_scales_offset(t, rows, cols)) + r * (cols / group);
+        qlm_dequantize_row_q4(base + r * (cols / 2), d, cols, group, y);
+        break;
+    }
+    default:
+        assert(0 && "bad dtype");
+    }
+}
