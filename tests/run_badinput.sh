@@ -26,7 +26,7 @@ corrupt $((size - 3)) "$T/data.qlm"
 expect_error "corrupted tensor byte" 'data.qlm.*(checksum|xxh|corrupt)' "$QLM_RUN" "$T/data.qlm" -p hi
 expect_error "missing file" 'nonexistent.qlm.*(no such file|not found)' "$QLM_RUN" "$T/nonexistent.qlm" -p hi
 mkdir "$T/dir.qlm"
-expect_error "directory instead of a file" 'dir.qlm.*directory' "$QLM_RUN" "$T/dir.qlm" -p hi
+expect_error "directory instead of a file" 'dir.qlm.*(directory|not a regular file)' "$QLM_RUN" "$T/dir.qlm" -p hi
 printf 'not a model at all, just some text that is long enough to be read.....\n' >"$T/text.qlm"
 expect_error "not a .qlm file" 'text.qlm' "$QLM_RUN" "$T/text.qlm" -p hi
 

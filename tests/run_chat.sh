@@ -8,8 +8,9 @@ printf 'Hello there.\nWhat is your name?\n' |
     "$QLM_RUN" "$M" --chat --no-think -v --temp 0 -n 12 >"$T/out" 2>"$T/err"
 rc=$?
 [ $rc -eq 0 ] && pass "two turns: status 0" || { fail "two turns: status $rc"; cat "$T/err"; }
-[ "$(tr -d ' \n' <"$T/out" | wc -c)" -gt 0 ] &&
-    pass "replies on stdout" || { fail "no reply text"; cat "$T/out"; }
+# (each reply ends with a newline; a random-weight model may answer newlines)
+[ "$(wc -c <"$T/out")" -gt 2 ] && pass "replies on stdout ($(wc -c <"$T/out") bytes)" ||
+    { fail "no reply text"; od -c "$T/out" | head; }
 grep -q '> ' "$T/out" && fail "'> ' prompt printed although stdin is a pipe"
 # "[turn 2: evaluated N new tokens in S s, cache P of C]": N < P - N means the
 # first turn stayed in the cache.

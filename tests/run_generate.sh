@@ -9,7 +9,7 @@ pass "vocabulary of $V logits"
 
 # --tokenize against ids from tokenizers.js (models/tiny/golden_tokens.json;
 # the one-line entries whose text has no escapes).
-sed -n 's/^{"text": "\([^"\\]*\)", "ids": \[\([0-9, ]*\)\]},\{0,1\}$/\1	\2/p' \
+sed -n 's/^{"text": "\([^"\\][^"\\]*\)", "ids": \[\([0-9, ]*\)\]},\{0,1\}$/\1	\2/p' \
     "$TINY/golden_tokens.json" | head -n 20 >"$T/golden.tsv"
 n=0
 while IFS='	' read -r text ids; do
