@@ -22,7 +22,7 @@ enum qlm_err qlm_tokdata_serialize(const struct qlm_tokdata *t, uint8_t **out, s
     const char *re = t->regex ? t->regex : "";
     const char *ct = t->chat_template ? t->chat_template : "";
     size_t rl = strlen(re), cl = strlen(ct);
-    uint64_t n = 4 + 4 * 5 + 4 + 4 + 4, part;
+    uint64_t n = 4 + 7 * 4, part; /* magic, 7 u32 fields */
     *out = NULL;
     *out_len = 0;
     if (rl > UINT32_MAX || cl > UINT32_MAX)
