@@ -217,12 +217,9 @@ static int score_chunk(const float *lm, const float *lr, int vocab, const int32_
             r->same_top = true;
         } else {
             const float *rr = lr + (size_t)i * (size_t)vocab;
-            double *pm = bufs + (size_t)tid * 2u * (size_t)vocab, *pr = pm + vocab;
-            qlm_stats_log_softmax(rm, (size_t)vocab, pm);
-            qlm_stats_log_softmax(rr, (size_t)vocab, pr);
-            r->nll = -pm[tgt];
-            r->nll_ref = -pr[tgt];
-            r->kld = qlm_stats_kl(pr, pm, (size_t)vocab);
+            double *scratch = bufs + (size_t)tid * (size_t)vocab;
+            /* KL(ref || model): the reference is P. */
+            qlm_stats_compare(rr, rm, (size_t)vocab, tgt, scratch, &r->nll_ref, &r->nll, &r->kld);
             r->same_top = qlm_stats_argmax(rm, (size_t)vocab) == qlm_stats_argmax(rr, (size_t)vocab);
         }
         if (!isfinite(r->nll) || !isfinite(r->nll_ref) || !isfinite(r->kld)) {
@@ -331,7 +328,7 @@ int main(int argc, char **argv)
 
     res = calloc(per_chunk, sizeof *res);
     if (o.ref) {
-        bufs = malloc((size_t)threads * 2u * (size_t)vocab * sizeof *bufs);
+        bufs = malloc((size_t)threads * (size_t)vocab * sizeof *bufs);
         klds = malloc(n_scored * sizeof *klds);
     }
     if (!res || (o.ref && (!bufs || !klds))) {
@@ -507,7 +504,7 @@ int main(int argc, char **argv)
                threads);
         if (o.ref)
             printf(", reference %.2f s per chunk", done ? ref.eval_s / (double)done : 0);
-        printf("; peak RSS %.1f MiB\n", (double)qlm_cli_peak_rss() / 1048576.0);
+        printf("; %.1f s in all; peak RSS %.1f MiB\n", wall, (double)qlm_cli_peak_rss() / 1048576.0);
     }
     if (fflush(stdout) != 0 || ferror(stdout)) {
         fail("writing stdout: %s", strerror(errno));

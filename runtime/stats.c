@@ -44,6 +44,36 @@ double qlm_stats_kl(const double *logp, const double *logq, size_t n)
     return kl > 0.0 ? kl : 0.0;
 }
 
+static double row_max(const float *x, size_t n)
+{
+    float mx = x[0];
+    for (size_t i = 1; i < n; i++)
+        if (x[i] > mx)
+            mx = x[i];
+    return mx;
+}
+
+void qlm_stats_compare(const float *p, const float *q, size_t n, size_t target, double *scratch,
+                       double *nll_p, double *nll_q, double *kl)
+{
+    double mp = row_max(p, n), mq = row_max(q, n);
+    double sp = 0.0, sq = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double e = exp((double)p[i] - mp);
+        scratch[i] = e;
+        sp += e;
+        sq += exp((double)q[i] - mq);
+    }
+    double lse_p = mp + log(sp), lse_q = mq + log(sq);
+    double cross = 0.0; /* sum_i e^(p_i - mp) (p_i - q_i) */
+    for (size_t i = 0; i < n; i++)
+        cross += scratch[i] * ((double)p[i] - (double)q[i]);
+    *nll_p = lse_p - (double)p[target];
+    *nll_q = lse_q - (double)q[target];
+    double k = cross / sp - lse_p + lse_q;
+    *kl = k > 0.0 ? k : 0.0;
+}
+
 size_t qlm_stats_argmax(const float *x, size_t n)
 {
     size_t best = 0;

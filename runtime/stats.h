@@ -22,6 +22,14 @@ double qlm_stats_nll(const float *x, size_t n, size_t target);
  * p_i == 0 contribute 0.  Clamped at 0 (rounding can make it -1e-17). */
 double qlm_stats_kl(const double *logp, const double *logq, size_t n);
 
+/* Both models' figures at one position from their logits, in two passes
+ * over each row and 2n exp() calls (the hot loop of qlm-ppl --ref):
+ * nll_p = -log softmax(p)[target], nll_q likewise, and
+ * kl = KL(softmax(p) || softmax(q)) = sum_i P_i (p_i - q_i) - lse(p) + lse(q)
+ * (P sums to 1).  Identical rows give exactly 0.  scratch: n doubles. */
+void qlm_stats_compare(const float *p, const float *q, size_t n, size_t target, double *scratch,
+                       double *nll_p, double *nll_q, double *kl);
+
 /* Index of the largest value (the first one on ties). n >= 1. */
 size_t qlm_stats_argmax(const float *x, size_t n);
 

@@ -96,6 +96,43 @@ START_TEST(kl_from_logits)
 }
 END_TEST
 
+START_TEST(compare_matches_two_pass)
+{
+    enum { N = 1000 };
+    static float a[N], b[N];
+    static double la[N], lb[N], scratch[N];
+    unsigned seed = 12345;
+    for (int i = 0; i < N; i++) {
+        seed = seed * 1103515245u + 12345u;
+        a[i] = (float)((seed >> 8) % 20000) / 1000.0f - 10.0f;
+        seed = seed * 1103515245u + 12345u;
+        b[i] = a[i] + (float)((seed >> 8) % 2000) / 10000.0f - 0.1f;
+    }
+    qlm_stats_log_softmax(a, N, la);
+    qlm_stats_log_softmax(b, N, lb);
+    double np, nq, kl;
+    qlm_stats_compare(a, b, N, 17, scratch, &np, &nq, &kl);
+    ck_assert_double_eq_tol(np, -la[17], 1e-12);
+    ck_assert_double_eq_tol(nq, -lb[17], 1e-12);
+    double want = qlm_stats_kl(la, lb, N);
+    ck_assert(want > 1e-4);
+    ck_assert_double_eq_tol(kl, want, 1e-12);
+    /* Reversed: KL(b || a). */
+    qlm_stats_compare(b, a, N, 3, scratch, &np, &nq, &kl);
+    ck_assert_double_eq_tol(kl, qlm_stats_kl(lb, la, N), 1e-12);
+    ck_assert_double_eq_tol(np, -lb[3], 1e-12);
+    /* Identical rows: exactly zero. */
+    qlm_stats_compare(a, a, N, 0, scratch, &np, &nq, &kl);
+    ck_assert(kl == 0.0 && np == nq);
+    /* The 2-element case by hand: P = (1/2, 1/2), Q = softmax(0, ln 3) = (1/4, 3/4). */
+    float p2[2] = {0.0f, 0.0f}, q2[2] = {0.0f, (float)log(3.0)};
+    qlm_stats_compare(p2, q2, 2, 1, scratch, &np, &nq, &kl);
+    ck_assert_double_eq_tol(kl, 0.5 * log(2.0) + 0.5 * log(2.0 / 3.0), 1e-7);
+    ck_assert_double_eq_tol(nq, -log(0.75), 1e-7);
+    ck_assert_double_eq_tol(np, log(2.0), 1e-15);
+}
+END_TEST
+
 START_TEST(argmax_first_on_ties)
 {
     float x[5] = {1, 3, 2, 3, -1};
@@ -163,6 +200,7 @@ static Suite *stats_suite(void)
     tcase_add_test(tc, nll_matches_log_softmax);
     tcase_add_test(tc, kl_known);
     tcase_add_test(tc, kl_from_logits);
+    tcase_add_test(tc, compare_matches_two_pass);
     tcase_add_test(tc, argmax_first_on_ties);
     tcase_add_test(tc, percentiles);
     tcase_add_test(tc, running_mean_sd);
