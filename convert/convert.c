@@ -28,7 +28,7 @@
 #include <omp.h>
 #endif
 
-#define BLOCK_BYTES ((uint64_t)4 << 20) /* f32 bytes per row block */
+#define BLOCK_BYTES ((uint64_t)16 << 20) /* f32 bytes per row block */
 
 void qlm_convert_tmp_path(const char *out_path, char *buf, size_t len)
 {
@@ -107,56 +107,108 @@ static const char *src_file(const struct qlm_convert_opts *o, const struct qlm_s
     return (t->shard >= 0 && t->shard < m->n_shards) ? m->shard_paths[t->shard] : o->model_dir;
 }
 
-/* Rows [r0, r0 + nr) of the item to f32 in j->fbuf, checked for NaN/Inf. */
-static enum qlm_err load_block(struct job *j, const struct qlm_st_model *m,
-                               const struct qlm_plan_item *it, uint64_t r0, uint64_t nr,
-                               struct qlm_error *err)
+/* What one tensor's rows are encoded to. */
+struct enc {
+    enum qlm_dtype t;
+    uint64_t cols, out_row;   /* encoded bytes per row (quants only for q8/q4) */
+    uint32_t group;
+    uint64_t n_groups;        /* scales per row */
+};
+
+/* Encode one f32 row into y (and its scales into d for q8/q4). */
+static void encode_row(const struct enc *e, const float *x, unsigned char *y, uint16_t *d)
 {
-    const uint64_t cols = it->cols;
+    switch (e->t) {
+    case QLM_F32: memcpy(y, x, (size_t)e->cols * 4); break;
+    case QLM_F16:
+        for (uint64_t c = 0; c < e->cols; c++) {
+            uint16_t h = qlm_f32_to_f16(x[c]);
+            memcpy(y + 2 * c, &h, 2);
+        }
+        break;
+    case QLM_BF16:
+        for (uint64_t c = 0; c < e->cols; c++) {
+            uint16_t h = qlm_f32_to_bf16(x[c]);
+            memcpy(y + 2 * c, &h, 2);
+        }
+        break;
+    case QLM_Q8: qlm_quantize_row_q8(x, (size_t)e->cols, e->group, (int8_t *)y, d); break;
+    case QLM_Q4: qlm_quantize_row_q4(x, (size_t)e->cols, e->group, y, d); break;
+    default: break;
+    }
+}
+
+static bool row_finite(const float *x, uint64_t n)
+{
+    for (uint64_t c = 0; c < n; c++)
+        if (!isfinite(x[c]))
+            return false;
+    return true;
+}
+
+/* Rows [r0, r0 + nr) of the item: widen to f32, check, encode into j->obuf
+ * (scales into scales + r0 * n_groups).  One parallel loop with dynamic
+ * chunks: on a busy machine a descheduled thread's rows go to the others
+ * instead of holding everyone at a barrier. */
+static enum qlm_err encode_block(struct job *j, const struct qlm_st_model *m,
+                                 const struct qlm_plan_item *it, const struct enc *e,
+                                 uint64_t r0, uint64_t nr, uint16_t *scales,
+                                 struct qlm_error *err)
+{
+    const uint64_t cols = e->cols;
     float *fb = j->fbuf;
+    unsigned char *ob = j->obuf;
     int64_t bad = INT64_MAX;
     int nt = j->nt;
+    int64_t chunk = (int64_t)(65536 / cols) + 1;
     (void)nt;
-#pragma omp parallel for num_threads(nt) schedule(static) reduction(min : bad)
+    (void)chunk;
+#pragma omp parallel for num_threads(nt) schedule(dynamic, chunk) reduction(min : bad)
     for (int64_t i = 0; i < (int64_t)nr; i++) {
-        float *row = fb + (uint64_t)i * cols;
-        qlm_st_to_f32(it->src, (r0 + (uint64_t)i) * cols, cols, row);
-        for (uint64_t c = 0; c < cols; c++)
-            if (!isfinite(row[c])) {
-                bad = i < bad ? i : bad;
-                break;
-            }
+        float *x = fb + (uint64_t)i * cols;
+        qlm_st_to_f32(it->src, (r0 + (uint64_t)i) * cols, cols, x);
+        if (!row_finite(x, cols)) {
+            bad = i < bad ? i : bad;
+            continue;
+        }
+        encode_row(e, x, ob + (uint64_t)i * e->out_row,
+                   scales ? scales + (r0 + (uint64_t)i) * e->n_groups : NULL);
     }
     if (bad == INT64_MAX)
         return QLM_OK;
     if (!j->o->allow_nonfinite) {
-        const float *row = fb + (uint64_t)bad * cols;
+        const float *x = fb + (uint64_t)bad * cols;
         bool nan = false;
         for (uint64_t c = 0; c < cols && !nan; c++)
-            nan = isnan(row[c]);
+            nan = isnan(x[c]);
         return qlm_error_set(err, QLM_E_NONFINITE, "%s: tensor '%s' has %s at row %llu",
                              src_file(j->o, it->src, m), it->name, nan ? "NaN" : "Inf",
                              (unsigned long long)(r0 + (uint64_t)bad));
     }
-    const float lim = finite_max(it->dtype);
+    /* --allow-nonfinite: NaN -> 0, +-Inf -> the largest magnitude the
+     * output holds; the rows so fixed are encoded here (rare path). */
+    const float lim = finite_max(e->t);
     uint64_t fixed = 0;
-    for (uint64_t i = (uint64_t)bad * cols; i < nr * cols; i++) {
-        float x = fb[i];
-        if (isnan(x)) {
-            fb[i] = 0.0f;
-            fixed++;
-        } else if (isinf(x)) {
-            fb[i] = x > 0 ? lim : -lim;
-            fixed++;
-        } else if (fabsf(x) > lim) {
-            fb[i] = x > 0 ? lim : -lim;
+    for (uint64_t i = (uint64_t)bad; i < nr; i++) {
+        float *x = fb + i * cols;
+        if (row_finite(x, cols))
+            continue;
+        for (uint64_t c = 0; c < cols; c++) {
+            if (isnan(x[c])) {
+                x[c] = 0.0f;
+                fixed++;
+            } else if (isinf(x[c])) {
+                x[c] = x[c] > 0 ? lim : -lim;
+                fixed++;
+            }
         }
+        encode_row(e, x, ob + i * e->out_row, scales ? scales + (r0 + i) * e->n_groups : NULL);
     }
     j->n_fixed += fixed;
     if (j->o->warn) {
         char msg[400];
         snprintf(msg, sizeof msg,
-                 "%s: tensor '%s': replaced %llu non-finite values in rows from %llu "
+                 "%s: tensor '%s': replaced %llu non-finite values from row %llu "
                  "(NaN -> 0, Inf -> +-%g)",
                  src_file(j->o, it->src, m), it->name, (unsigned long long)fixed,
                  (unsigned long long)(r0 + (uint64_t)bad), (double)lim);
@@ -179,13 +231,14 @@ static enum qlm_err write_tensor(struct job *j, const struct qlm_st_model *m,
     const uint64_t rows = it->rows, cols = it->cols;
     const bool quant = qlm_dtype_is_quant(it->dtype);
     const uint64_t src_row = it->src->size / (rows ? rows : 1);
-    uint64_t out_row; /* encoded bytes per row (quants only for q8/q4) */
+    struct enc e = {.t = it->dtype, .cols = cols, .group = it->group,
+                    .n_groups = quant ? cols / it->group : 0};
     switch (it->dtype) {
-    case QLM_F32: out_row = cols * 4; break;
+    case QLM_F32: e.out_row = cols * 4; break;
     case QLM_F16:
-    case QLM_BF16: out_row = cols * 2; break;
-    case QLM_Q8: out_row = cols; break;
-    case QLM_Q4: out_row = cols / 2; break;
+    case QLM_BF16: e.out_row = cols * 2; break;
+    case QLM_Q8: e.out_row = cols; break;
+    case QLM_Q4: e.out_row = cols / 2; break;
     default: return qlm_error_set(err, QLM_E_INVALID, "tensor '%s': bad output type", it->name);
     }
     uint64_t block = BLOCK_BYTES / (cols * 4);
@@ -194,64 +247,30 @@ static enum qlm_err write_tensor(struct job *j, const struct qlm_st_model *m,
     if (block > rows)
         block = rows;
     QLM_TRY(grow((void **)&j->fbuf, &j->fcap, (size_t)(block * cols * 4), err));
-    QLM_TRY(grow(&j->obuf, &j->ocap, (size_t)(block * out_row), err));
+    QLM_TRY(grow(&j->obuf, &j->ocap, (size_t)(block * e.out_row), err));
 
+    /* q8/q4: quants stream out block by block; the scales follow them, so
+     * they are kept (1/16 of the quants at group 32) until the end. */
     uint16_t *scales = NULL;
-    uint64_t n_groups = quant ? cols / it->group : 0;
     if (quant) {
-        scales = malloc((size_t)(rows * n_groups * 2));
+        scales = malloc((size_t)(rows * e.n_groups * 2));
         if (!scales)
             return qlm_error_set(err, QLM_E_NOMEM, "tensor '%s': out of memory for scales",
                                  it->name);
     }
     enum qlm_err rc = QLM_OK;
     uint64_t written = 0;
-    int nt = j->nt;
-    (void)nt;
     for (uint64_t r0 = 0; r0 < rows && rc == QLM_OK; r0 += block) {
         uint64_t nr = rows - r0 < block ? rows - r0 : block;
-        rc = load_block(j, m, it, r0, nr, err);
+        rc = encode_block(j, m, it, &e, r0, nr, scales, err);
         if (rc != QLM_OK)
             break;
-        const float *fb = j->fbuf;
-        unsigned char *ob = j->obuf;
-        enum qlm_dtype t = it->dtype;
-        uint32_t group = it->group;
-#pragma omp parallel for num_threads(nt) schedule(static)
-        for (int64_t i = 0; i < (int64_t)nr; i++) {
-            const float *x = fb + (uint64_t)i * cols;
-            unsigned char *y = ob + (uint64_t)i * out_row;
-            switch (t) {
-            case QLM_F32: memcpy(y, x, (size_t)cols * 4); break;
-            case QLM_F16:
-                for (uint64_t c = 0; c < cols; c++) {
-                    uint16_t h = qlm_f32_to_f16(x[c]);
-                    memcpy(y + 2 * c, &h, 2);
-                }
-                break;
-            case QLM_BF16:
-                for (uint64_t c = 0; c < cols; c++) {
-                    uint16_t h = qlm_f32_to_bf16(x[c]);
-                    memcpy(y + 2 * c, &h, 2);
-                }
-                break;
-            case QLM_Q8:
-                qlm_quantize_row_q8(x, (size_t)cols, group, (int8_t *)y,
-                                    scales + (r0 + (uint64_t)i) * n_groups);
-                break;
-            case QLM_Q4:
-                qlm_quantize_row_q4(x, (size_t)cols, group, y,
-                                    scales + (r0 + (uint64_t)i) * n_groups);
-                break;
-            default: break;
-            }
-        }
-        rc = qlm_writer_write(w, ob, (size_t)(nr * out_row));
+        rc = qlm_writer_write(w, j->obuf, (size_t)(nr * e.out_row));
         if (rc != QLM_OK) {
             rc = werr(w, rc, err);
             break;
         }
-        written += nr * out_row;
+        written += nr * e.out_row;
         qlm_release_range((const unsigned char *)it->src->data + r0 * src_row, nr * src_row);
         progress(j, nr * src_row);
     }
@@ -265,10 +284,10 @@ static enum qlm_err write_tensor(struct job *j, const struct qlm_st_model *m,
             if (so > written)
                 rc = qlm_writer_write(w, zeros, (size_t)(so - written));
             if (rc == QLM_OK)
-                rc = qlm_writer_write(w, scales, (size_t)(rows * n_groups * 2));
+                rc = qlm_writer_write(w, scales, (size_t)(rows * e.n_groups * 2));
             if (rc != QLM_OK)
                 rc = werr(w, rc, err);
-            written = so + rows * n_groups * 2;
+            written = so + rows * e.n_groups * 2;
         }
     }
     free(scales);
