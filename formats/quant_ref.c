@@ -1,10 +1,9 @@
 /* quant_ref.c — the reference q8/q4 codecs, the oracle for every kernel.
  *
  * Per group: d = max|w| / 127 (q8) or / 7 (q4), rounded to f16 because that
- * is what is stored; quants are computed from the stored scale, so for an f16
- * normal scale d, |w - d*q| <= d/2 (q8 always; q4 except the value that is
- * clamped to -8..7, which cannot happen for a finite normal scale).
- * A zero group (or one whose scale underflows f16) gets scale 0 and quants 0.
+ * is what is stored; quants are computed from the stored scale, so
+ * |w - d*q| <= d/2 for every weight (see group_scale for subnormal scales).
+ * A group of zeros gets scale 0 and quants 0 (q4: nibbles 8).
  * A scale past the f16 range is clamped to the largest finite f16 (65504),
  * so the codecs never produce Inf or NaN from finite input. */
 #include "qlm_format.h"
@@ -15,18 +14,22 @@
 
 #define F16_MAX_FINITE 0x7bffu
 
-/* Stored scale of a group whose largest magnitude is amax. */
+/* Stored scale of a group whose largest magnitude is amax: the f16 nearest
+ * amax / qmax, bumped up one f16 step in the rare case (subnormal scales,
+ * amax < 127 * 2^-14) where rounding down would push amax / d past
+ * qmax + 1/2 and clamp it, so |w - d*q| <= d/2 holds for every group. */
 static uint16_t group_scale(float amax, float qmax, float *d_out)
 {
+    if (!(amax > 0.0f)) {
+        *d_out = 0.0f;
+        return 0;
+    }
     uint16_t h = qlm_f32_to_f16(amax / qmax);
     if ((h & 0x7fffu) >= 0x7c00u)
         h = F16_MAX_FINITE;
-    float d = qlm_f16_to_f32(h);
-    if (!(d > 0.0f)) {
-        h = 0;
-        d = 0.0f;
-    }
-    *d_out = d;
+    while (h < F16_MAX_FINITE && !(amax / qlm_f16_to_f32(h) < qmax + 0.5f))
+        h++;
+    *d_out = qlm_f16_to_f32(h);
     return h;
 }
 
