@@ -114,6 +114,7 @@ struct mini {
     const char *poison;      /* put a NaN (or +inf if poison_inf) in row 5 */
     bool poison_inf;
     uint64_t ffn;            /* default 128 */
+    bool qwen2;              /* Qwen2 layout: q/k/v biases, no q/k norms */
 };
 
 struct st_t {
@@ -148,11 +149,11 @@ static void write_mini(const char *dir, const struct mini *o)
     FILE *f = fopen(p, "w");
     ck_assert_ptr_nonnull(f);
     fprintf(f,
-            "{\"model_type\": \"qwen3\", \"hidden_size\": 64, \"intermediate_size\": %llu, "
+            "{\"model_type\": \"%s\", \"hidden_size\": 64, \"intermediate_size\": %llu, "
             "\"num_hidden_layers\": 2, \"num_attention_heads\": 2, \"num_key_value_heads\": 1, "
             "\"head_dim\": 32, \"vocab_size\": 2304, \"max_position_embeddings\": 512, "
             "\"rms_norm_eps\": 1e-06, \"rope_theta\": 1000000, \"tie_word_embeddings\": %s}\n",
-            (unsigned long long)ffn, o->tied ? "true" : "false");
+            o->qwen2 ? "qwen2" : "qwen3", (unsigned long long)ffn, o->tied ? "true" : "false");
     fclose(f);
     char from[1024];
     snprintf(from, sizeof from, "%s/models/tiny/tokenizer.json", srcdir());
@@ -175,8 +176,14 @@ static void write_mini(const char *dir, const struct mini *o)
         ADD2(L("self_attn.k_proj.weight"), 32, 64);
         ADD2(L("self_attn.v_proj.weight"), 32, 64);
         ADD2(L("self_attn.o_proj.weight"), 64, 64);
-        ADD1(L("self_attn.q_norm.weight"), 32);
-        ADD1(L("self_attn.k_norm.weight"), 32);
+        if (o->qwen2) {
+            ADD1(L("self_attn.q_proj.bias"), 64);
+            ADD1(L("self_attn.k_proj.bias"), 32);
+            ADD1(L("self_attn.v_proj.bias"), 32);
+        } else {
+            ADD1(L("self_attn.q_norm.weight"), 32);
+            ADD1(L("self_attn.k_norm.weight"), 32);
+        }
         ADD1(L("post_attention_layernorm.weight"), 64);
         ADD2(L("mlp.gate_proj.weight"), ffn, 64);
         ADD2(L("mlp.up_proj.weight"), ffn, 64);
@@ -526,6 +533,31 @@ START_TEST(plan_errors)
     /* ... but any float type is fine */
     ck_assert_int_eq(plan_of(&g, QLM_BF16, 64, &p, &e), QLM_OK);
     qlm_plan_free(&p);
+}
+END_TEST
+
+
+START_TEST(plan_qwen2_biases)
+{
+    struct mini mo = {.tied = true, .qwen2 = true};
+    struct qlm_plan p;
+    struct qlm_error e;
+    ck_assert_int_eq(plan_of(&mo, QLM_Q4, 32, &p, &e), QLM_OK);
+    ck_assert_uint_eq(p.n, 1 + 2 * 12 + 1);
+    const struct qlm_plan_item *it = find_item(&p, "model.layers.1.self_attn.k_proj.bias");
+    ck_assert_ptr_nonnull(it);
+    ck_assert_int_eq(it->dtype, QLM_F32);
+    ck_assert_uint_eq(it->dims[0], 32);
+    ck_assert_ptr_null(find_item(&p, "model.layers.0.self_attn.q_norm.weight"));
+    qlm_plan_free(&p);
+    struct mini nob = {.tied = true, .qwen2 = true, .drop = "model.layers.0.self_attn.v_proj.bias"};
+    ck_assert_int_eq(plan_of(&nob, QLM_Q8, 32, &p, &e), QLM_E_NOTFOUND);
+    ck_assert_msg(strstr(e.msg, "'model.layers.0.self_attn.v_proj.bias'"), "%s", e.msg);
+    /* q/k norms in a Qwen2 checkpoint are unexpected */
+    struct mini extra = {.tied = true, .qwen2 = true, .extra = "model.layers.0.self_attn.q_norm.weight"};
+    ck_assert_int_ne(plan_of(&extra, QLM_Q8, 32, &p, &e), QLM_OK);
+    ck_assert_msg(strstr(e.msg, "unexpected tensor 'model.layers.0.self_attn.q_norm.weight'"), "%s",
+                  e.msg);
 }
 END_TEST
 
@@ -975,6 +1007,7 @@ static Suite *convert_suite(void)
     tcase_add_test(tc, plan_head_equal_bytes_dropped);
     tcase_add_test(tc, plan_head_untied_kept);
     tcase_add_test(tc, plan_errors);
+    tcase_add_test(tc, plan_qwen2_biases);
     suite_add_tcase(s, tc);
     tc = tcase_create("end_to_end");
     tcase_set_timeout(tc, 60);
