@@ -274,32 +274,71 @@ static void acts_prepare(struct qlm_acts *a, const struct qlm_matrix *w)
     a->quantized = true;
 }
 
-/* y (nt, ldy) = x W^T: rows of W split among threads in chunks of about a
- * quarter of a thread's share (a multiple of 16 rows), handed out
- * dynamically so a slow thread's share is picked up by the others. */
-static void matmul(struct qlm_session *s, const struct qlm_matrix *w, struct qlm_acts *a,
-                   float *y, int ldy)
+/* Rows per work item for a matrix of `rows` rows: about a quarter of a
+ * thread's share (a multiple of 16), so a slow thread's share is picked up
+ * by the others. */
+static int chunk_rows(int rows, int nth)
 {
-    const struct qlm_type_ops *ops = qlm_type_ops(w->type);
-    acts_prepare(a, w);
-    int rows = w->rows, nth = s->n_threads;
+    if (nth == 1)
+        return rows;
     int chunk = (rows + nth * 4 - 1) / (nth * 4);
-    chunk = nth == 1 ? rows : (chunk + 15) / 16 * 16;
-    int n_chunks = (rows + chunk - 1) / chunk;
+    return (chunk + 15) / 16 * 16;
+}
+
+/* y_i (nt, ldy_i) = x W_i^T for n matrices sharing one input (q/k/v,
+ * gate/up): their row chunks form one work-sharing loop, so the threads meet
+ * at one barrier rather than n.  Matrices needing different activation
+ * preparation (mixed quantization groups) run one after another. */
+#define MAX_FUSED 4
+static void matmul_n(struct qlm_session *s, int n, const struct qlm_matrix *const *w,
+                     struct qlm_acts *a, float *const *y, const int *ldy)
+{
+    bool int8 = qlm_type_ops(w[0]->type)->int8_acts;
+    for (int i = 1; i < n; i++)
+        if (qlm_type_ops(w[i]->type)->int8_acts != int8 || (int8 && w[i]->group != w[0]->group)) {
+            for (int j = 0; j < n; j++)
+                matmul_n(s, 1, &w[j], a, &y[j], &ldy[j]);
+            return;
+        }
+    acts_prepare(a, w[0]);
+    int chunk[MAX_FUSED], first[MAX_FUSED + 1];
+    first[0] = 0;
+    for (int i = 0; i < n; i++) {
+        chunk[i] = chunk_rows(w[i]->rows, s->n_threads);
+        first[i + 1] = first[i] + (w[i]->rows + chunk[i] - 1) / chunk[i];
+    }
+    int total = first[n];
 #pragma omp for schedule(dynamic, 1)
-    for (int c = 0; c < n_chunks; c++) {
-        int r0 = c * chunk, r1 = r0 + chunk < rows ? r0 + chunk : rows;
-        ops->gemm(w, r0, r1, a, y, ldy);
+    for (int c = 0; c < total; c++) {
+        int i = 0;
+        while (c >= first[i + 1])
+            i++;
+        int rows = w[i]->rows, r0 = (c - first[i]) * chunk[i];
+        int r1 = r0 + chunk[i] < rows ? r0 + chunk[i] : rows;
+        qlm_type_ops(w[i]->type)->gemm(w[i], r0, r1, a, y[i], ldy[i]);
     }
 }
 
-/* x += y over nt rows of n. */
-static void add_rows(float *x, const float *y, int nt, int n)
+/* y (nt, ldy) = x W^T, rows of W split among threads in chunks. */
+static void matmul(struct qlm_session *s, const struct qlm_matrix *w, struct qlm_acts *a,
+                   float *y, int ldy)
+{
+    matmul_n(s, 1, &w, a, &y, &ldy);
+}
+
+/* x += y over nt rows of n, then h = rmsnorm(x, w) when w is given: one
+ * loop (and one barrier) for the residual and the next block's norm. */
+static void add_rows(float *x, const float *y, float *h, const float *w, int nt, int n,
+                     double eps)
 {
 #pragma omp for schedule(static)
-    for (int t = 0; t < nt; t++)
+    for (int t = 0; t < nt; t++) {
+        float *xt = x + (size_t)t * n;
         for (int i = 0; i < n; i++)
-            x[(size_t)t * n + i] += y[(size_t)t * n + i];
+            xt[i] += y[(size_t)t * n + i];
+        if (w != NULL)
+            rmsnorm(h + (size_t)t * n, xt, w, n, eps);
+    }
 }
 
 /* Per token: biases, per-head q/k norm, RoPE at the token's position, then
@@ -411,13 +450,16 @@ static void forward_layers(struct qlm_session *s, int nt, float *logits, bool al
 
     for (int l = 0; l < hp->n_layers; l++) {
         const struct qlm_layer *L = &m->layers[l];
-        /* h = rmsnorm(x, input_layernorm) */
-        rmsnorm_rows(s->h, s->x, L->attn_norm, nt, dim, eps);
+        /* h = rmsnorm(x, input_layernorm) (later layers: fused with the
+         * previous layer's last residual add) */
+        if (l == 0)
+            rmsnorm_rows(s->h, s->x, L->attn_norm, nt, dim, eps);
         /* q, k, v = Wq h, Wk h, Wv h: one quantized input */
         acts_init(&a, s, s->h, nt, dim);
-        matmul(s, &L->wq, &a, s->q, q_dim);
-        matmul(s, &L->wk, &a, s->k, kv_dim);
-        matmul(s, &L->wv, &a, s->v, kv_dim);
+        const struct qlm_matrix *wqkv[3] = { &L->wq, &L->wk, &L->wv };
+        float *const yqkv[3] = { s->q, s->k, s->v };
+        const int ldqkv[3] = { q_dim, kv_dim, kv_dim };
+        matmul_n(s, 3, wqkv, &a, yqkv, ldqkv);
         /* (+ biases), per-head q/k norm, RoPE; k, v to the cache */
         qk_prepare(s, L, l, p0, nt);
         /* causal GQA attention over positions 0 .. p0 + t */
@@ -425,17 +467,19 @@ static void forward_layers(struct qlm_session *s, int nt, float *logits, bool al
         /* x += Wo concat(heads) */
         acts_init(&a, s, s->att, nt, q_dim);
         matmul(s, &L->wo, &a, s->h, dim);
-        add_rows(s->x, s->h, nt, dim);
         /* h = rmsnorm(x, post_attention_layernorm) */
-        rmsnorm_rows(s->h, s->x, L->ffn_norm, nt, dim, eps);
+        add_rows(s->x, s->h, s->h, L->ffn_norm, nt, dim, eps);
         /* x += Wdown(silu(Wgate h) * (Wup h)): gate/up share one input */
         acts_init(&a, s, s->h, nt, dim);
-        matmul(s, &L->wgate, &a, s->gate, ffn);
-        matmul(s, &L->wup, &a, s->up, ffn);
+        const struct qlm_matrix *wgu[2] = { &L->wgate, &L->wup };
+        float *const ygu[2] = { s->gate, s->up };
+        const int ldgu[2] = { ffn, ffn };
+        matmul_n(s, 2, wgu, &a, ygu, ldgu);
         swiglu(s->gate, s->up, nt, ffn);
         acts_init(&a, s, s->gate, nt, ffn);
         matmul(s, &L->wdown, &a, s->h, dim);
-        add_rows(s->x, s->h, nt, dim);
+        add_rows(s->x, s->h, s->h, l + 1 < hp->n_layers ? m->layers[l + 1].attn_norm : NULL, nt,
+                 dim, eps);
     }
     if (logits == NULL)
         return;
