@@ -44,14 +44,15 @@ static float group_amax(const float *x, uint32_t n)
     return amax;
 }
 
-static int quant_one(float x, float inv_d, int lo, int hi)
+/* round(v) (half away from zero, as roundf) clamped to [lo, hi]: truncate,
+ * then correct by the exact remainder, so compilers can vectorize it. */
+static inline int quant_one(float v, int lo, int hi)
 {
-    float v = roundf(x * inv_d);
-    if (v < (float)lo)
-        return lo;
-    if (v > (float)hi)
-        return hi;
-    return (int)v;
+    v = v < -256.0f ? -256.0f : v > 256.0f ? 256.0f : v;
+    int i = (int)v;
+    float r = v - (float)i; /* exact for |v| < 2^23 */
+    i += (r >= 0.5f) - (r <= -0.5f);
+    return i < lo ? lo : i > hi ? hi : i;
 }
 
 void qlm_quantize_row_q8(const float *x, size_t n, uint32_t group, int8_t *q, uint16_t *d)
@@ -61,9 +62,12 @@ void qlm_quantize_row_q8(const float *x, size_t n, uint32_t group, int8_t *q, ui
         const float *xg = x + g * group;
         float df;
         d[g] = group_scale(group_amax(xg, group), 127.0f, &df);
+        if (df == 0.0f) {
+            memset(q + g * group, 0, group);
+            continue;
+        }
         for (uint32_t i = 0; i < group; i++)
-            q[g * group + i] =
-                df > 0.0f ? (int8_t)quant_one(xg[i] / df, 1.0f, -127, 127) : 0;
+            q[g * group + i] = (int8_t)quant_one(xg[i] / df, -127, 127);
     }
 }
 
@@ -78,8 +82,8 @@ void qlm_quantize_row_q4(const float *x, size_t n, uint32_t group, uint8_t *q, u
             const float *xb = xg + b * 32;
             uint8_t *qb = q + (g * group + b * 32) / 2;
             for (int j = 0; j < 16; j++) {
-                int lo = df > 0.0f ? quant_one(xb[j] / df, 1.0f, -8, 7) : 0;
-                int hi = df > 0.0f ? quant_one(xb[j + 16] / df, 1.0f, -8, 7) : 0;
+                int lo = df > 0.0f ? quant_one(xb[j] / df, -8, 7) : 0;
+                int hi = df > 0.0f ? quant_one(xb[j + 16] / df, -8, 7) : 0;
                 qb[j] = (uint8_t)((lo + 8) | ((hi + 8) << 4));
             }
         }

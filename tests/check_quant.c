@@ -287,6 +287,38 @@ START_TEST(codec_random_bound)
 }
 END_TEST
 
+START_TEST(codec_matches_spec)
+{
+    /* q = clamp(roundf(x / d)) with d the stored f16 scale, element by element */
+    float x[256];
+    int8_t q8[256];
+    uint8_t q4[128];
+    uint16_t d[8];
+    for (int rep = 0; rep < 200; rep++) {
+        uint32_t g = groups[rep % 3];
+        for (int i = 0; i < 256; i++)
+            x[i] = rndf(-1, 1) * ldexpf(1, (int)(rnd32() % 12) - 6);
+        if (rep % 7 == 0) /* amax 127 so d = 1 (q8), and exact halves: ties */
+            for (int i = 0; i < 256; i++)
+                x[i] = i % 32 == 0 ? 127.0f : (float)((int)(rnd32() % 509) - 254) * 0.5f;
+        qlm_quantize_row_q8(x, 256, g, q8, d);
+        for (int i = 0; i < 256; i++) {
+            float df = qlm_f16_to_f32(d[i / g]);
+            float r = df > 0 ? fminf(fmaxf(roundf(x[i] / df), -127), 127) : 0;
+            ck_assert_int_eq(q8[i], (int)r);
+        }
+        qlm_quantize_row_q4(x, 256, g, q4, d);
+        for (int i = 0; i < 256; i++) {
+            float df = qlm_f16_to_f32(d[i / g]);
+            float r = df > 0 ? fminf(fmaxf(roundf(x[i] / df), -8), 7) : 0;
+            int b = i / 32, j = i % 32;
+            int n = j < 16 ? q4[b * 16 + j] & 15 : q4[b * 16 + j - 16] >> 4;
+            ck_assert_int_eq(n - 8, (int)r);
+        }
+    }
+}
+END_TEST
+
 START_TEST(codec_zero_group)
 {
     float x[64] = {0}, y[64];
@@ -473,6 +505,7 @@ static Suite *quant_suite(void)
     suite_add_tcase(s, c);
     c = tcase_create("codec");
     tcase_add_test(c, codec_random_bound);
+    tcase_add_test(c, codec_matches_spec);
     tcase_add_test(c, codec_zero_group);
     tcase_add_test(c, codec_plus_minus_max);
     tcase_add_test(c, codec_outlier);
