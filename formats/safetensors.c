@@ -462,26 +462,32 @@ enum qlm_err qlm_st_open(struct qlm_st_model **out, const char *path, struct qlm
     return QLM_OK;
 }
 
+/* Little-endian hosts only (x86-64, aarch64), like the runtime. */
 void qlm_st_to_f32(const struct qlm_st_tensor *t, uint64_t start, uint64_t n, float *out)
 {
     switch (t->dtype) {
     case QLM_ST_F32: {
         const uint8_t *p = (const uint8_t *)t->data + start * 4;
-        memcpy(out, p, n * 4); /* little-endian hosts only, like the runtime */
+        memcpy(out, p, n * 4);
         break;
     }
     case QLM_ST_BF16: {
         const uint8_t *p = (const uint8_t *)t->data + start * 2;
-        for (uint64_t i = 0; i < n; i++) {
-            uint32_t u = ((uint32_t)p[2 * i] | (uint32_t)p[2 * i + 1] << 8) << 16;
+        for (uint64_t i = 0; i < n; i++) { /* memcpy: the data may be unaligned */
+            uint16_t h;
+            memcpy(&h, p + 2 * i, 2);
+            uint32_t u = (uint32_t)h << 16;
             memcpy(&out[i], &u, 4);
         }
         break;
     }
     case QLM_ST_F16: {
         const uint8_t *p = (const uint8_t *)t->data + start * 2;
-        for (uint64_t i = 0; i < n; i++)
-            out[i] = qlm_f16_to_f32((uint16_t)(p[2 * i] | p[2 * i + 1] << 8));
+        for (uint64_t i = 0; i < n; i++) {
+            uint16_t h;
+            memcpy(&h, p + 2 * i, 2);
+            out[i] = qlm_f16_to_f32(h);
+        }
         break;
     }
     default:
