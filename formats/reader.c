@@ -15,7 +15,8 @@
 
 struct fpriv {
     char *path;
-    void *arena;          /* metadata keys/strings and tensor names */
+    void *arena;          /* metadata keys and strings */
+    void *names;          /* tensor names */
 };
 
 #define FAIL(code, ...) (rc = qlm_error_set(err, code, __VA_ARGS__))
@@ -30,6 +31,7 @@ void qlm_file_close(struct qlm_file *f)
     if (p) {
         free(p->path);
         free(p->arena);
+        free(p->names);
         free(p);
     }
     free(f->meta);
@@ -159,7 +161,7 @@ static enum qlm_err parse_meta(struct qlm_file *f, const uint8_t *p, uint64_t si
 
 static enum qlm_err parse_dir(struct qlm_file *f, const uint8_t *p, uint64_t size,
                               uint64_t data_off, uint64_t data_size, uint32_t align,
-                              char **arena_pos, struct qlm_error *err)
+                              struct qlm_error *err)
 {
     enum qlm_err rc = QLM_OK;
     const char *nm = f->path;
@@ -170,17 +172,26 @@ static enum qlm_err parse_dir(struct qlm_file *f, const uint8_t *p, uint64_t siz
                     nm, n, (unsigned long long)size);
     const uint8_t *strtab = p + fixed;
     uint64_t strtab_size = size - fixed;
+    /* names may share string-table bytes: size their copies first */
+    uint64_t names_size = 1;
+    for (uint32_t i = 0; i < n; i++) {
+        const uint8_t *e = p + (uint64_t)i * QLM_DIR_ENTRY_SIZE;
+        uint32_t no = qlm_fmt_rd32(e);
+        uint16_t nl = qlm_fmt_rd16(e + 4);
+        if (nl == 0 || !inside(no, nl, 0, strtab_size))
+            return FAIL(QLM_E_RANGE, "%s: tensor %u: name outside the string table", nm, i);
+        names_size += (uint64_t)nl + 1;
+    }
+    struct fpriv *fp = f->priv_;
     f->tensors = calloc(n ? n : 1, sizeof *f->tensors);
-    if (!f->tensors)
+    if (names_size > SIZE_MAX || !f->tensors || !(fp->names = malloc((size_t)names_size)))
         return FAIL(QLM_E_NOMEM, "%s: out of memory", nm);
-    char *a = *arena_pos;
+    char *a = fp->names;
     for (uint32_t i = 0; i < n; i++) {
         const uint8_t *e = p + (uint64_t)i * QLM_DIR_ENTRY_SIZE;
         struct qlm_tensor_info *t = &f->tensors[i];
         uint32_t no = qlm_fmt_rd32(e);
         uint16_t nl = qlm_fmt_rd16(e + 4);
-        if (nl == 0 || !inside(no, nl, 0, strtab_size))
-            return FAIL(QLM_E_RANGE, "%s: tensor %u: name outside the string table", nm, i);
         if (memchr(strtab + no, 0, nl))
             return FAIL(QLM_E_FORMAT, "%s: tensor %u: NUL byte in name", nm, i);
         memcpy(a, strtab + no, nl);
@@ -231,7 +242,6 @@ static enum qlm_err parse_dir(struct qlm_file *f, const uint8_t *p, uint64_t siz
                         (unsigned long long)t->size);
         t->data = f->map + data_off + t->offset;
     }
-    *arena_pos = a;
     qsort(f->tensors, n, sizeof *f->tensors, cmp_tensor_off);
     for (uint32_t i = 1; i < n; i++)
         if (f->tensors[i - 1].offset + f->tensors[i - 1].size > f->tensors[i].offset)
@@ -300,14 +310,15 @@ static enum qlm_err validate(struct qlm_file *f, struct qlm_error *err)
     f->tok_size = tok_size;
     f->tok_raw_size = tok_raw;
     f->n_tensors = n_tensors;
-    /* names and strings are copied NUL-terminated: arena <= both sections */
+    /* keys and strings are copied NUL-terminated; each copy is no longer than
+     * the bytes it was read from, so the section size bounds the arena */
     struct fpriv *p = f->priv_;
-    p->arena = malloc((size_t)(meta_size + dir_size) + 1);
+    p->arena = malloc((size_t)meta_size + 1);
     if (!p->arena)
         return FAIL(QLM_E_NOMEM, "%s: out of memory", nm);
     char *a = p->arena;
     QLM_TRY(parse_meta(f, h + meta_off, meta_size, &a, err));
-    return parse_dir(f, h + dir_off, dir_size, data_off, data_size, align, &a, err);
+    return parse_dir(f, h + dir_off, dir_size, data_off, data_size, align, err);
 }
 
 enum qlm_err qlm_file_open(struct qlm_file **out, const char *path, struct qlm_error *err)

@@ -499,6 +499,122 @@ START_TEST(bad_header_fields_refused)
 }
 END_TEST
 
+/* Rewrite bytes of the directory and fix its checksum and the header's:
+ * a consistent but hostile file. */
+static void patch_dir(const char *path, void (*edit)(uint8_t *dir, uint64_t size, uint32_t n))
+{
+    int fd = open(path, O_RDWR);
+    uint8_t h[256];
+    ck_assert_int_eq(pread(fd, h, 256, 0), 256);
+    uint64_t off = rd64(h + 64), size = rd64(h + 72);
+    uint32_t n = (uint32_t)rd64(h + 80) & 0xffffffffu;
+    uint8_t *d = malloc(size);
+    ck_assert_int_eq(pread(fd, d, size, (off_t)off), (ssize_t)size);
+    edit(d, size, n);
+    ck_assert_int_eq(pwrite(fd, d, size, (off_t)off), (ssize_t)size);
+    uint64_t x = XXH3_64bits(d, size);
+    free(d);
+    close(fd);
+    uint8_t v[8];
+    for (int i = 0; i < 8; i++)
+        v[i] = (uint8_t)(x >> (8 * i));
+    patch_header(path, 120, v, 8);
+}
+
+static void all_names_one(uint8_t *d, uint64_t size, uint32_t n)
+{
+    /* every entry names the whole string table: copies would exceed it n-fold */
+    uint64_t strtab = size - (uint64_t)n * 80;
+    for (uint32_t i = 0; i < n; i++) {
+        memset(d + i * 80, 0, 4);
+        d[i * 80 + 4] = (uint8_t)strtab;
+        d[i * 80 + 5] = (uint8_t)(strtab >> 8);
+    }
+}
+
+static void overlap_two(uint8_t *d, uint64_t size, uint32_t n)
+{
+    (void)size;
+    (void)n;
+    memcpy(d + 80 + 48, d + 48, 8); /* tensor 1 at tensor 0's offset */
+}
+
+static void bad_dtype(uint8_t *d, uint64_t size, uint32_t n)
+{
+    (void)size;
+    (void)n;
+    d[6] = 9;
+}
+
+static void bad_ndims(uint8_t *d, uint64_t size, uint32_t n)
+{
+    (void)size;
+    (void)n;
+    d[7] = 0;
+}
+
+static void bad_size(uint8_t *d, uint64_t size, uint32_t n)
+{
+    (void)size;
+    (void)n;
+    d[56] ^= 4;
+}
+
+static void misaligned(uint8_t *d, uint64_t size, uint32_t n)
+{
+    (void)size;
+    (void)n;
+    d[80 + 48] |= 8;
+}
+
+static void huge_dims(uint8_t *d, uint64_t size, uint32_t n)
+{
+    (void)size;
+    (void)n;
+    memset(d + 8, 0xff, 16); /* dims[0] = dims[1] = 2^64 - 1 */
+}
+
+static void name_past_table(uint8_t *d, uint64_t size, uint32_t n)
+{
+    (void)n;
+    d[0] = (uint8_t)size;
+    d[1] = (uint8_t)(size >> 8);
+}
+
+START_TEST(hostile_directory_refused)
+{
+    void (*edits[])(uint8_t *, uint64_t, uint32_t) = {all_names_one, overlap_two, bad_dtype,
+                                                      bad_ndims, bad_size, misaligned,
+                                                      huge_dims, name_past_table};
+    const char *p = tpath("m.qlm"), *q = tpath("bad.qlm"), *l = tpath("long.qlm");
+    write_ref(p, 0);
+    /* long names, so that copying the whole table per entry would overrun
+     * any buffer sized by the sections */
+    struct qlm_writer *w;
+    struct qlm_error e0 = {0};
+    ck_assert_int_eq(qlm_writer_open(&w, l, false, &e0), QLM_OK);
+    char name[400];
+    uint64_t d1[1] = {1};
+    for (int t = 0; t < 8; t++) {
+        memset(name, 'a' + t, sizeof name - 1);
+        name[sizeof name - 1] = 0;
+        ck_assert_int_eq(qlm_writer_declare(w, name, QLM_F32, 1, d1, 0), QLM_OK);
+    }
+    float one[8] = {1, 1, 1, 1, 1, 1, 1, 1};
+    ck_assert_int_eq(qlm_writer_write(w, one, sizeof one), QLM_OK);
+    ck_assert_int_eq(qlm_writer_finish(w, &e0), QLM_OK);
+    qlm_writer_abort(w);
+    for (size_t i = 0; i < sizeof edits / sizeof edits[0]; i++) {
+        copy_file(i == 0 ? l : p, q);
+        patch_dir(q, edits[i]);
+        struct qlm_file *f = NULL;
+        struct qlm_error err = {0};
+        ck_assert_msg(qlm_file_open(&f, q, &err) != QLM_OK, "edit %zu accepted", i);
+        ck_assert_ptr_nonnull(strstr(err.msg, q));
+    }
+}
+END_TEST
+
 START_TEST(not_a_qlm)
 {
     const char *p = tpath("text.qlm");
@@ -799,6 +915,7 @@ static Suite *format_suite(void)
     tcase_add_test(c, truncation_refused);
     tcase_add_test(c, newer_major_refused);
     tcase_add_test(c, bad_header_fields_refused);
+    tcase_add_test(c, hostile_directory_refused);
     tcase_add_test(c, not_a_qlm);
     tcase_add_test(c, existing_output_refused);
     tcase_add_test(c, abort_leaves_nothing);
