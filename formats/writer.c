@@ -36,7 +36,7 @@ struct wtensor {
 struct qlm_writer {
     char *path, *tmp;
     int fd;
-    bool finished, started;
+    bool finished, started, overwrite;
     struct qlm_error err;
     struct wmeta *meta;
     size_t n_meta, cap_meta;
@@ -95,6 +95,7 @@ enum qlm_err qlm_writer_open(struct qlm_writer **out, const char *path, bool ove
         return qlm_error_set(err, QLM_E_NOMEM, "%s: out of memory", path);
     }
     snprintf(w->tmp, tl, "%s.tmp.%ld", path, (long)getpid());
+    w->overwrite = overwrite;
     w->fd = open(w->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (w->fd < 0) {
         int e = errno;
@@ -422,6 +423,27 @@ enum qlm_err qlm_writer_write(struct qlm_writer *w, const void *data, size_t len
     return QLM_OK;
 }
 
+/* Move the finished temp file to path.  Without overwrite, link() refuses
+ * an output that appeared since open (rename would silently replace it);
+ * filesystems without hard links fall back to a checked rename. */
+static enum qlm_err publish(struct qlm_writer *w)
+{
+    if (!w->overwrite) {
+        if (link(w->tmp, w->path) == 0) {
+            unlink(w->tmp);
+            return QLM_OK;
+        }
+        if (errno == EEXIST)
+            return fail(w, QLM_E_IO, "already exists (not overwriting)");
+        struct stat st;
+        if (lstat(w->path, &st) == 0)
+            return fail(w, QLM_E_IO, "already exists (not overwriting)");
+    }
+    if (rename(w->tmp, w->path) != 0)
+        return fail_errno(w, "rename failed", errno);
+    return QLM_OK;
+}
+
 enum qlm_err qlm_writer_finish(struct qlm_writer *w, struct qlm_error *err)
 {
     if (w->err.code == QLM_OK && !w->started)
@@ -472,9 +494,7 @@ enum qlm_err qlm_writer_finish(struct qlm_writer *w, struct qlm_error *err)
             fail_errno(w, "fsync failed", errno);
         else if (close(w->fd) != 0)
             w->fd = -1, fail_errno(w, "close failed", errno);
-        else if ((w->fd = -1), rename(w->tmp, w->path) != 0)
-            fail_errno(w, "rename failed", errno);
-        else
+        else if ((w->fd = -1), publish(w) == QLM_OK)
             w->finished = true;
     }
     if (w->err.code) {

@@ -666,6 +666,28 @@ START_TEST(existing_output_refused)
 }
 END_TEST
 
+START_TEST(output_appearing_meanwhile_kept)
+{
+    /* another process creates the output while we write: finish refuses */
+    const char *p = tpath("m.qlm");
+    struct qlm_writer *w;
+    struct qlm_error err = {0};
+    ck_assert_int_eq(qlm_writer_open(&w, p, false, &err), QLM_OK);
+    FILE *fp = fopen(p, "w");
+    fputs("theirs", fp);
+    fclose(fp);
+    ck_assert_int_eq(qlm_writer_finish(w, &err), QLM_E_IO);
+    ck_assert_ptr_nonnull(strstr(err.msg, "exists"));
+    qlm_writer_abort(w);
+    ck_assert_int_eq(count_entries(), 1);
+    char buf[16] = {0};
+    fp = fopen(p, "r");
+    ck_assert_ptr_nonnull(fgets(buf, sizeof buf, fp));
+    fclose(fp);
+    ck_assert_str_eq(buf, "theirs");
+}
+END_TEST
+
 START_TEST(abort_leaves_nothing)
 {
     const char *p = tpath("m.qlm");
@@ -918,6 +940,7 @@ static Suite *format_suite(void)
     tcase_add_test(c, hostile_directory_refused);
     tcase_add_test(c, not_a_qlm);
     tcase_add_test(c, existing_output_refused);
+    tcase_add_test(c, output_appearing_meanwhile_kept);
     tcase_add_test(c, abort_leaves_nothing);
     tcase_add_test(c, writer_misuse);
     tcase_add_test(c, write_error_names_file);
