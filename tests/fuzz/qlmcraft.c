@@ -1,0 +1,185 @@
+/*
+ * qlmcraft.c — byte surgery for the malformed-input tests (tests/malformed.sh):
+ *
+ *   qlmcraft hdr FILE.qlm             header fields as shell assignments
+ *   qlmcraft rehash FILE.qlm          recompute the section and header XXH3s in
+ *                                     place (so a crafted defect gets past them)
+ *   qlmcraft get FILE OFF WIDTH       print the little-endian uint at OFF
+ *   qlmcraft put FILE OFF WIDTH VAL   write VAL (decimal, or -N) at OFF
+ *   qlmcraft flip FILE OFF            xor the byte at OFF with 0x01
+ *   qlmcraft st OUT JSON DATALEN [DECLARED]
+ *                                     write a safetensors file: u64 header
+ *                                     length (DECLARED, default the JSON's),
+ *                                     the JSON, DATALEN bytes 0x3f
+ *   qlmcraft st-off FILE NAME         "OFFSET DTYPE" of tensor NAME's data in a
+ *                                     (well-formed, compact) safetensors file
+ *
+ * Exits 2 with a message on misuse; touches nothing but the named file.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+static int die(const char *msg, const char *arg)
+{
+    fprintf(stderr, "qlmcraft: %s%s%s\n", msg, arg ? ": " : "", arg ? arg : "");
+    exit(2);
+}
+
+static uint8_t *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        die(strerror(errno), path);
+    size_t cap = 1 << 16, n = 0;
+    uint8_t *b = malloc(cap);
+    size_t r;
+    while (b && (r = fread(b + n, 1, cap - n, f)) > 0) {
+        n += r;
+        if (n == cap) {
+            uint8_t *nb = realloc(b, cap *= 2);
+            if (!nb)
+                free(b);
+            b = nb;
+        }
+    }
+    if (!b || ferror(f))
+        die("cannot read", path);
+    fclose(f);
+    *len = n;
+    return b;
+}
+
+static void spill(const char *path, const uint8_t *b, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f || fwrite(b, 1, n, f) != n || fclose(f) != 0)
+        die("cannot write", path);
+}
+
+static uint64_t rd(const uint8_t *p, int w)
+{
+    uint64_t v = 0;
+    for (int i = w - 1; i >= 0; i--)
+        v = v << 8 | p[i];
+    return v;
+}
+
+static void wr(uint8_t *p, int w, uint64_t v)
+{
+    for (int i = 0; i < w; i++, v >>= 8)
+        p[i] = (uint8_t)v;
+}
+
+static uint64_t num(const char *s)
+{
+    char *end;
+    errno = 0;
+    uint64_t v = s[0] == '-' ? (uint64_t)strtoll(s, &end, 0) : strtoull(s, &end, 0);
+    if (errno || end == s || *end)
+        die("not a number", s);
+    return v;
+}
+
+static int width(const char *s)
+{
+    uint64_t w = num(s);
+    if (w != 1 && w != 2 && w != 4 && w != 8)
+        die("width must be 1, 2, 4 or 8", s);
+    return (int)w;
+}
+
+static const char *const FIELDS[] = {"file_size",  "meta_offset", "meta_size",   "tok_offset",
+                                     "tok_size",   "tok_raw_size", "dir_offset", "dir_size"};
+
+int main(int argc, char **argv)
+{
+    if (argc < 3)
+        die("usage: qlmcraft hdr|rehash|get|put|flip|st|st-off FILE ...", NULL);
+    const char *cmd = argv[1], *path = argv[2];
+    size_t n;
+    if (!strcmp(cmd, "st")) {
+        if (argc < 5)
+            die("usage: qlmcraft st OUT JSON DATALEN [DECLARED]", NULL);
+        size_t jl = strlen(argv[3]);
+        uint64_t dl = num(argv[4]), declared = argc > 5 ? num(argv[5]) : jl;
+        if (dl > (1u << 26))
+            die("DATALEN too large", argv[4]);
+        uint8_t *b = malloc(8 + jl + dl);
+        if (!b)
+            die("out of memory", NULL);
+        wr(b, 8, declared);
+        memcpy(b + 8, argv[3], jl);
+        memset(b + 8 + jl, 0x3f, dl);
+        spill(path, b, 8 + jl + dl);
+        free(b);
+        return 0;
+    }
+    uint8_t *b = slurp(path, &n);
+    if (!strcmp(cmd, "hdr")) {
+        if (n < 256)
+            die("shorter than a .qlm header", path);
+        for (int i = 0; i < 8; i++)
+            printf("%s=%llu\n", FIELDS[i], (unsigned long long)rd(b + 16 + 8 * i, 8));
+        printf("n_tensors=%llu\n", (unsigned long long)rd(b + 80, 4));
+        printf("data_alignment=%llu\n", (unsigned long long)rd(b + 84, 4));
+        printf("data_offset=%llu\n", (unsigned long long)rd(b + 88, 8));
+        printf("data_size=%llu\n", (unsigned long long)rd(b + 96, 8));
+    } else if (!strcmp(cmd, "rehash")) {
+        if (n < 256)
+            die("shorter than a .qlm header", path);
+        static const int sec[3][3] = {{24, 32, 104}, {40, 48, 112}, {64, 72, 120}};
+        for (int i = 0; i < 3; i++) {
+            uint64_t o = rd(b + sec[i][0], 8), s = rd(b + sec[i][1], 8);
+            if (o <= n && s <= n - o) /* sections out of bounds keep their hash */
+                wr(b + sec[i][2], 8, XXH3_64bits(b + o, (size_t)s));
+        }
+        wr(b + 248, 8, XXH3_64bits(b, 248));
+        spill(path, b, n);
+    } else if (!strcmp(cmd, "get") || !strcmp(cmd, "put") || !strcmp(cmd, "flip")) {
+        int flip = !strcmp(cmd, "flip"), put = !strcmp(cmd, "put");
+        if (argc != (flip ? 4 : put ? 6 : 5))
+            die("wrong number of arguments for", cmd);
+        uint64_t off = num(argv[3]);
+        int w = flip ? 1 : width(argv[4]);
+        if (off > n || (uint64_t)w > n - off)
+            die("offset past the end of", path);
+        if (flip)
+            b[off] ^= 1;
+        else if (put)
+            wr(b + off, w, num(argv[5]));
+        else
+            printf("%llu\n", (unsigned long long)rd(b + off, w));
+        if (flip || put)
+            spill(path, b, n);
+    } else if (!strcmp(cmd, "st-off")) {
+        if (argc != 4 || n < 8)
+            die("usage: qlmcraft st-off FILE NAME", NULL);
+        uint64_t hl = rd(b, 8);
+        if (hl > n - 8)
+            die("header length past the end of", path);
+        char *h = malloc(hl + 1), key[512];
+        if (!h)
+            die("out of memory", NULL);
+        memcpy(h, b + 8, hl);
+        h[hl] = 0;
+        snprintf(key, sizeof key, "\"%s\"", argv[3]);
+        char *p = strstr(h, key), *dt, *of;
+        if (!p || !(dt = strstr(p, "\"dtype\"")) || !(of = strstr(p, "\"data_offsets\"")))
+            die("tensor not found", argv[3]);
+        char dtype[16] = "";
+        unsigned long long a = 0;
+        if (sscanf(dt, "\"dtype\" : \"%15[A-Z0-9]\"", dtype) != 1 ||
+            sscanf(of, "\"data_offsets\" : [ %llu", &a) != 1)
+            die("cannot parse the entry of", argv[3]);
+        printf("%llu %s\n", (unsigned long long)(8 + hl + a), dtype);
+        free(h);
+    } else {
+        die("unknown command", cmd);
+    }
+    free(b);
+    return 0;
+}

@@ -1,0 +1,268 @@
+#!/bin/sh
+# tests/malformed.sh — hostile inputs to the real programs (issue #7).  Each
+# case makes ONE defect in a copy of a good input (a model directory built
+# from models/tiny, or tests/fixtures/tiny-q8.qlm) and runs the program on it.
+# Every case must: exit with a status in 1..127 (never a signal, so an ASan
+# report or a crash fails it), print exactly one line on stderr, "PROG: ...",
+# naming the bad file and matching the case's expected problem (grep -Ei), and
+# leave no output file and no temp file (qlm-convert writes into an empty
+# folder that must stay empty).  The table is the sequence of `bad` lines:
+#   bad ID FILE-NAMED 'PROBLEM' PROGRAM ARGS...
+# with the input made just above it.  Needs tests/fixtures.sh's output and
+# tests/fuzz/qlmcraft (byte surgery: rewrites fields, recomputes checksums).
+set -u
+top_srcdir=${top_srcdir:-.}
+top_builddir=${top_builddir:-.}
+FIX=$top_builddir/tests/fixtures
+TINY=$(cd "$top_srcdir/models/tiny" && pwd)
+CONVERT=$top_builddir/qlm-convert
+INSPECT=$top_builddir/qlm-inspect
+RUN=$top_builddir/qlm-run
+CRAFT=$top_builddir/tests/fuzz/qlmcraft
+Q=$FIX/tiny-q8.qlm
+for p in "$CONVERT" "$INSPECT" "$RUN" "$CRAFT"; do
+    [ -x "$p" ] || { echo "malformed: $p is not built"; exit 99; }
+done
+[ -f "$Q" ] || { echo "SKIP: $Q missing (tests/fixtures.sh makes it)"; exit 77; }
+T=$(mktemp -d "${TMPDIR:-/tmp}/qlm-malformed.XXXXXX") || exit 99
+trap 'rm -rf "$T"' EXIT
+mkdir "$T/out"
+fails=0 cases=0
+
+# bad ID FILE PROBLEM PROG ARGS...: see above.  For qlm-convert, -o goes in
+# $T/out, which must be empty afterwards.
+bad() {
+    id=$1 file=$2 problem=$3 prog=$4
+    shift 4
+    cases=$((cases + 1))
+    name=$(basename "$prog")
+    if [ "$name" = qlm-convert ]; then
+        "$prog" "$@" -o "$T/out/$id.qlm" --threads 2 --quiet >"$T/stdout" 2>"$T/stderr" </dev/null
+    else
+        "$prog" "$@" >"$T/stdout" 2>"$T/stderr" </dev/null
+    fi
+    rc=$?
+    line=$(head -n 1 "$T/stderr")
+    nl=$(wc -l <"$T/stderr")
+    if [ "$rc" -eq 0 ] || [ "$rc" -ge 128 ]; then
+        echo "FAIL $id: exit status $rc (want 1..127)"
+    elif [ "$nl" -ne 1 ]; then
+        echo "FAIL $id: $nl lines on stderr (want 1)"
+    elif ! printf '%s\n' "$line" | grep -qE "^$name: .*($file)"; then
+        echo "FAIL $id: does not start with '$name:' and name $file"
+    elif ! printf '%s\n' "$line" | grep -qiE -e "$problem"; then
+        echo "FAIL $id: does not match /$problem/"
+    elif [ -n "$(ls -A "$T/out")" ]; then
+        echo "FAIL $id: left behind: $(ls -A "$T/out")"
+    else
+        echo "ok $id: $line"
+        return 0
+    fi
+    fails=$((fails + 1))
+    sed 's/^/    /' "$T/stderr" | head -n 20
+    rm -f "$T/out"/* "$T/out"/.[!.]* 2>/dev/null
+    return 1
+}
+
+# model ID: $T/ID, a model folder of links to models/tiny's files; a case
+# replaces one of them (rm the link first: writes must not reach models/tiny).
+model() {
+    mkdir "$T/$1"
+    for f in config.json tokenizer.json tokenizer_config.json model.safetensors; do
+        ln -s "$TINY/$f" "$T/$1/$f"
+    done
+    echo "$T/$1"
+}
+# with ID FILE: model ID whose FILE is a writable copy (its path on stdout).
+with() {
+    d=$(model "$1")
+    rm "$d/$2" && cp "$TINY/$2" "$d/$2" && chmod u+w "$d/$2"
+    echo "$d/$2"
+}
+# st ID JSON DATALEN [DECLARED]: model ID with a crafted model.safetensors.
+st() {
+    d=$(model "$1")
+    rm "$d/model.safetensors"
+    shift
+    "$CRAFT" st "$d/model.safetensors" "$@"
+    echo "$d"
+}
+# cfg ID SED-SCRIPT: model ID with config.json edited by sed.
+cfg() {
+    d=$(model "$1")
+    rm "$d/config.json"
+    sed "$2" "$TINY/config.json" >"$d/config.json"
+    echo "$d"
+}
+# tok ID SED-SCRIPT: model ID with tokenizer.json edited by sed.
+tok() {
+    d=$(model "$1")
+    rm "$d/tokenizer.json"
+    sed "$2" "$TINY/tokenizer.json" >"$d/tokenizer.json"
+    cmp -s "$d/tokenizer.json" "$TINY/tokenizer.json" && echo "malformed: $2 changed nothing" >&2
+    echo "$d"
+}
+
+# ---- safetensors ----------------------------------------------------------
+ST=model.safetensors
+E='"x":{"dtype":"BF16","shape":[4],"data_offsets":[0,8]}'
+d=$(st st-empty '' 0 0) && : >"$d/$ST"
+bad st-empty $ST 'truncat|too short|empty|header' "$CONVERT" "$d"
+d=$(st st-len4 '' 0) && head -c 4 "$d/$ST" >"$d/x" && mv "$d/x" "$d/$ST"
+bad st-len-cut $ST 'truncat|too short|header' "$CONVERT" "$d"
+d=$(st st-past "{$E}" 8 1000)
+bad st-hdr-past-end $ST 'header|past|beyond|exceed|truncat' "$CONVERT" "$d"
+d=$(st st-huge "{$E}" 8 9223372036854775807)
+bad st-hdr-huge $ST 'header|large|exceed|past' "$CONVERT" "$d"
+d=$(st st-hdr-cut "{$E}" 0) && head -c 30 "$d/$ST" >"$d/x" && mv "$d/x" "$d/$ST"
+bad st-hdr-cut $ST 'header|truncat|past|exceed' "$CONVERT" "$d"
+d=$(st st-array '[1,2,3]' 0)
+bad st-not-object $ST 'object' "$CONVERT" "$d"
+d=$(st st-json '{"x":{"dtype":"BF16",' 0)
+bad st-bad-json $ST 'json|invalid|parse' "$CONVERT" "$d"
+d=$(st st-rev '{"x":{"dtype":"BF16","shape":[4],"data_offsets":[8,0]}}' 8)
+bad st-offsets-reversed $ST 'offset|begin|end' "$CONVERT" "$d"
+d=$(st st-overlap "{$E,"'"y":{"dtype":"BF16","shape":[4],"data_offsets":[4,12]}}' 12)
+bad st-offsets-overlap $ST 'overlap|contiguous|hole|offset' "$CONVERT" "$d"
+d=$(st st-hole "{$E,"'"y":{"dtype":"BF16","shape":[4],"data_offsets":[16,24]}}' 24)
+bad st-offsets-hole $ST 'hole|gap|contiguous|offset' "$CONVERT" "$d"
+d=$(st st-pastend "{$E}" 4)
+bad st-data-past-end $ST 'past|end|beyond|truncat|size' "$CONVERT" "$d"
+d=$(st st-trailing "{$E}" 16)
+bad st-trailing-data $ST 'trailing|end|size|extra' "$CONVERT" "$d"
+d=$(st st-len '{"x":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}' 8)
+bad st-shape-vs-length $ST 'shape|size|bytes|length' "$CONVERT" "$d"
+d=$(st st-dtype '{"x":{"dtype":"Q9","shape":[4],"data_offsets":[0,8]}}' 8)
+bad st-unknown-dtype $ST 'dtype' "$CONVERT" "$d"
+d=$(st st-dup "{$E,"'"x":{"dtype":"BF16","shape":[4],"data_offsets":[8,16]}}' 16)
+bad st-duplicate-name $ST 'duplicate|twice' "$CONVERT" "$d"
+d=$(st st-ovf '{"x":{"dtype":"BF16","shape":[4294967296,4294967296,4294967296],"data_offsets":[0,8]}}' 8)
+bad st-shape-overflow $ST 'overflow|shape|large' "$CONVERT" "$d"
+d=$(st st-neg '{"x":{"dtype":"BF16","shape":[-4],"data_offsets":[0,8]}}' 8)
+bad st-negative-dim $ST 'shape|dim|negative' "$CONVERT" "$d"
+d=$(st st-offstr '{"x":{"dtype":"BF16","shape":[4],"data_offsets":"0,8"}}' 8)
+bad st-offsets-not-array $ST 'offset' "$CONVERT" "$d"
+d=$(st st-missing "{$E}" 8)
+bad st-missing-tensor st-missing 'embed_tokens|missing|not found' "$CONVERT" "$d"
+f=$(with st-cut model.safetensors) && truncate -s 3000000 "$f"
+bad st-truncated-data $ST 'truncat|end|size|past' "$CONVERT" "$(dirname "$f")"
+
+# ---- config.json ----------------------------------------------------------
+d=$(model cfg-none) && rm "$d/config.json"
+bad cfg-missing config.json 'no such file|cannot open|not found' "$CONVERT" "$d"
+d=$(cfg cfg-json 's/"hidden_size": 256,/"hidden_size": 256/')
+bad cfg-bad-json config.json 'json|line' "$CONVERT" "$d"
+d=$(model cfg-array) && rm "$d/config.json" && echo '[1, 2]' >"$d/config.json"
+bad cfg-not-object config.json 'object|json' "$CONVERT" "$d"
+d=$(cfg cfg-nohidden '/"hidden_size"/d')
+bad cfg-missing-hidden config.json "missing key 'hidden_size'" "$CONVERT" "$d"
+d=$(cfg cfg-hidstr 's/"hidden_size": 256/"hidden_size": "256"/')
+bad cfg-hidden-string config.json "hidden_size.*integer" "$CONVERT" "$d"
+d=$(cfg cfg-heads0 's/"num_attention_heads": 4/"num_attention_heads": 0/')
+bad cfg-zero-heads config.json 'num_attention_heads' "$CONVERT" "$d"
+d=$(cfg cfg-hidneg 's/"hidden_size": 256/"hidden_size": -256/')
+bad cfg-negative-hidden config.json 'hidden_size' "$CONVERT" "$d"
+d=$(cfg cfg-kv3 's/"num_key_value_heads": 2/"num_key_value_heads": 3/')
+bad cfg-kv-not-dividing config.json 'num_key_value_heads|divi' "$CONVERT" "$d"
+d=$(cfg cfg-hd 's/"head_dim": 64/"head_dim": 63/')
+bad cfg-odd-head-dim config.json 'head_dim' "$CONVERT" "$d"
+d=$(cfg cfg-eps 's/"rms_norm_eps": 1e-06/"rms_norm_eps": -1/')
+bad cfg-negative-eps config.json 'rms_norm_eps' "$CONVERT" "$d"
+d=$(cfg cfg-type 's/"model_type": "qwen3"/"model_type": "gpt9"/')
+bad cfg-unknown-model-type config.json 'model_type|gpt9|support' "$CONVERT" "$d"
+d=$(cfg cfg-layers 's/"num_hidden_layers": 4/"num_hidden_layers": 99999999999/')
+bad cfg-huge-layers config.json 'num_hidden_layers' "$CONVERT" "$d"
+d=$(cfg cfg-rope 's/"rope_scaling": null/"rope_scaling": {"type": "yarn"}/')
+bad cfg-rope-scaling config.json 'rope_scaling' "$CONVERT" "$d"
+d=$(cfg cfg-vocab 's/"vocab_size": 2304/"vocab_size": 2000/')
+bad cfg-vocab-vs-tensor 'model.safetensors|config.json' 'embed_tokens|vocab|shape' "$CONVERT" "$d"
+
+# ---- tokenizer.json -------------------------------------------------------
+d=$(model tok-none) && rm "$d/tokenizer.json"
+bad tok-missing tokenizer.json 'no tokenizer|no such file|not found' "$CONVERT" "$d"
+d=$(tok tok-json '1s/{/{{/')
+bad tok-bad-json tokenizer.json 'line|json' "$CONVERT" "$d"
+d=$(tok tok-nomerges 's/"merges": \[/"mergez": [/')
+bad tok-missing-merges tokenizer.json 'merges' "$CONVERT" "$d"
+d=$(tok tok-merge-unknown '2355s/"Ġ"/"QQQQZZZZ"/')
+bad tok-merge-unknown-token tokenizer.json 'merge|QQQQZZZZ|not.*token|unknown' "$CONVERT" "$d"
+d=$(tok tok-id-range '/^   "!": 0,$/s/0/99999999/')
+bad tok-vocab-id-out-of-range tokenizer.json 'id|range|vocab' "$CONVERT" "$d"
+d=$(tok tok-added-range 's/"id": 2256,/"id": 4000000000,/')
+bad tok-added-id-out-of-range tokenizer.json 'id|range|added' "$CONVERT" "$d"
+d=$(tok tok-model 's/"type": "BPE"/"type": "WordPiece"/')
+bad tok-not-bpe tokenizer.json 'BPE|WordPiece|type' "$CONVERT" "$d"
+d=$(tok tok-vocab-dup '/^   "\\"": 1,$/s/1/0/')
+bad tok-vocab-id-twice tokenizer.json 'twice|duplicate|id 0' "$CONVERT" "$d"
+
+# ---- .qlm -----------------------------------------------------------------
+eval "$("$CRAFT" hdr "$Q")"
+size=$file_size
+# qlm FILE: a writable copy of the fixture at $T/FILE.
+qlm() { cp "$Q" "$T/$1" && chmod u+w "$T/$1" && echo "$T/$1"; }
+both() { # both ID PROBLEM FILE: qlm-inspect and qlm-run refuse FILE
+    bad "$1-inspect" "$(basename "$3")" "$2" "$INSPECT" "$3"
+    bad "$1-run" "$(basename "$3")" "$2" "$RUN" "$3" -p hi -n 1
+}
+f=$(qlm magic.qlm) && "$CRAFT" flip "$f" 0
+both bad-magic 'magic' "$f"
+f=$(qlm newer.qlm) && "$CRAFT" put "$f" 8 4 2 && "$CRAFT" rehash "$f"
+both newer-major 'version 2' "$f"
+f=$(qlm empty.qlm) && : >"$f"
+both empty 'truncated' "$f"
+# truncated in each section: header, metadata, tokenizer, directory, padding, data
+for cut in 100 $((meta_offset + 3)) $((tok_offset + tok_size / 2)) $((dir_offset + 90)) \
+        $((data_offset - 5)) $((data_offset + data_size / 2)) $((size - 1)); do
+    f=$(qlm "cut-$cut.qlm") && truncate -s "$cut" "$f"
+    both "truncated-at-$cut" 'truncated' "$f"
+done
+f=$(qlm extended.qlm) && printf x >>"$f"
+both extended 'extended' "$f"
+# one flipped bit in each checksummed region
+f=$(qlm flip-hdr.qlm) && "$CRAFT" flip "$f" 30
+both flip-header 'header checksum' "$f"
+f=$(qlm flip-meta.qlm) && "$CRAFT" flip "$f" $((meta_offset + meta_size / 2))
+both flip-metadata 'metadata checksum' "$f"
+f=$(qlm flip-tok.qlm) && "$CRAFT" flip "$f" $((tok_offset + tok_size / 2))
+both flip-tokenizer 'tokenizer checksum' "$f"
+f=$(qlm flip-dir.qlm) && "$CRAFT" flip "$f" $((dir_offset + 100))
+both flip-directory 'directory checksum' "$f"
+f=$(qlm flip-data.qlm) && "$CRAFT" flip "$f" $((size - 100))
+bad flip-data-inspect flip-data.qlm "checksum" "$INSPECT" --verify "$f"
+bad flip-data-run flip-data.qlm "checksum" "$RUN" "$f" -p hi -n 1
+# deeper: a defect with every checksum recomputed
+E0=$dir_offset E1=$((dir_offset + 80))  # directory entries 0 and 1
+deep() { # deep ID PROBLEM OFF WIDTH VALUE
+    f=$(qlm "$1.qlm") && "$CRAFT" put "$f" "$3" "$4" "$5" && "$CRAFT" rehash "$f"
+    both "$1" "$2" "$f"
+}
+deep d-minor-ok-major-0 'version' 8 4 0
+deep d-file-size 'truncated or extended' 16 8 $((size + 64))
+deep d-meta-past-end 'outside|overlap|order' 24 8 $((size * 4))
+deep d-tok-size-huge 'outside|overlap|order' 48 8 18446744073709551615
+deep d-dir-offset 'outside|overlap|order' 64 8 100
+deep d-alignment 'alignment' 84 4 3
+deep d-data-offset 'data section|page|align' 88 8 $((data_offset + 1))
+deep d-n-tensors 'exceeds' 80 4 4294967295
+deep d-meta-count 'metadata count' "$meta_offset" 4 4294967295
+deep d-meta-keylen 'metadata entry|truncated' $((meta_offset + 4)) 2 65535
+kl=$("$CRAFT" get "$Q" $((meta_offset + 4)) 2)
+deep d-meta-type 'unknown type' $((meta_offset + 6 + kl)) 1 9
+deep d-name-offset 'name outside' "$E0" 4 4000000000
+deep d-dtype 'unknown dtype' $((E0 + 6)) 1 99
+deep d-ndims 'dims' $((E0 + 7)) 1 0
+deep d-dims-overflow 'overflow|does not fit' $((E0 + 8)) 8 4611686018427387904
+deep d-layout 'layout' $((E0 + 44)) 4 7
+deep d-offset-past-end 'outside the data section' $((E0 + 48)) 8 $((data_size + 64))
+deep d-offset-unaligned 'not aligned' $((E0 + 48)) 8 1
+deep d-size 'size' $((E0 + 56)) 8 64
+off0=$("$CRAFT" get "$Q" $((E0 + 48)) 8)
+deep d-overlap 'overlap' $((E1 + 48)) 8 "$off0"
+deep d-group 'group' $((E0 + 40)) 4 3
+f=$(qlm d-tok-raw.qlm) && "$CRAFT" put "$f" 56 8 $((tok_raw_size - 1)) && "$CRAFT" rehash "$f"
+bad d-tok-raw-size-run d-tok-raw.qlm 'tokenizer|inflate|size' "$RUN" "$f" -p hi -n 1
+f=$(qlm d-tok-zlib.qlm) && "$CRAFT" flip "$f" $((tok_offset + tok_size / 2)) && "$CRAFT" rehash "$f"
+bad d-tok-zlib-run d-tok-zlib.qlm 'tokenizer|inflate|zlib|corrupt' "$RUN" "$f" -p hi -n 1
+
+echo "$cases cases, $fails failed"
+[ "$fails" -eq 0 ]
