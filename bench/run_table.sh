@@ -54,14 +54,13 @@ for t in $types; do
 done
 
 isa=
-probe_gbs=
 rows=
 for t in $types; do
     f="$dir/qwen3-0.6b-$t.qlm"
     mib=$(awk -v b="$(wc -c < "$f")" 'BEGIN { printf "%.0f", b / 1048576 }')
     for th in $threads_list; do
         row="| $t | $mib | $th |"
-        tg= frac= rss=0
+        tg= frac= probe_gbs= rss=0
         for p in $prompts; do
             say "qlm-bench $t, $th threads, prompt $p, gen $gen"
             out=$("$bench" "$f" --prompt "$p" --gen "$gen" --threads "$th" --reps "$reps" \
@@ -75,12 +74,13 @@ for t in $types; do
                 tg=$(echo "$out" | jget tg_tok_s)
                 frac=$(echo "$out" | jget bw_fraction)
                 isa=$(echo "$out" | jget isa)
-                probe_gbs="$probe_gbs $th:$(echo "$out" | jget probe_gb_s)"
+                probe_gbs=$(echo "$out" | jget probe_gb_s)
             fi
         done
         row="$row $(awk -v x="$tg" 'BEGIN { printf "%.2f", x }') |"
         if [ "$frac" = null ] || [ -z "$frac" ]; then row="$row - |"
-        else row="$row $(awk -v x="$frac" 'BEGIN { printf "%.1f%%", 100 * x }') |"; fi
+        else row="$row $(awk -v x="$frac" -v p="$probe_gbs" \
+                          'BEGIN { printf "%.1f%% of %.1f GB/s", 100 * x, p }') |"; fi
         row="$row $(awk -v x="$rss" 'BEGIN { printf "%.0f", x / 1048576 }') |"
         rows="$rows$row
 "
@@ -95,7 +95,8 @@ sep="$sep---:|---:|---:|"
 
 echo "Synthetic Qwen3-0.6B, ISA $isa, $(uname -m), qlm-bench --reps $reps."
 echo "tg$gen: greedy decoding after the $(echo "$prompts" | awk '{print $1}')-token prompt;" \
-     "BW bound: weight bytes per token x tg / read-bandwidth probe (GB/s by threads:$probe_gbs)."
+     "BW bound: weight bytes per token x tg$gen over the read bandwidth that qlm-bench's probe" \
+     "measured in the same run with the same threads."
 echo
 echo "$hdr"
 echo "$sep"
