@@ -600,6 +600,7 @@ int main(int argc, char **argv)
     if (text && text_len == 0) {
         /* Qwen3 has no BOS token: an empty prompt has nothing to condition on. */
         fprintf(stderr, PROG ": empty prompt\n");
+        free(text);
         return EXIT_ERR;
     }
 
@@ -630,6 +631,9 @@ int main(int argc, char **argv)
             die_err(&e, EXIT_ERR);
         if (n_ids == 0) {
             fprintf(stderr, PROG ": empty prompt (no tokens)\n");
+            free(ids);
+            free(text);
+            qlm_model_free(r.m);
             return EXIT_ERR;
         }
     }
@@ -644,6 +648,9 @@ int main(int argc, char **argv)
     int ctx = o.ctx;
     if (ctx > hp->max_pos) {
         fprintf(stderr, PROG ": --ctx %d exceeds the model's maximum of %d\n", ctx, hp->max_pos);
+        free(ids);
+        free(text);
+        qlm_model_free(r.m);
         return EXIT_ERR;
     }
     if (ctx == 0)
