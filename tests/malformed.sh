@@ -264,5 +264,26 @@ bad d-tok-raw-size-run d-tok-raw.qlm 'tokenizer|inflate|size' "$RUN" "$f" -p hi 
 f=$(qlm d-tok-zlib.qlm) && "$CRAFT" flip "$f" $((tok_offset + tok_size / 2)) && "$CRAFT" rehash "$f"
 bad d-tok-zlib-run d-tok-zlib.qlm 'tokenizer|inflate|zlib|corrupt' "$RUN" "$f" -p hi -n 1
 
+# ---- non-finite weights ---------------------------------------------------
+# A NaN / an Inf (bf16 0x7fc0 / 0xff80) in one weight: refused, naming the
+# tensor; --allow-nonfinite converts it with a warning naming the tensor.
+W=model.layers.1.mlp.down_proj.weight
+set -- $("$CRAFT" st-off "$TINY/model.safetensors" "$W")
+woff=$1 wdt=$2
+[ "$wdt" = BF16 ] || { echo "malformed: $W is $wdt, the NaN cases assume BF16"; exit 99; }
+f=$(with nan model.safetensors) && "$CRAFT" put "$f" $((woff + 2 * 1000)) 2 0x7fc0
+bad nan-weight model.safetensors "tensor '$W' has NaN at row $((1000 / 768))" "$CONVERT" "$(dirname "$f")"
+f=$(with inf model.safetensors) && "$CRAFT" put "$f" $((woff + 2 * 77)) 2 0xff80
+bad inf-weight model.safetensors "tensor '$W' has Inf at row 0" "$CONVERT" "$(dirname "$f")"
+cases=$((cases + 1))
+if "$CONVERT" "$(dirname "$f")" -o "$T/out/allow.qlm" --quiet --allow-nonfinite 2>"$T/stderr" &&
+    grep -q "$W" "$T/stderr" && "$INSPECT" --verify "$T/out/allow.qlm" >/dev/null 2>&1; then
+    echo "ok allow-nonfinite: converts, warns: $(cat "$T/stderr")"
+else
+    echo "FAIL allow-nonfinite: status $? or no warning naming $W"; cat "$T/stderr"
+    fails=$((fails + 1))
+fi
+rm -f "$T/out/allow.qlm"
+
 echo "$cases cases, $fails failed"
 [ "$fails" -eq 0 ]
