@@ -10,6 +10,8 @@
 /* Tokens per pass over the weights; longer inputs are split into batches. */
 #define QLM_MAX_BATCH 256
 
+struct team;
+
 struct qlm_session {
     const struct qlm_model *m;
     int n_ctx, n_threads, n_batch;
@@ -30,6 +32,7 @@ struct qlm_session {
     float *logits;            /* (n_logits, vocab) */
     size_t logits_cap;        /* floats allocated */
     int n_logits;
+    struct team *team;        /* worker threads when n_threads > 1 */
 };
 
 /* Run nt (<= n_batch) tokens at positions [pos, pos + nt); ids already
