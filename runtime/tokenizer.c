@@ -5,6 +5,7 @@
 
 #include "tokenizer.h"
 
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,10 +20,19 @@
 #define CACHE_IDS 11
 
 struct merge_slot {
-    uint64_t key;            /* left << 32 | right; EMPTY when free */
+    uint64_t key;            /* MKEY(left, right); 0 when free */
     uint32_t rank, result;
 };
-#define EMPTY UINT64_MAX
+/* ids are < 2^24, so bit 63 is free to tell a used slot from a free (zeroed) one */
+#define MKEY(l, r) (UINT64_C(1) << 63 | (uint64_t)(l) << 32 | (uint32_t)(r))
+#define PREFETCH 16          /* merges hashed ahead of their insertion */
+#if defined(__GNUC__) || defined(__clang__)
+#define PREFETCH_W(p) __builtin_prefetch((p), 1)
+#define PREFETCH_R(p) __builtin_prefetch((p), 0)
+#else
+#define PREFETCH_W(p) ((void)(p))
+#define PREFETCH_R(p) ((void)(p))
+#endif
 
 struct qlm_tok {
     struct qlm_tokdata d;
@@ -30,7 +40,10 @@ struct qlm_tok {
     pcre2_code *re;
     struct merge_slot *merges;   /* open addressing, mmask + 1 slots */
     uint64_t mmask;
-    int32_t *thash;              /* normal tokens by bytes; -1 free; tmask + 1 slots */
+    /* normal tokens by bytes; -1 free; tmask + 1 slots.  Only qlm_tok_find
+     * needs it (encoding starts from byte_tok and merges), so it is built on
+     * the first call and published atomically: t stays shareable. */
+    _Atomic(int32_t *) thash;
     uint64_t tmask;
     int32_t byte_tok[256];       /* single-byte token of each byte */
     int32_t *added;              /* added/special ids by first byte, then longest first */
@@ -69,20 +82,65 @@ static uint64_t pow2_at_least(uint64_t n)
 
 static const struct merge_slot *merge_find(const struct qlm_tok *t, uint32_t left, uint32_t right)
 {
-    uint64_t key = (uint64_t)left << 32 | right;
+    uint64_t key = MKEY(left, right);
     for (uint64_t i = mix64(key) & t->mmask;; i = (i + 1) & t->mmask) {
         const struct merge_slot *s = &t->merges[i];
         if (s->key == key)
             return s;
-        if (s->key == EMPTY)
+        if (s->key == 0)
             return NULL;
     }
 }
 
+/* The bytes -> id table of normal tokens (first id wins); NULL if out of memory. */
+static int32_t *build_thash(const struct qlm_tokdata *d, uint64_t mask)
+{
+    int32_t *h = malloc((mask + 1) * sizeof *h);
+    if (!h)
+        return NULL;
+    memset(h, 0xff, (mask + 1) * sizeof *h);
+    for (uint32_t id = 0; id < d->n_tokens; id++) {
+        const struct qlm_token *k = &d->tokens[id];
+        if (k->len == 0 || k->kind != QLM_TOK_NORMAL)
+            continue;
+        uint64_t i = hash_bytes(k->bytes, k->len) & mask;
+        for (; h[i] >= 0; i = (i + 1) & mask) {
+            const struct qlm_token *o = &d->tokens[h[i]];
+            if (o->len == k->len && memcmp(o->bytes, k->bytes, k->len) == 0)
+                break;
+        }
+        if (h[i] < 0)
+            h[i] = (int32_t)id;
+    }
+    return h;
+}
+
 static int32_t token_lookup(const struct qlm_tok *t, const uint8_t *p, size_t n)
 {
+    struct qlm_tok *mt = (struct qlm_tok *)t; /* the lazily built table only */
+    int32_t *h = atomic_load_explicit(&mt->thash, memory_order_acquire);
+    if (!h) {
+        int32_t *mine = build_thash(&t->d, t->tmask), *none = NULL;
+        if (!mine) {
+            /* no memory for the table: the same answer by a scan */
+            for (uint32_t id = 0; id < t->d.n_tokens; id++) {
+                const struct qlm_token *k = &t->d.tokens[id];
+                if (k->kind == QLM_TOK_NORMAL && k->len == n && memcmp(k->bytes, p, n) == 0)
+                    return (int32_t)id;
+            }
+            return -1;
+        }
+        if (atomic_compare_exchange_strong_explicit(&mt->thash, &none, mine,
+                                                    memory_order_acq_rel,
+                                                    memory_order_acquire)) {
+            h = mine;
+        } else {
+            free(mine); /* another thread published first */
+            h = none;
+        }
+    }
     for (uint64_t i = hash_bytes(p, n) & t->tmask;; i = (i + 1) & t->tmask) {
-        int32_t id = t->thash[i];
+        int32_t id = h[i];
         if (id < 0)
             return -1;
         const struct qlm_token *k = &t->d.tokens[id];
@@ -195,13 +253,15 @@ static enum qlm_err build_tables(struct qlm_tok *t, struct qlm_error *err)
     if ((d->flags & QLM_TOKF_ADD_BOS) && d->bos_id < 0)
         return qlm_error_set(err, QLM_E_FORMAT, "%s: add-bos flag without a bos id", nm);
 
-    /* tokens: normal ones by bytes (first id wins), added ones in a list */
+    /* tokens: single bytes, added ones in a list (the bytes -> id table of
+     * normal ones waits for token_lookup) */
     t->tmask = pow2_at_least((uint64_t)d->n_tokens * 2) - 1;
-    t->thash = malloc((t->tmask + 1) * sizeof *t->thash);
-    t->added = malloc(d->n_tokens * sizeof *t->added);
-    if (!t->thash || !t->added)
+    uint32_t n_added = 0;
+    for (uint32_t id = 0; id < d->n_tokens; id++)
+        n_added += d->tokens[id].len && d->tokens[id].kind != QLM_TOK_NORMAL;
+    t->added = malloc((n_added ? n_added : 1) * sizeof *t->added);
+    if (!t->added)
         return qlm_error_set(err, QLM_E_NOMEM, "%s: out of memory for the tokenizer", nm);
-    memset(t->thash, 0xff, (t->tmask + 1) * sizeof *t->thash);
     for (int b = 0; b < 256; b++)
         t->byte_tok[b] = -1;
     for (uint32_t id = 0; id < d->n_tokens; id++) {
@@ -213,14 +273,6 @@ static enum qlm_err build_tables(struct qlm_tok *t, struct qlm_error *err)
             t->first[k->bytes[0]] |= k->kind == QLM_TOK_SPECIAL ? 2 : 1;
             continue;
         }
-        uint64_t i = hash_bytes(k->bytes, k->len) & t->tmask;
-        for (; t->thash[i] >= 0; i = (i + 1) & t->tmask) {
-            const struct qlm_token *o = &d->tokens[t->thash[i]];
-            if (o->len == k->len && memcmp(o->bytes, k->bytes, k->len) == 0)
-                break;
-        }
-        if (t->thash[i] < 0)
-            t->thash[i] = (int32_t)id;
         if (k->len == 1 && t->byte_tok[k->bytes[0]] < 0)
             t->byte_tok[k->bytes[0]] = (int32_t)id;
     }
@@ -230,15 +282,30 @@ static enum qlm_err build_tables(struct qlm_tok *t, struct qlm_error *err)
     if (!sort_added(t))
         return qlm_error_set(err, QLM_E_NOMEM, "%s: out of memory for the tokenizer", nm);
 
-    /* merges: (left, right) -> (rank, result); a repeated pair keeps its first rank */
-    t->mmask = pow2_at_least((uint64_t)d->n_merges * 2) - 1;
-    t->merges = malloc((t->mmask + 1) * sizeof *t->merges);
+    /* merges: (left, right) -> (rank, result); a repeated pair keeps its first
+     * rank.  Both passes below touch memory at random (tokens, table slots):
+     * prefetching ahead overlaps those misses. */
+    t->mmask = pow2_at_least((uint64_t)d->n_merges / 3 * 4 + 4) - 1; /* load <= 3/4 */
+    t->merges = calloc(t->mmask + 1, sizeof *t->merges);
     if (!t->merges)
         return qlm_error_set(err, QLM_E_NOMEM, "%s: out of memory for the tokenizer", nm);
-    for (uint64_t i = 0; i <= t->mmask; i++)
-        t->merges[i].key = EMPTY;
+    /* check every merge in rank order; the three tokens of the merge
+     * 2 * PREFETCH ahead are prefetched, and their bytes PREFETCH ahead */
+#define TOKAT(id) (&d->tokens[(id) < d->n_tokens ? (id) : 0])
     for (uint32_t r = 0; r < d->n_merges; r++) {
         const struct qlm_merge *m = &d->merges[r];
+        if (d->n_merges - r > 2 * PREFETCH) {
+            const struct qlm_merge *f = &d->merges[r + 2 * PREFETCH];
+            PREFETCH_R(TOKAT(f->left));
+            PREFETCH_R(TOKAT(f->right));
+            PREFETCH_R(TOKAT(f->result));
+        }
+        if (d->n_merges - r > PREFETCH) {
+            const struct qlm_merge *f = &d->merges[r + PREFETCH];
+            PREFETCH_R(TOKAT(f->left)->bytes);
+            PREFETCH_R(TOKAT(f->right)->bytes);
+            PREFETCH_R(TOKAT(f->result)->bytes);
+        }
         if (m->left >= d->n_tokens || m->right >= d->n_tokens || m->result >= d->n_tokens)
             return qlm_error_set(err, QLM_E_FORMAT, "%s: merge %u has an id out of range", nm,
                                  (unsigned)r);
@@ -252,11 +319,28 @@ static enum qlm_err build_tables(struct qlm_tok *t, struct qlm_error *err)
                                  "%s: merge %u: token %u is not token %u + token %u", nm,
                                  (unsigned)r, (unsigned)m->result, (unsigned)m->left,
                                  (unsigned)m->right);
-        uint64_t key = (uint64_t)m->left << 32 | m->right;
-        uint64_t i = mix64(key) & t->mmask;
-        while (t->merges[i].key != EMPTY && t->merges[i].key != key)
+    }
+#undef TOKAT
+    /* then insert them in rank order, each one's slot hashed and prefetched
+     * PREFETCH merges ahead */
+    uint64_t ahead[PREFETCH];
+    for (uint32_t r = 0; r < d->n_merges && r < PREFETCH; r++) {
+        ahead[r] = mix64(MKEY(d->merges[r].left, d->merges[r].right)) & t->mmask;
+        PREFETCH_W(&t->merges[ahead[r]]);
+    }
+    for (uint32_t r = 0; r < d->n_merges; r++) {
+        const struct qlm_merge *m = &d->merges[r];
+        uint64_t i = ahead[r % PREFETCH];
+        if (d->n_merges - r > PREFETCH) {
+            const struct qlm_merge *f = &d->merges[r + PREFETCH];
+            uint64_t j = mix64(MKEY(f->left, f->right)) & t->mmask;
+            ahead[r % PREFETCH] = j;
+            PREFETCH_W(&t->merges[j]);
+        }
+        uint64_t key = MKEY(m->left, m->right);
+        while (t->merges[i].key != 0 && t->merges[i].key != key)
             i = (i + 1) & t->mmask;
-        if (t->merges[i].key == EMPTY)
+        if (t->merges[i].key == 0)
             t->merges[i] = (struct merge_slot){.key = key, .rank = r, .result = m->result};
     }
 
@@ -304,7 +388,7 @@ void qlm_tok_free(struct qlm_tok *t)
         return;
     pcre2_code_free(t->re);
     free(t->merges);
-    free(t->thash);
+    free(atomic_load(&t->thash));
     free(t->added);
     free(t->name);
     qlm_tokdata_free(&t->d);

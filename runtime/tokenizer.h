@@ -20,8 +20,9 @@
  * llama.cpp.  qlm-run passes true for -p text and chat templates.
  * Encoding never adds a BOS: callers check qlm_tok_add_bos().
  *
- * A struct qlm_tok is immutable after qlm_tok_new: any number of threads may
- * encode and decode with one tokenizer at once.
+ * A struct qlm_tok is immutable after qlm_tok_new (but for the bytes -> id
+ * table of qlm_tok_find, built on its first call and published atomically):
+ * any number of threads may encode, decode and find with one tokenizer at once.
  */
 #ifndef QLM_TOKENIZER_H
 #define QLM_TOKENIZER_H

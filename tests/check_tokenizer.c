@@ -7,6 +7,7 @@
 
 #include <check.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -288,6 +289,61 @@ START_TEST(qwen_facts)
 END_TEST
 
 /* parse_special false: control tokens are text, non-special added tokens still match. */
+/* qlm_tok_find's bytes -> id table is built on the first call: several
+ * threads race to build it on a fresh tokenizer, then every normal token
+ * (the Qwen3 vocabulary holds no two tokens with the same bytes) must map
+ * back to its own id from every thread. */
+struct find_job {
+    const struct qlm_tok *t;
+    uint32_t start, bad;
+};
+
+static void *find_all(void *arg)
+{
+    struct find_job *j = arg;
+    uint32_t n = qlm_tok_count(j->t);
+    char buf[512];
+    for (uint32_t k = 0; k < n; k++) {
+        int32_t id = (int32_t)((j->start + k) % n);
+        size_t len;
+        const uint8_t *b = qlm_tok_bytes(j->t, id, &len);
+        if (qlm_tok_is_special(j->t, id) || len >= sizeof buf || memchr(b, 0, len))
+            continue;
+        memcpy(buf, b, len);
+        buf[len] = 0;
+        j->bad += qlm_tok_find(j->t, buf) != id;
+    }
+    return NULL;
+}
+
+START_TEST(qwen_find_threads)
+{
+    ck_assert_ptr_nonnull(qwen);
+    struct qlm_error err = {0};
+    uint8_t *blob;
+    size_t len;
+    struct qlm_tokdata d;
+    struct qlm_tok *t = NULL;
+    ck_assert_int_eq(qlm_tokdata_serialize(qlm_tok_data(qwen), &blob, &len, &err), QLM_OK);
+    ck_assert_int_eq(qlm_tokdata_parse(blob, len, "t.qlm", &d, &err), QLM_OK);
+    free(blob);
+    ck_assert_int_eq(qlm_tok_new(&t, &d, "t.qlm", &err), QLM_OK);
+    struct find_job jobs[4];
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++) {
+        jobs[i] = (struct find_job){t, (uint32_t)i * 37911u, 0};
+        ck_assert_int_eq(pthread_create(&th[i], NULL, find_all, &jobs[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        ck_assert_uint_eq(jobs[i].bad, 0);
+    }
+    ck_assert_int_eq(qlm_tok_find(t, "\n"), 198);
+    ck_assert_int_eq(qlm_tok_find(t, "no such token here at all"), -1);
+    qlm_tok_free(t);
+}
+END_TEST
+
 START_TEST(qwen_parse_special)
 {
     ck_assert_ptr_nonnull(qwen);
@@ -758,6 +814,7 @@ static Suite *tokenizer_suite(void)
     tcase_add_test(q, qwen_roundtrip);
     tcase_add_test(q, qwen_nfc_random);
     tcase_add_test(q, qwen_facts);
+    tcase_add_test(q, qwen_find_threads);
     tcase_add_test(q, qwen_parse_special);
     tcase_add_test(q, qwen_full_texts);
     tcase_add_test(q, qwen_invalid_utf8);
