@@ -45,7 +45,7 @@ void qlm_st_close(struct qlm_st_model *m)
         return;
     struct st_priv *p = m->priv_;
     for (int i = 0; i < m->n_shards; i++) {
-        if (p && p->maps[i].map)
+        if (p && p->maps && p->maps[i].map)
             munmap(p->maps[i].map, p->maps[i].size);
         free(m->shard_paths[i]);
     }

@@ -146,6 +146,26 @@ d=$(st st-missing "{$E}" 8)
 bad st-missing-tensor st-missing 'embed_tokens|missing|not found' "$CONVERT" "$d"
 f=$(with st-cut model.safetensors) && truncate -s 3000000 "$f"
 bad st-truncated-data $ST 'truncat|end|size|past' "$CONVERT" "$(dirname "$f")"
+# sharded: model.safetensors.index.json next to a shard (a copy of models/tiny's)
+IX=model.safetensors.index.json
+index() { # index ID JSON: model ID whose weights are IX + shard a.safetensors
+    d=$(model "$1")
+    mv "$d/model.safetensors" "$d/a.safetensors"
+    printf '%s\n' "$2" >"$d/$IX"
+    echo "$d"
+}
+# (a valid shard name, then an invalid one: qlm_st_close dereferenced the
+# not-yet-allocated map array; found by fuzz_safetensors)
+d=$(index ix-bad-name '{"weight_map": {"x": "a.safetensors", "z": ""}}')
+bad ix-bad-second-name $IX "weight_map\\['z'\\] is not a shard" "$CONVERT" "$d"
+d=$(index ix-slash '{"weight_map": {"x": "../a.safetensors"}}')
+bad ix-path-in-name $IX "not a shard" "$CONVERT" "$d"
+d=$(index ix-none '{"metadata": {}}')
+bad ix-no-weight-map $IX 'weight_map' "$CONVERT" "$d"
+d=$(index ix-missing '{"weight_map": {"x": "a.safetensors", "y": "b.safetensors"}}')
+bad ix-missing-shard 'b.safetensors' 'no such file' "$CONVERT" "$d"
+d=$(index ix-json '{"weight_map": {"x": "a.safetensors"')
+bad ix-bad-json $IX 'line|json|expected' "$CONVERT" "$d"
 
 # ---- config.json ----------------------------------------------------------
 d=$(model cfg-none) && rm "$d/config.json"
