@@ -125,6 +125,9 @@ put("fuzz_safetensors", "hole", st(one)[:-2])
 put("fuzz_safetensors", "padded-header", struct.pack("<Q", 72) + b'{"x":{"dtype":"BF16","shape":[2],'
     b'"data_offsets":[0,4]}}' + b" " * 24 + b"\1\2\3\4")
 put("fuzz_safetensors", "micro-model", st(micro_tensors()))
+# an index over the two shards fuzz_safetensors writes at start-up
+put("fuzz_safetensors", "index", json.dumps({"metadata": {"total_size": 18}, "weight_map": {
+    "x": "a.safetensors", "y": "a.safetensors", "z": "b.safetensors"}}))
 
 # ---- fuzz_config ------------------------------------------------------------
 put("fuzz_config", "micro", json.dumps(config, indent=1))
