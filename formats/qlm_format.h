@@ -235,6 +235,11 @@ enum qlm_err qlm_tokdata_serialize(const struct qlm_tokdata *t, uint8_t **out, s
  * copied so it need not outlive t).  name is used in messages. */
 enum qlm_err qlm_tokdata_parse(const uint8_t *buf, size_t len, const char *name,
                                struct qlm_tokdata *t, struct qlm_error *err);
+/* As qlm_tokdata_parse, but takes over buf (malloc'ed, len bytes) in every
+ * case: on success it becomes t's storage (grown by realloc; the token bytes
+ * and merges are used in place, not copied), on failure it is freed. */
+enum qlm_err qlm_tokdata_parse_owned(uint8_t *buf, size_t len, const char *name,
+                                     struct qlm_tokdata *t, struct qlm_error *err);
 void qlm_tokdata_free(struct qlm_tokdata *t);
 
 /* ---- .qlm writer -------------------------------------------------------- */

@@ -74,8 +74,12 @@ enum qlm_err qlm_tokdata_serialize(const struct qlm_tokdata *t, uint8_t **out, s
 
 #define BAD(...) qlm_error_set(err, QLM_E_FORMAT, __VA_ARGS__)
 
-enum qlm_err qlm_tokdata_parse(const uint8_t *buf, size_t len, const char *name,
-                               struct qlm_tokdata *t, struct qlm_error *err)
+static enum qlm_err place_owned(uint8_t *buf, size_t len, size_t tok_start, uint32_t rl,
+                                uint32_t cl, struct qlm_tokdata *t);
+
+/* own: NULL to copy buf, else buf itself (malloc'ed), taken over. */
+static enum qlm_err parse(const uint8_t *buf, size_t len, const char *name,
+                          struct qlm_tokdata *t, struct qlm_error *err, uint8_t *own)
 {
     struct qlm_fmt_cur c = {buf, len, 0, true};
     memset(t, 0, sizeof *t);
@@ -140,6 +144,19 @@ enum qlm_err qlm_tokdata_parse(const uint8_t *buf, size_t len, const char *name,
             return BAD("%s: tokenizer: merge %u names token id %u of %u", name, i / 3,
                        qlm_fmt_rd32(mp + 4 * (size_t)i), n_tokens);
 
+    if (own) {
+        t->n_tokens = n_tokens;
+        t->n_merges = n_merges;
+        t->n_eos = n_eos;
+        t->flags = flags;
+        t->bos_id = bos;
+        t->pad_id = pad;
+        if (place_owned(own, len, tok_start, rl, cl, t) != QLM_OK) {
+            memset(t, 0, sizeof *t);
+            return qlm_error_set(err, QLM_E_NOMEM, "%s: tokenizer: out of memory", name);
+        }
+        return QLM_OK;
+    }
     /* One allocation, as every producer of qlm_tokdata does. */
     size_t off_merge = (size_t)n_tokens * sizeof(struct qlm_token);
     size_t off_eos = off_merge + (size_t)n_merges * sizeof(struct qlm_merge);
@@ -181,5 +198,70 @@ enum qlm_err qlm_tokdata_parse(const uint8_t *buf, size_t len, const char *name,
         t->merges[i] = (struct qlm_merge){qlm_fmt_rd32(mp + 12 * (size_t)i),
                                           qlm_fmt_rd32(mp + 12 * (size_t)i + 4),
                                           qlm_fmt_rd32(mp + 12 * (size_t)i + 8)};
+    return QLM_OK;
+}
+
+enum qlm_err qlm_tokdata_parse(const uint8_t *buf, size_t len, const char *name,
+                               struct qlm_tokdata *t, struct qlm_error *err)
+{
+    return parse(buf, len, name, t, err, NULL);
+}
+
+enum qlm_err qlm_tokdata_parse_owned(uint8_t *buf, size_t len, const char *name,
+                                     struct qlm_tokdata *t, struct qlm_error *err)
+{
+    enum qlm_err rc = parse(buf, len, name, t, err, buf);
+    if (rc != QLM_OK)
+        free(buf); /* on success it is t->storage_ */
+    return rc;
+}
+
+/* The owned blob (already checked) becomes the storage: buf grows by the
+ * token table, eos ids, regex and template (realloc, which moves rather than
+ * copies big blocks on most systems); token bytes stay where they are and
+ * the merges are used in place, shifted up to 3 bytes into slack to align
+ * them (byte-swapped there on a big-endian host). */
+static enum qlm_err place_owned(uint8_t *buf, size_t len, size_t tok_start, uint32_t rl,
+                                uint32_t cl, struct qlm_tokdata *t)
+{
+    uint64_t merge_at = len - (uint64_t)t->n_merges * 12, base, total, part;
+    bool ok = sizeof(struct qlm_merge) == 12 && qlm_fmt_align(len + 3, 8, &base) &&
+              qlm_fmt_mul(t->n_tokens, sizeof(struct qlm_token), &total) &&
+              qlm_fmt_add(total, base, &total) && qlm_fmt_mul(t->n_eos, 4, &part) &&
+              qlm_fmt_add(total, part, &total) && qlm_fmt_add(total, (uint64_t)rl + cl + 2, &total) &&
+              total <= SIZE_MAX;
+    uint8_t *mem = ok ? realloc(buf, (size_t)total) : NULL;
+    if (!mem)
+        return QLM_E_NOMEM; /* buf is still the caller's */
+    struct qlm_token *tokens = (struct qlm_token *)(void *)(mem + base);
+    uint32_t *eos = (uint32_t *)(void *)(mem + base + (size_t)t->n_tokens * sizeof *tokens);
+    char *re = (char *)(eos + t->n_eos), *ct = re + rl + 1;
+    const uint8_t *p = mem + 32; /* the header's eos ids, then regex, template */
+    for (uint32_t i = 0; i < t->n_eos; i++, p += 4)
+        eos[i] = qlm_fmt_rd32(p);
+    memcpy(re, p + 4, rl);
+    re[rl] = 0;
+    memcpy(ct, p + 8 + rl, cl);
+    ct[cl] = 0;
+    p = mem + tok_start;
+    for (uint32_t i = 0; i < t->n_tokens; i++) {
+        uint32_t tl = qlm_fmt_rd32(p + 1);
+        tokens[i] = (struct qlm_token){.bytes = p + 5, .len = tl, .kind = p[0]};
+        p += 5 + tl;
+    }
+    size_t m_at = (size_t)merge_at + (4 - (size_t)merge_at % 4) % 4;
+    memmove(mem + m_at, mem + merge_at, (size_t)t->n_merges * 12);
+    const uint32_t probe = 1;
+    if (*(const uint8_t *)&probe != 1)
+        for (size_t i = 0; i < (size_t)t->n_merges * 3; i++) {
+            uint32_t v = qlm_fmt_rd32(mem + m_at + 4 * i);
+            memcpy(mem + m_at + 4 * i, &v, 4);
+        }
+    t->storage_ = mem;
+    t->tokens = tokens;
+    t->merges = (struct qlm_merge *)(void *)(mem + m_at);
+    t->eos = eos;
+    t->regex = re;
+    t->chat_template = ct;
     return QLM_OK;
 }

@@ -344,6 +344,70 @@ START_TEST(qwen_find_threads)
 }
 END_TEST
 
+/* qlm_tokdata_parse_owned (what qlm_model_open uses) gives the same data as
+ * the copying parse, whatever the alignment of the merges in the blob (the
+ * chat template's length shifts them 0..3 bytes); a damaged blob is refused
+ * and freed (ASan would see a leak or a double free). */
+START_TEST(qwen_parse_owned)
+{
+    ck_assert_ptr_nonnull(qwen);
+    struct qlm_tokdata src = *qlm_tok_data(qwen);
+    struct qlm_error err = {0};
+    for (int shift = 0; shift < 4; shift++) {
+        char ct[8] = "abc";
+        ct[shift] = 0;
+        src.chat_template = ct;
+        uint8_t *blob, *own;
+        size_t len;
+        struct qlm_tokdata a, b;
+        ck_assert_int_eq(qlm_tokdata_serialize(&src, &blob, &len, &err), QLM_OK);
+        ck_assert_int_eq(qlm_tokdata_parse(blob, len, "t.qlm", &a, &err), QLM_OK);
+        own = malloc(len);
+        ck_assert_ptr_nonnull(own);
+        memcpy(own, blob, len);
+        ck_assert_int_eq(qlm_tokdata_parse_owned(own, len, "t.qlm", &b, &err), QLM_OK);
+        ck_assert(a.n_tokens == b.n_tokens && a.n_merges == b.n_merges && a.n_eos == b.n_eos &&
+                  a.flags == b.flags && a.bos_id == b.bos_id && a.pad_id == b.pad_id);
+        ck_assert_str_eq(a.regex, b.regex);
+        ck_assert_str_eq(b.chat_template, ct);
+        ck_assert(memcmp(a.eos, b.eos, a.n_eos * sizeof *a.eos) == 0);
+        ck_assert(memcmp(a.merges, b.merges, a.n_merges * sizeof *a.merges) == 0);
+        ck_assert_uint_eq((uintptr_t)b.merges % _Alignof(struct qlm_merge), 0);
+        for (uint32_t i = 0; i < a.n_tokens; i++)
+            ck_assert(a.tokens[i].len == b.tokens[i].len &&
+                      a.tokens[i].kind == b.tokens[i].kind &&
+                      memcmp(a.tokens[i].bytes, b.tokens[i].bytes, a.tokens[i].len) == 0);
+        struct qlm_tok *t = NULL;
+        ck_assert_int_eq(qlm_tok_new(&t, &b, "t.qlm", &err), QLM_OK);
+        int32_t *ids;
+        size_t n;
+        ck_assert_int_eq(qlm_tok_encode(t, "Hello, world", 12, true, &ids, &n, &err), QLM_OK);
+        ck_assert_uint_eq(n, 3);
+        ck_assert(ids[0] == 9707 && ids[1] == 11 && ids[2] == 1879);
+        free(ids);
+        qlm_tok_free(t);
+        qlm_tokdata_free(&a);
+        /* damaged: cut short, a trailing byte, a merge id out of range */
+        size_t cuts[] = {3, 40, len / 2, len - 1, len + 1};
+        for (size_t k = 0; k < sizeof cuts / sizeof cuts[0]; k++) {
+            own = calloc(1, cuts[k]);
+            ck_assert_ptr_nonnull(own);
+            memcpy(own, blob, cuts[k] < len ? cuts[k] : len);
+            ck_assert_int_eq(qlm_tokdata_parse_owned(own, cuts[k], "t.qlm", &b, &err),
+                             QLM_E_FORMAT);
+            ck_assert_ptr_null(b.storage_);
+        }
+        own = malloc(len);
+        ck_assert_ptr_nonnull(own);
+        memcpy(own, blob, len);
+        memset(own + len - 4, 0xff, 4);
+        ck_assert_int_eq(qlm_tokdata_parse_owned(own, len, "t.qlm", &b, &err), QLM_E_FORMAT);
+        ck_assert_ptr_nonnull(strstr(err.msg, "merge"));
+        free(blob);
+    }
+}
+END_TEST
+
 START_TEST(qwen_parse_special)
 {
     ck_assert_ptr_nonnull(qwen);
@@ -815,6 +879,7 @@ static Suite *tokenizer_suite(void)
     tcase_add_test(q, qwen_nfc_random);
     tcase_add_test(q, qwen_facts);
     tcase_add_test(q, qwen_find_threads);
+    tcase_add_test(q, qwen_parse_owned);
     tcase_add_test(q, qwen_parse_special);
     tcase_add_test(q, qwen_full_texts);
     tcase_add_test(q, qwen_invalid_utf8);
