@@ -51,7 +51,8 @@ for h in $harnesses; do
     dirs=$seeds
     [ -d "$regs" ] && dirs="$dirs $regs"
     log=$bld/fuzz-$h.log
-    printf '%-18s replay %s ... ' "$h" "$(ls $dirs | grep -vc ':$' || true) inputs"
+    # shellcheck disable=SC2086
+    printf '%-18s replay %s inputs ... ' "$h" "$(find $dirs -type f | wc -l)"
     # shellcheck disable=SC2086
     if ! "tests/fuzz/$h" $opts -runs=0 $dirs >"$log" 2>&1; then
         echo "FAILED (see $log)"
