@@ -96,13 +96,12 @@ enum qlm_err qlm_file_tokdata(const struct qlm_file *f, struct qlm_tokdata *t,
     if (!raw)
         return qlm_error_set(err, QLM_E_NOMEM, "%s: out of memory", f->path);
     int zr = uncompress(raw, &n, f->tok_zdata, (uLong)f->tok_size);
-    enum qlm_err rc;
-    if (zr != Z_OK || n != f->tok_raw_size)
-        rc = qlm_error_set(err, QLM_E_FORMAT, "%s: tokenizer section does not inflate to %llu "
-                           "bytes (%s)", f->path, (unsigned long long)f->tok_raw_size,
-                           zr == Z_OK ? "size differs" : zError(zr));
-    else
-        rc = qlm_tokdata_parse(raw, (size_t)n, f->path, t, err);
-    free(raw);
-    return rc;
+    if (zr != Z_OK || n != f->tok_raw_size) {
+        free(raw);
+        return qlm_error_set(err, QLM_E_FORMAT, "%s: tokenizer section does not inflate to "
+                             "%llu bytes (%s)", f->path, (unsigned long long)f->tok_raw_size,
+                             zr == Z_OK ? "size differs" : zError(zr));
+    }
+    /* The inflated buffer is handed over: no second copy of 3.6 MB at load. */
+    return qlm_tokdata_parse_owned(raw, (size_t)n, f->path, t, err);
 }

@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <zlib.h>
 
 #include "model.h"
 #include "tokenizer.h"
@@ -283,34 +282,6 @@ static enum qlm_err load_weights(struct qlm_model *m, struct qlm_error *err)
     return QLM_OK;
 }
 
-/* As qlm_file_tokdata (same checks and messages), but the inflated blob is
- * handed to qlm_tokdata_parse_owned rather than copied again: the tokenizer
- * is most of the time qlm_model_open takes. */
-static enum qlm_err load_tokdata(const struct qlm_file *f, struct qlm_tokdata *t,
-                                 struct qlm_error *err)
-{
-    memset(t, 0, sizeof *t);
-    if (f->tok_size == 0)
-        return qlm_error_set(err, QLM_E_NOTFOUND, "%s: no tokenizer section", f->path);
-    if (f->tok_raw_size == 0 || f->tok_raw_size / 1100u > f->tok_size || /* zlib < 1032:1 */
-        f->tok_raw_size > (uint64_t)UINT32_MAX || f->tok_size > (uint64_t)UINT32_MAX)
-        return qlm_error_set(err, QLM_E_FORMAT, "%s: tokenizer sizes %llu -> %llu implausible",
-                             f->path, (unsigned long long)f->tok_size,
-                             (unsigned long long)f->tok_raw_size);
-    uLongf n = (uLongf)f->tok_raw_size;
-    uint8_t *raw = malloc((size_t)n);
-    if (!raw)
-        return qlm_error_set(err, QLM_E_NOMEM, "%s: out of memory", f->path);
-    int zr = uncompress(raw, &n, f->tok_zdata, (uLong)f->tok_size);
-    if (zr != Z_OK || n != f->tok_raw_size) {
-        free(raw);
-        return qlm_error_set(err, QLM_E_FORMAT, "%s: tokenizer section does not inflate to "
-                             "%llu bytes (%s)", f->path, (unsigned long long)f->tok_raw_size,
-                             zr == Z_OK ? "size differs" : zError(zr));
-    }
-    return qlm_tokdata_parse_owned(raw, (size_t)n, f->path, t, err);
-}
-
 enum qlm_err qlm_model_open(struct qlm_model **out, const char *path, struct qlm_error *err)
 {
     *out = NULL;
@@ -325,7 +296,7 @@ enum qlm_err qlm_model_open(struct qlm_model **out, const char *path, struct qlm
         rc = load_weights(m, err);
     if (rc == QLM_OK) {
         struct qlm_tokdata td;
-        rc = load_tokdata(m->file, &td, err);
+        rc = qlm_file_tokdata(m->file, &td, err);
         if (rc == QLM_OK) {
             if (td.n_tokens > (uint32_t)m->hp.vocab_size) {
                 rc = qlm_error_set(err, QLM_E_FORMAT,
