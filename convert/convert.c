@@ -147,7 +147,7 @@ static bool row_finite(const float *x, uint64_t n)
 }
 
 /* Rows [r0, r0 + nr) of the item: widen to f32, check, encode into j->obuf
- * (scales into scales + r0 * n_groups).  One parallel loop with dynamic
+ * (row i's scales into scales + i * n_groups).  One parallel loop with dynamic
  * chunks: on a busy machine a descheduled thread's rows go to the others
  * instead of holding everyone at a barrier. */
 static enum qlm_err encode_block(struct job *j, const struct qlm_st_model *m,
@@ -172,7 +172,7 @@ static enum qlm_err encode_block(struct job *j, const struct qlm_st_model *m,
             continue;
         }
         encode_row(e, x, ob + (uint64_t)i * e->out_row,
-                   scales ? scales + (r0 + (uint64_t)i) * e->n_groups : NULL);
+                   scales ? scales + (uint64_t)i * e->n_groups : NULL);
     }
     if (bad == INT64_MAX)
         return QLM_OK;
@@ -202,7 +202,7 @@ static enum qlm_err encode_block(struct job *j, const struct qlm_st_model *m,
                 fixed++;
             }
         }
-        encode_row(e, x, ob + i * e->out_row, scales ? scales + (r0 + i) * e->n_groups : NULL);
+        encode_row(e, x, ob + i * e->out_row, scales ? scales + i * e->n_groups : NULL);
     }
     j->n_fixed += fixed;
     if (j->o->warn) {
@@ -242,21 +242,29 @@ static enum qlm_err write_tensor(struct job *j, const struct qlm_st_model *m,
     default: return qlm_error_set(err, QLM_E_INVALID, "tensor '%s': bad output type", it->name);
     }
     uint64_t block = BLOCK_BYTES / (cols * 4);
+    if (quant) /* whole 8-row blocks of tiles per write */
+        block -= block % QLM_QBLOCK_ROWS;
     if (block == 0)
-        block = 1;
+        block = quant ? QLM_QBLOCK_ROWS : 1;
     if (block > rows)
         block = rows;
     QLM_TRY(grow((void **)&j->fbuf, &j->fcap, (size_t)(block * cols * 4), err));
     QLM_TRY(grow(&j->obuf, &j->ocap, (size_t)(block * e.out_row), err));
 
-    /* q8/q4: quants stream out block by block; the scales follow them, so
-     * they are kept (1/16 of the quants at group 32) until the end. */
+    /* q8/q4: rows are encoded row-major with their scales, then interleaved
+     * into the file's 8-row blocks (qlm_quant_pack_block). */
     uint16_t *scales = NULL;
+    unsigned char *packed = NULL;
+    uint64_t qblock = quant ? qlm_quant_block_bytes(it->dtype, cols, it->group) : 0;
     if (quant) {
-        scales = malloc((size_t)(rows * e.n_groups * 2));
-        if (!scales)
+        scales = malloc((size_t)(block * e.n_groups * 2));
+        packed = malloc((size_t)((block + QLM_QBLOCK_ROWS - 1) / QLM_QBLOCK_ROWS * qblock));
+        if (!scales || !packed) {
+            free(scales);
+            free(packed);
             return qlm_error_set(err, QLM_E_NOMEM, "tensor '%s': out of memory for scales",
                                  it->name);
+        }
     }
     enum qlm_err rc = QLM_OK;
     uint64_t written = 0;
@@ -265,31 +273,29 @@ static enum qlm_err write_tensor(struct job *j, const struct qlm_st_model *m,
         rc = encode_block(j, m, it, &e, r0, nr, scales, err);
         if (rc != QLM_OK)
             break;
-        rc = qlm_writer_write(w, j->obuf, (size_t)(nr * e.out_row));
+        const unsigned char *out = j->obuf;
+        uint64_t out_bytes = nr * e.out_row;
+        if (quant) {
+            uint64_t nb = 0;
+            for (uint64_t k = 0; k < nr; k += QLM_QBLOCK_ROWS, nb++)
+                qlm_quant_pack_block(it->dtype, cols, it->group, j->obuf + k * e.out_row,
+                                     scales + k * e.n_groups,
+                                     (unsigned)(nr - k < QLM_QBLOCK_ROWS ? nr - k
+                                                                         : QLM_QBLOCK_ROWS),
+                                     packed + nb * qblock);
+            out = packed;
+            out_bytes = nb * qblock;
+        }
+        rc = qlm_writer_write(w, out, (size_t)out_bytes);
         if (rc != QLM_OK) {
             rc = werr(w, rc, err);
             break;
         }
-        written += nr * e.out_row;
+        written += out_bytes;
         qlm_release_range((const unsigned char *)it->src->data + r0 * src_row, nr * src_row);
         progress(j, nr * src_row);
     }
-    if (rc == QLM_OK && quant) {
-        /* Zero padding up to the 64-byte aligned scales array, then scales. */
-        uint64_t so = qlm_quant_scales_offset(it->dtype, rows, cols);
-        static const unsigned char zeros[64];
-        if (so < written || so - written > sizeof zeros) {
-            rc = qlm_error_set(err, QLM_E_RANGE, "tensor '%s': bad scales offset", it->name);
-        } else {
-            if (so > written)
-                rc = qlm_writer_write(w, zeros, (size_t)(so - written));
-            if (rc == QLM_OK)
-                rc = qlm_writer_write(w, scales, (size_t)(rows * e.n_groups * 2));
-            if (rc != QLM_OK)
-                rc = werr(w, rc, err);
-            written = so + rows * e.n_groups * 2;
-        }
-    }
+    free(packed);
     free(scales);
     if (rc == QLM_OK && written != it->bytes)
         rc = qlm_error_set(err, QLM_E_RANGE, "tensor '%s': wrote %llu bytes, declared %llu",

@@ -29,23 +29,28 @@ static bool mul_u64(uint64_t a, uint64_t b, uint64_t *out)
     return !__builtin_mul_overflow(a, b, out);
 }
 
-static uint64_t quant_row_bytes(enum qlm_dtype t, uint64_t cols)
+uint32_t qlm_dtype_layout(enum qlm_dtype t)
 {
-    return t == QLM_Q8 ? cols : cols / 2;
+    return qlm_dtype_is_quant(t) ? QLM_QBLOCK_ROWS : 0;
 }
 
-uint64_t qlm_quant_scales_offset(enum qlm_dtype t, uint64_t rows, uint64_t cols)
+uint64_t qlm_quant_tile_bytes(enum qlm_dtype t, uint32_t group)
 {
-    uint64_t q;
-    if (!mul_u64(rows, quant_row_bytes(t, cols), &q) || q > UINT64_MAX - 63)
+    return 16 + (uint64_t)QLM_QBLOCK_ROWS * (t == QLM_Q8 ? group : group / 2);
+}
+
+uint64_t qlm_quant_block_bytes(enum qlm_dtype t, uint64_t cols, uint32_t group)
+{
+    uint64_t b;
+    if (group == 0 || !mul_u64(cols / group, qlm_quant_tile_bytes(t, group), &b))
         return UINT64_MAX;
-    return (q + 63) & ~(uint64_t)63;
+    return b;
 }
 
 bool qlm_tensor_bytes(enum qlm_dtype t, uint64_t rows, uint64_t cols, uint32_t group,
                       uint64_t *out)
 {
-    uint64_t n, b;
+    uint64_t n;
     switch (t) {
     case QLM_F32:
         return mul_u64(rows, cols, &n) && mul_u64(n, 4, out);
@@ -54,17 +59,11 @@ bool qlm_tensor_bytes(enum qlm_dtype t, uint64_t rows, uint64_t cols, uint32_t g
         return mul_u64(rows, cols, &n) && mul_u64(n, 2, out);
     case QLM_Q8:
     case QLM_Q4:
-        if (group == 0 || cols % group != 0)
+        if (group == 0 || group % 32 != 0 || cols % group != 0)
             return false;
-        if (t == QLM_Q4 && group % 32 != 0)
-            return false;
-        if (!mul_u64(rows, quant_row_bytes(t, cols), &n) || n > UINT64_MAX - 63)
-            return false;
-        n = (n + 63) & ~(uint64_t)63;
-        if (!mul_u64(rows, cols / group, &b) || !mul_u64(b, 2, &b) || n > UINT64_MAX - b)
-            return false;
-        *out = n + b;
-        return true;
+        return mul_u64(rows / QLM_QBLOCK_ROWS + (rows % QLM_QBLOCK_ROWS != 0),
+                       qlm_quant_block_bytes(t, cols, group), out) &&
+               *out != UINT64_MAX;
     default:
         return false;
     }

@@ -3,12 +3,12 @@
  * and the reference quantization codecs.  This is the whole public surface of
  * libqlmformat; it knows bytes on disk and nothing about transformers.
  *
- * THE .qlm FILE (format version 1.0).  All integers little-endian.
+ * THE .qlm FILE (format version 2.0).  All integers little-endian.
  *
  *   offset  size  field
  *   0       8     magic "\x89QLM\r\n\x1a\n"  (PNG-style: catches text-mode
  *                 transfers and truncation at the first bytes)
- *   8       4     u32 version_major (1)  — a reader refuses a larger major
+ *   8       4     u32 version_major (2)  — a reader refuses any other major
  *   12      4     u32 version_minor (0)  — minor bumps stay readable
  *   16      8     u64 file_size          — exact size of the file
  *   24      8     u64 meta_offset        — metadata section (typed key/values)
@@ -49,24 +49,33 @@
  *   8   u64 dims[4] (row-major, outermost first, unused = 0; a matrix is
  *       {rows = out_features, cols = in_features} as in safetensors)
  *   40  u32 group_size (q8/q4: elements per scale along cols; else 0)
- *   44  u32 layout (0 = plain; reserved for interleaved layouts)
+ *   44  u32 layout (0: plain, float types; 8 = QLM_QBLOCK_ROWS: q8/q4 rows
+ *       interleaved in blocks of 8, below; any other value is refused)
  *   48  u64 offset (from data_offset; multiple of data_alignment)
  *   56  u64 size (bytes)                           64 u64 XXH3-64 of the bytes
  *   72  u64 reserved, zero
  *   Names are unique; tensors do not overlap and lie inside the data section.
  *
  * TENSOR DATA.  f32/f16/bf16: row-major elements.  Quantized matrices
- * (rows x cols, cols % group == 0) hold two arrays:
- *   quants: rows x row_bytes, row_bytes = cols (q8) or cols/2 (q4)
- *   scales: at align64(rows*row_bytes): rows x (cols/group) f16 scales
+ * (rows x cols, group % 32 == 0, cols % group == 0) are stored for the
+ * kernels, not for readability: rows go in blocks of QLM_QBLOCK_ROWS = 8
+ * (the last block padded with zero rows: scale 0, quants 0), and each block
+ * is cols/group consecutive tiles, one per group in column order.  A tile
+ * holds that group of the block's 8 rows:
+ *   8 f16 scales, row 0 of the block first                 (16 bytes)
+ *   then for each 32-element chunk of the group, in order:
+ *     the chunk of row 0, of row 1, ... of row 7   (q8: 8 x 32, q4: 8 x 16 bytes)
+ * so tile bytes = 16 + 8 * group (q8) or 16 + 4 * group (q4), and a tensor is
+ * ceil(rows / 8) * (cols / group) tiles.  Decoding a token reads each matrix
+ * once, front to back, as one stream; scales sit next to the quants they
+ * scale.  (Format 1.x kept row-major quants and a separate scales array:
+ * eight interleaved row streams ran at under half the DRAM bandwidth.)
  * q8: int8 q in [-127, 127], w = d * q, d = max|w| / 127 over the group.
  * q4: w = d * (n - 8), n in [0,15] stored as nibbles, d = max|w| / 7 (the
  *   value of largest magnitude maps to +-7, others clamp to [-8, 7]); within
- *   each 32-element block of a group, byte j holds element j in its low nibble
- *   and element j + 16 in its high nibble, so one AND and one shift unpack 32
- *   weights in SIMD (group must be a multiple of 32).
- * Scales apart from quants keep every quant row 64-byte aligned when cols is a
- * multiple of 64, so kernels use aligned loads with no copy.
+ *   each 32-element chunk, byte j holds element j in its low nibble and
+ *   element j + 16 in its high nibble, so one AND and one shift unpack 32
+ *   weights in SIMD.
  */
 #ifndef QLM_FORMAT_H
 #define QLM_FORMAT_H
@@ -77,13 +86,14 @@
 
 #define QLM_MAGIC "\x89QLM\r\n\x1a\n"
 #define QLM_MAGIC_LEN 8
-#define QLM_VERSION_MAJOR 1
+#define QLM_VERSION_MAJOR 2
 #define QLM_VERSION_MINOR 0
 #define QLM_HEADER_SIZE 256
 #define QLM_DIR_ENTRY_SIZE 80
 #define QLM_DATA_ALIGN 64
 #define QLM_PAGE_ALIGN 16384 /* covers 4 KiB and Apple Silicon's 16 KiB pages */
 #define QLM_MAX_DIMS 4
+#define QLM_QBLOCK_ROWS 8    /* rows per interleaved block of a q8/q4 tensor */
 #define QLM_ERR_LEN 512
 
 /* ---- errors ---------------------------------------------------------- */
@@ -137,12 +147,16 @@ enum qlm_dtype {
 const char *qlm_dtype_name(enum qlm_dtype t);       /* "f32", "q8", ... */
 int qlm_dtype_from_name(const char *name);          /* -1 if unknown */
 bool qlm_dtype_is_quant(enum qlm_dtype t);
-/* Bytes of a rows x cols tensor of type t (quant: quants + align + scales);
- * returns false on overflow or if cols % group != 0 for quant types. */
+/* Bytes of a rows x cols tensor of type t (quant: whole 8-row blocks of
+ * tiles); false on overflow or, for q8/q4, unless group % 32 == 0 and
+ * cols % group == 0. */
 bool qlm_tensor_bytes(enum qlm_dtype t, uint64_t rows, uint64_t cols, uint32_t group,
                       uint64_t *out);
-/* Offset of the scales array inside a quantized tensor. */
-uint64_t qlm_quant_scales_offset(enum qlm_dtype t, uint64_t rows, uint64_t cols);
+/* Bytes of one q8/q4 tile (8 rows x one group) and of one 8-row block. */
+uint64_t qlm_quant_tile_bytes(enum qlm_dtype t, uint32_t group);
+uint64_t qlm_quant_block_bytes(enum qlm_dtype t, uint64_t cols, uint32_t group);
+/* The dir entry's layout value for a tensor of type t. */
+uint32_t qlm_dtype_layout(enum qlm_dtype t);
 
 float qlm_bf16_to_f32(uint16_t h);
 uint16_t qlm_f32_to_bf16(float f);   /* round to nearest even; NaN stays NaN */
@@ -160,6 +174,14 @@ void qlm_quantize_row_q8(const float *x, size_t n, uint32_t group, int8_t *q, ui
 void qlm_quantize_row_q4(const float *x, size_t n, uint32_t group, uint8_t *q, uint16_t *d);
 void qlm_dequantize_row_q8(const int8_t *q, const uint16_t *d, size_t n, uint32_t group, float *y);
 void qlm_dequantize_row_q4(const uint8_t *q, const uint16_t *d, size_t n, uint32_t group, float *y);
+/* Interleave nr (1..8) rows of a block, given row-major as the codecs above
+ * write them (q: nr rows of cols or cols/2 bytes, d: nr rows of cols/group
+ * scales), into one block of qlm_quant_block_bytes (missing rows zero). */
+void qlm_quant_pack_block(enum qlm_dtype t, uint64_t cols, uint32_t group, const void *q,
+                          const uint16_t *d, unsigned nr, void *block);
+/* Row i (0..7) of a block back to the codecs' row-major quants and scales. */
+void qlm_quant_unpack_row(enum qlm_dtype t, uint64_t cols, uint32_t group, const void *block,
+                          unsigned i, void *q, uint16_t *d);
 /* Row r of any tensor (f32/f16/bf16/q8/q4) to floats; cols elements. */
 void qlm_dequantize_row(enum qlm_dtype t, const void *tensor_data, uint64_t rows, uint64_t cols,
                         uint32_t group, uint64_t r, float *y);

@@ -220,9 +220,10 @@ static enum qlm_err parse_dir(struct qlm_file *f, const uint8_t *p, uint64_t siz
         t->offset = qlm_fmt_rd64(e + 48);
         t->size = qlm_fmt_rd64(e + 56);
         t->xxh3 = qlm_fmt_rd64(e + 64);
-        if (t->layout != 0)
-            return FAIL(QLM_E_FORMAT, "%s: tensor '%s': unknown layout %u", nm, t->name,
-                        t->layout);
+        if (t->layout != qlm_dtype_layout(t->dtype))
+            return FAIL(QLM_E_FORMAT, "%s: tensor '%s': layout %u, a %s tensor has %u", nm,
+                        t->name, t->layout, qlm_dtype_name(t->dtype),
+                        qlm_dtype_layout(t->dtype));
         if (!qlm_dtype_is_quant(t->dtype) && t->group != 0)
             return FAIL(QLM_E_FORMAT, "%s: tensor '%s': group %u on a %s tensor", nm, t->name,
                         t->group, qlm_dtype_name(t->dtype));
@@ -272,9 +273,11 @@ static enum qlm_err validate(struct qlm_file *f, struct qlm_error *err)
         return FAIL(QLM_E_VERSION,
                     "%s: format version %u.%u is newer than this qlm (%d.x); upgrade qlm", nm,
                     f->version_major, f->version_minor, QLM_VERSION_MAJOR);
-    if (f->version_major < 1)
-        return FAIL(QLM_E_VERSION, "%s: format version %u.%u is not supported", nm,
-                    f->version_major, f->version_minor);
+    if (f->version_major < QLM_VERSION_MAJOR)
+        return FAIL(QLM_E_VERSION,
+                    "%s: format version %u.%u is older than this qlm (%d.x); convert the "
+                    "checkpoint again with qlm-convert", nm, f->version_major,
+                    f->version_minor, QLM_VERSION_MAJOR);
     uint64_t file_size = qlm_fmt_rd64(h + 16);
     uint64_t meta_off = qlm_fmt_rd64(h + 24), meta_size = qlm_fmt_rd64(h + 32);
     uint64_t tok_off = qlm_fmt_rd64(h + 40), tok_size = qlm_fmt_rd64(h + 48);

@@ -363,6 +363,7 @@ static enum qlm_err start(struct qlm_writer *w)
         for (int d = 0; d < t->n_dims; d++)
             qlm_fmt_wr64(p + 8 + 8 * d, t->dims[d]);
         qlm_fmt_wr32(p + 40, t->group);
+        qlm_fmt_wr32(p + 44, qlm_dtype_layout(t->dtype));
         qlm_fmt_wr64(p + 48, t->offset);
         qlm_fmt_wr64(p + 56, t->size);
         memcpy(strtab + so, t->name, nl);

@@ -34,11 +34,11 @@
 typedef void (*qlm_quantize_act_fn)(const float *x, int nt, int n, int group, int8_t *q,
                                     float *d);
 
-/* Quantized weights: wq = quants of row 0, wd = f16 scales of row 0; row
- * strides are n (q8) or n/2 (q4) bytes and n/group scales. */
-typedef void (*qlm_gemm_q_fn)(int n, int group, const void *wq, const uint16_t *wd, int r0,
-                              int r1, const int8_t *xq, const float *xd, int nt, float *y,
-                              int ldy);
+/* Quantized weights: w = the tensor's first 8-row block (the interleaved
+ * layout of qlm_format.h); r0 is a multiple of QLM_QBLOCK_ROWS, and rows of
+ * the last block past r1 exist (zero padding) but are not stored to y. */
+typedef void (*qlm_gemm_q_fn)(int n, int group, const void *w, int r0, int r1,
+                              const int8_t *xq, const float *xd, int nt, float *y, int ldy);
 
 /* Float weights (f32, f16 or bf16 elements, row stride n) x f32 activations. */
 typedef void (*qlm_gemm_f_fn)(int n, const void *w, int r0, int r1, const float *x, int nt,
@@ -81,8 +81,7 @@ const char *const *qlm_kernels_available(void);
 struct qlm_matrix {
     enum qlm_dtype type;
     int rows, cols, group;
-    const void *data;            /* quants or elements, row 0 */
-    const uint16_t *scales;      /* q8/q4 only */
+    const void *data;            /* elements, or q8/q4 8-row blocks */
 };
 
 struct qlm_acts {                /* activations prepared for one matmul input */

@@ -16,19 +16,22 @@
 
 KX_INLINE void q8_block(int rb, const struct kx_block *b, int n, int group, float *y, int ldy)
 {
-    const int tb = 8 / rb, ng = n / group;
+    const int tb = 8 / rb, ng = n / group, nc = group / 32;
     const __m256i ones = _mm256_set1_epi16(1);
     __m256 acc = _mm256_setzero_ps();
     for (int g = 0; g < ng; g++) {
         __m256i s[8];
         UNROLL for (int i = 0; i < 8; i++)
             s[i] = _mm256_setzero_si256();
-        for (int k = g * group; k < (g + 1) * group; k += 32) {
+        for (int c = 0; c < nc; c++) {
+            int k = g * group + c * 32;
             __m256i xv[2];
             UNROLL for (int t = 0; t < tb; t++)
                 xv[t] = _mm256_loadu_si256((const __m256i *)(b->x[t] + k));
             UNROLL for (int r = 0; r < rb; r++) {
-                __m256i w = _mm256_loadu_si256((const __m256i *)(b->w[r] + k));
+                if (rb == 8)
+                    kx_prefetch(b, g, c, r);
+                __m256i w = _mm256_loadu_si256((const __m256i *)kx_chunk(b, g, c, r));
                 __m256i aw = _mm256_abs_epi8(w);
                 UNROLL for (int t = 0; t < tb; t++) {
                     __m256i p = _mm256_maddubs_epi16(aw, _mm256_sign_epi8(xv[t], w));
@@ -36,7 +39,7 @@ KX_INLINE void q8_block(int rb, const struct kx_block *b, int n, int group, floa
                 }
             }
         }
-        acc = scale_add(acc, hsum8_epi32(s), block_scales(rb, b->wd, b->xd, g));
+        acc = scale_add(acc, hsum8_epi32(s), block_scales(rb, b, g));
     }
     store_block(y, ldy, rb, b->nr, b->nv, acc);
 }
@@ -51,47 +54,42 @@ static void q8_block8(const struct kx_block *b, int n, int group, float *y, int 
     q8_block(8, b, n, group, y, ldy);
 }
 
-/* 16 bytes of a q4 block -> 32 unsigned nibbles in element order. */
-KX_INLINE __m256i unpack_q4(const uint8_t *p)
-{
-    return unpack_q4_x86(p);
-}
-
 KX_INLINE void q4_block(int rb, const struct kx_block *b, int n, int group, float *y, int ldy)
 {
-    const int tb = 8 / rb, ng = n / group;
+    const int tb = 8 / rb, ng = n / group, nc = group / 32;
     const __m256i ones = _mm256_set1_epi16(1), eight = _mm256_set1_epi8(8);
     __m256 acc = _mm256_setzero_ps();
     for (int g = 0; g < ng; g++) {
-        __m256i s[8], a[8], c[2];
+        __m256i s[8], a[8], cx[2];
         UNROLL for (int i = 0; i < 8; i++)
             s[i] = a[i] = _mm256_setzero_si256();
-        c[0] = c[1] = _mm256_setzero_si256();
-        int chunks = 0;
-        for (int k = g * group; k < (g + 1) * group; k += 32) {
+        cx[0] = cx[1] = _mm256_setzero_si256();
+        for (int c = 0; c < nc; c++) {
+            int k = g * group + c * 32;
             __m256i xv[2];
             UNROLL for (int t = 0; t < tb; t++) {
                 xv[t] = _mm256_loadu_si256((const __m256i *)(b->x[t] + k));
-                c[t] = _mm256_add_epi16(c[t], _mm256_maddubs_epi16(eight, xv[t]));
+                cx[t] = _mm256_add_epi16(cx[t], _mm256_maddubs_epi16(eight, xv[t]));
             }
             UNROLL for (int r = 0; r < rb; r++) {
-                __m256i w = unpack_q4(b->w[r] + k / 2);
+                if (rb == 8)
+                    kx_prefetch(b, g, c, r);
+                __m256i w = unpack_q4_x86(kx_chunk(b, g, c, r));
                 UNROLL for (int t = 0; t < tb; t++)
                     a[t * rb + r] = _mm256_add_epi16(a[t * rb + r], _mm256_maddubs_epi16(w, xv[t]));
             }
             /* widen every 4 chunks (int16 bound) and at the end of the group */
-            if (++chunks == 4 || k + 32 == (g + 1) * group) {
+            if (c % 4 == 3 || c == nc - 1) {
                 UNROLL for (int t = 0; t < tb; t++)
                     UNROLL for (int r = 0; r < rb; r++) {
-                        __m256i d = _mm256_sub_epi16(a[t * rb + r], c[t]);
+                        __m256i d = _mm256_sub_epi16(a[t * rb + r], cx[t]);
                         s[t * rb + r] = _mm256_add_epi32(s[t * rb + r], _mm256_madd_epi16(d, ones));
                         a[t * rb + r] = _mm256_setzero_si256();
                     }
-                c[0] = c[1] = _mm256_setzero_si256();
-                chunks = 0;
+                cx[0] = cx[1] = _mm256_setzero_si256();
             }
         }
-        acc = scale_add(acc, hsum8_epi32(s), block_scales(rb, b->wd, b->xd, g));
+        acc = scale_add(acc, hsum8_epi32(s), block_scales(rb, b, g));
     }
     store_block(y, ldy, rb, b->nr, b->nv, acc);
 }
@@ -106,8 +104,8 @@ static void q4_block8(const struct kx_block *b, int n, int group, float *y, int 
     q4_block(8, b, n, group, y, ldy);
 }
 
-KX_GEMM_DRIVER(avx2_gemm_q8, (size_t)n, q8_block4, q8_block8)
-KX_GEMM_DRIVER(avx2_gemm_q4, (size_t)n / 2, q4_block4, q4_block8)
+KX_GEMM_DRIVER(avx2_gemm_q8, 8, q8_block4, q8_block8)
+KX_GEMM_DRIVER(avx2_gemm_q4, 4, q4_block4, q4_block8)
 
 const struct qlm_isa_kernels qlm_kernels_avx2 = {
     .name = "avx2",

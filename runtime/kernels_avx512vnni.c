@@ -1,7 +1,8 @@
 /*
  * kernels_avx512vnni.c — AVX-512 VNNI kernels (Ice Lake, Sapphire Rapids,
  * Zen 4): vpdpbusd on 512-bit registers, each holding the 32-element chunk
- * of TWO rows (rows 2p and 2p+1 in the low and high 256 bits) against one
+ * of TWO rows (rows 2p and 2p+1 in the low and high 256 bits: adjacent in
+ * the file's interleaved tiles, so one load) against one
  * token's chunk broadcast to both halves; so a block of 8 rows x up to 4
  * tokens keeps 4 x 4 zmm accumulators, each weight chunk is loaded once for
  * all tokens of the block, and group size 32, 64 or 128 all work the same.
@@ -16,19 +17,17 @@
 
 #include "kernels_x86.h"
 
-/* Row pair (2p, 2p+1) chunk at element k as a zmm of u8 operands. */
-KX_INLINE __m512i pair_q8(const struct kx_block *b, int p, int k, __m512i bias)
+/* Rows 2p and 2p+1 of chunk c of group g: adjacent in the tile, so one load
+ * gives the zmm of u8 operands (q8: 2 x 32 bytes). */
+KX_INLINE __m512i pair_q8(const struct kx_block *b, int g, int c, int p, __m512i bias)
 {
-    __m256i lo = _mm256_loadu_si256((const __m256i *)(b->w[2 * p] + k));
-    __m256i hi = _mm256_loadu_si256((const __m256i *)(b->w[2 * p + 1] + k));
-    return _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1), bias);
+    return _mm512_xor_si512(_mm512_loadu_si512((const void *)kx_chunk(b, g, c, 2 * p)), bias);
 }
 
-KX_INLINE __m512i pair_q4(const struct kx_block *b, int p, int k)
+/* q4: 2 x 16 bytes [v0 | v1] -> 128-bit lanes [v0 lo, v0 hi, v1 lo, v1 hi]. */
+KX_INLINE __m512i pair_q4(const struct kx_block *b, int g, int c, int p)
 {
-    __m128i v0 = _mm_loadu_si128((const __m128i *)(b->w[2 * p] + k / 2));
-    __m128i v1 = _mm_loadu_si128((const __m128i *)(b->w[2 * p + 1] + k / 2));
-    __m256i v = _mm256_set_m128i(v1, v0);
+    __m256i v = _mm256_loadu_si256((const __m256i *)kx_chunk(b, g, c, 2 * p));
     const __m256i m4 = _mm256_set1_epi8(0x0f);
     __m256i lo = _mm256_and_si256(v, m4);                        /* [v0 lo | v1 lo] */
     __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);  /* [v0 hi | v1 hi] */
@@ -47,29 +46,32 @@ KX_INLINE void z_block(int bits, int tb, const struct kx_block *b, int n, int gr
     UNROLL for (int t = 0; t < 4; t++)
         acc[t] = _mm256_setzero_ps();
     for (int g = 0; g < ng; g++) {
-        __m512i s[4][4], c[4];
+        __m512i s[4][4], cx[4];
         UNROLL for (int t = 0; t < 4; t++) {
-            c[t] = _mm512_setzero_si512();
+            cx[t] = _mm512_setzero_si512();
             UNROLL for (int p = 0; p < 4; p++)
                 s[p][t] = _mm512_setzero_si512();
         }
-        for (int k = g * group; k < (g + 1) * group; k += 32) {
+        for (int c = 0; c < group / 32; c++) {
+            int k = g * group + c * 32;
             __m512i xb[4];
             UNROLL for (int t = 0; t < tb; t++) {
                 xb[t] = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(b->x[t] + k)));
-                c[t] = _mm512_dpbusd_epi32(c[t], bias, xb[t]);
+                cx[t] = _mm512_dpbusd_epi32(cx[t], bias, xb[t]);
             }
             UNROLL for (int p = 0; p < 4; p++) {
-                __m512i w = bits == 8 ? pair_q8(b, p, k, bias) : pair_q4(b, p, k);
+                if (tb == 1)
+                    kx_prefetch(b, g, c, 2 * p);
+                __m512i w = bits == 8 ? pair_q8(b, g, c, p, bias) : pair_q4(b, g, c, p);
                 UNROLL for (int t = 0; t < tb; t++)
                     s[p][t] = _mm512_dpbusd_epi32(s[p][t], w, xb[t]);
             }
         }
-        __m256 dw = scales8(b->wd, g);
+        __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)kx_scales(b, g)));
         UNROLL for (int t = 0; t < tb; t++) {
             __m256i v[8];
             UNROLL for (int p = 0; p < 4; p++) {
-                __m512i d = _mm512_sub_epi32(s[p][t], c[t]);
+                __m512i d = _mm512_sub_epi32(s[p][t], cx[t]);
                 v[2 * p] = _mm512_castsi512_si256(d);
                 v[2 * p + 1] = _mm512_extracti64x4_epi64(d, 1);
             }
@@ -81,15 +83,15 @@ KX_INLINE void z_block(int bits, int tb, const struct kx_block *b, int n, int gr
         store_block(y + (size_t)t * ldy, ldy, 8, b->nr, 1, acc[t]);
 }
 
-KX_INLINE void z_gemm(int bits, int n, int group, const void *wq, const uint16_t *wd, int r0,
-                      int r1, const int8_t *xq, const float *xd, int nt, float *y, int ldy)
+KX_INLINE void z_gemm(int bits, int n, int group, const void *w, int r0, int r1,
+                      const int8_t *xq, const float *xd, int nt, float *y, int ldy)
 {
     assert(n > 0 && group > 0 && n % group == 0 && group % 32 == 0);
+    assert(r0 % QLM_QBLOCK_ROWS == 0);
     const int ng = n / group;
-    const size_t row_bytes = bits == 8 ? (size_t)n : (size_t)n / 2;
     struct kx_block b;
     for (int r = r0; r < r1; r += 8) {
-        block_rows(&b, 8, wq, wd, row_bytes, ng, r, r1);
+        block_rows(&b, bits, w, n, group, r, 8, r1);
         for (int t = 0; t < nt; t += 4) {
             int tb = nt - t < 4 ? nt - t : 4;
             block_tokens(&b, tb, xq, xd, n, ng, t, nt);
@@ -104,16 +106,16 @@ KX_INLINE void z_gemm(int bits, int n, int group, const void *wq, const uint16_t
     }
 }
 
-static void z_gemm_q8(int n, int group, const void *wq, const uint16_t *wd, int r0, int r1,
-                      const int8_t *xq, const float *xd, int nt, float *y, int ldy)
+static void z_gemm_q8(int n, int group, const void *w, int r0, int r1, const int8_t *xq,
+                      const float *xd, int nt, float *y, int ldy)
 {
-    z_gemm(8, n, group, wq, wd, r0, r1, xq, xd, nt, y, ldy);
+    z_gemm(8, n, group, w, r0, r1, xq, xd, nt, y, ldy);
 }
 
-static void z_gemm_q4(int n, int group, const void *wq, const uint16_t *wd, int r0, int r1,
-                      const int8_t *xq, const float *xd, int nt, float *y, int ldy)
+static void z_gemm_q4(int n, int group, const void *w, int r0, int r1, const int8_t *xq,
+                      const float *xd, int nt, float *y, int ldy)
 {
-    z_gemm(4, n, group, wq, wd, r0, r1, xq, xd, nt, y, ldy);
+    z_gemm(4, n, group, w, r0, r1, xq, xd, nt, y, ldy);
 }
 
 const struct qlm_isa_kernels qlm_kernels_avx512vnni = {

@@ -35,7 +35,7 @@ extern const struct qlm_isa_kernels qlm_kernels_avxvnni_emu;
 #define VNNI_NAME "avxvnni"
 #endif
 
-/* bits 8: q8 rows (n bytes); bits 4: q4 rows (n/2 bytes). */
+/* bits 8: q8 (32-byte row chunks); bits 4: q4 (16-byte row chunks). */
 KX_INLINE void vnni_block(int bits, int rb, const struct kx_block *b, int n, int group, float *y,
                           int ldy)
 {
@@ -43,31 +43,34 @@ KX_INLINE void vnni_block(int bits, int rb, const struct kx_block *b, int n, int
     const __m256i bias = _mm256_set1_epi8(bits == 8 ? (char)0x80 : 8);
     __m256 acc = _mm256_setzero_ps();
     for (int g = 0; g < ng; g++) {
-        __m256i s[8], c[2];
+        __m256i s[8], cx[2];
         UNROLL for (int i = 0; i < 8; i++)
             s[i] = _mm256_setzero_si256();
-        c[0] = c[1] = _mm256_setzero_si256();
-        for (int k = g * group; k < (g + 1) * group; k += 32) {
+        cx[0] = cx[1] = _mm256_setzero_si256();
+        for (int c = 0; c < group / 32; c++) {
+            int k = g * group + c * 32;
             __m256i xv[2];
             UNROLL for (int t = 0; t < tb; t++) {
                 xv[t] = _mm256_loadu_si256((const __m256i *)(b->x[t] + k));
-                c[t] = dpbusd(c[t], bias, xv[t]);
+                cx[t] = dpbusd(cx[t], bias, xv[t]);
             }
             UNROLL for (int r = 0; r < rb; r++) {
+                if (rb == 8)
+                    kx_prefetch(b, g, c, r);
                 __m256i w;
-                if (bits == 8) {
-                    w = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(b->w[r] + k)), bias);
-                } else {
-                    w = unpack_q4_x86(b->w[r] + k / 2);
-                }
+                if (bits == 8)
+                    w = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)kx_chunk(b, g, c, r)),
+                                         bias);
+                else
+                    w = unpack_q4_x86(kx_chunk(b, g, c, r));
                 UNROLL for (int t = 0; t < tb; t++)
                     s[t * rb + r] = dpbusd(s[t * rb + r], w, xv[t]);
             }
         }
         UNROLL for (int t = 0; t < tb; t++)
             UNROLL for (int r = 0; r < rb; r++)
-                s[t * rb + r] = _mm256_sub_epi32(s[t * rb + r], c[t]);
-        acc = scale_add(acc, hsum8_epi32(s), block_scales(rb, b->wd, b->xd, g));
+                s[t * rb + r] = _mm256_sub_epi32(s[t * rb + r], cx[t]);
+        acc = scale_add(acc, hsum8_epi32(s), block_scales(rb, b, g));
     }
     store_block(y, ldy, rb, b->nr, b->nv, acc);
 }
@@ -92,8 +95,8 @@ static void q4_block8(const struct kx_block *b, int n, int group, float *y, int 
     vnni_block(4, 8, b, n, group, y, ldy);
 }
 
-KX_GEMM_DRIVER(vnni_gemm_q8, (size_t)n, q8_block4, q8_block8)
-KX_GEMM_DRIVER(vnni_gemm_q4, (size_t)n / 2, q4_block4, q4_block8)
+KX_GEMM_DRIVER(vnni_gemm_q8, 8, q8_block4, q8_block8)
+KX_GEMM_DRIVER(vnni_gemm_q4, 4, q4_block4, q4_block8)
 
 const struct qlm_isa_kernels VNNI_TABLE = {
     .name = VNNI_NAME,

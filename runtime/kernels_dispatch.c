@@ -245,14 +245,14 @@ const struct qlm_isa_kernels *qlm_kernels_active(void)
 static void gemm_q8_op(const struct qlm_matrix *w, int r0, int r1, const struct qlm_acts *a,
                        float *y, int ldy)
 {
-    qlm_kernels_active()->gemm_q8(w->cols, w->group, w->data, w->scales, r0, r1, a->q, a->d,
+    qlm_kernels_active()->gemm_q8(w->cols, w->group, w->data, r0, r1, a->q, a->d,
                                   a->nt, y, ldy);
 }
 
 static void gemm_q4_op(const struct qlm_matrix *w, int r0, int r1, const struct qlm_acts *a,
                        float *y, int ldy)
 {
-    qlm_kernels_active()->gemm_q4(w->cols, w->group, w->data, w->scales, r0, r1, a->q, a->d,
+    qlm_kernels_active()->gemm_q4(w->cols, w->group, w->data, r0, r1, a->q, a->d,
                                   a->nt, y, ldy);
 }
 

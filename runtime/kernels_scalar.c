@@ -58,47 +58,49 @@ static void scalar_quantize_act(const float *x, int nt, int n, int group, int8_t
     }
 }
 
-static void scalar_gemm_q8(int n, int group, const void *wq, const uint16_t *wd, int r0, int r1,
-                           const int8_t *xq, const float *xd, int nt, float *y, int ldy)
+/* Element access in the interleaved layout of formats/qlm_format.h: rows in
+ * blocks of 8, per group a tile of 8 f16 scales then, per 32-element chunk,
+ * the chunk of each of the 8 rows (32 bytes for q8, 16 for q4). */
+static const uint8_t *tile_of(int bits, int n, int group, const void *w, int r, int g)
 {
-    assert(n % group == 0);
-    int ng = n / group;
-    for (int r = r0; r < r1; r++) {
-        const int8_t *wr = (const int8_t *)wq + (size_t)r * n;
-        const uint16_t *dr = wd + (size_t)r * ng;
-        for (int t = 0; t < nt; t++) {
-            const int8_t *xt = xq + (size_t)t * n;
-            const float *dt = xd + (size_t)t * ng;
-            float acc = 0.0f;
-            for (int g = 0; g < ng; g++) {
-                int32_t isum = 0;
-                for (int k = 0; k < group; k++)
-                    isum += (int32_t)wr[g * group + k] * (int32_t)xt[g * group + k];
-                acc += (float)isum * (qlm_f16_to_f32(dr[g]) * dt[g]);
-            }
-            y[(size_t)t * ldy + r] = acc;
-        }
-    }
+    size_t tile = 16 + (size_t)QLM_QBLOCK_ROWS * (size_t)group * (size_t)bits / 8;
+    size_t block = (size_t)(r / QLM_QBLOCK_ROWS) * (size_t)(n / group);
+    return (const uint8_t *)w + (block + (size_t)g) * tile;
 }
 
-/* q4: each 32-element block is 16 bytes; byte j holds element j (low nibble)
- * and element j + 16 (high nibble), both stored as value + 8. */
-static int q4_at(const uint8_t *row, int k)
+static float scale_at(int bits, int n, int group, const void *w, int r, int g)
 {
-    int blk = k / 32, j = k % 32;
-    uint8_t b = row[blk * 16 + (j & 15)];
-    int nib = j < 16 ? (b & 0x0f) : (b >> 4);
-    return nib - 8;
+    const uint8_t *t = tile_of(bits, n, group, w, r, g);
+    int i = r % QLM_QBLOCK_ROWS;
+    return qlm_f16_to_f32((uint16_t)(t[2 * i] | t[2 * i + 1] << 8));
 }
 
-static void scalar_gemm_q4(int n, int group, const void *wq, const uint16_t *wd, int r0, int r1,
-                           const int8_t *xq, const float *xd, int nt, float *y, int ldy)
+/* The 32-element chunk of row r holding element k. */
+static const uint8_t *chunk_at(int bits, int n, int group, const void *w, int r, int k)
+{
+    size_t cb = (size_t)bits * 4, c = (size_t)(k % group) / 32;
+    return tile_of(bits, n, group, w, r, k / group) + 16 +
+           (c * QLM_QBLOCK_ROWS + (size_t)(r % QLM_QBLOCK_ROWS)) * cb;
+}
+
+/* q4: in a chunk, byte j holds element j (low nibble) and element j + 16
+ * (high nibble), both stored as value + 8. */
+static int weight_at(int bits, int n, int group, const void *w, int r, int k)
+{
+    const uint8_t *c = chunk_at(bits, n, group, w, r, k);
+    int j = k % 32;
+    if (bits == 8)
+        return (int8_t)c[j];
+    uint8_t b = c[j & 15];
+    return (j < 16 ? (b & 0x0f) : (b >> 4)) - 8;
+}
+
+static void scalar_gemm_q(int bits, int n, int group, const void *w, int r0, int r1,
+                          const int8_t *xq, const float *xd, int nt, float *y, int ldy)
 {
     assert(n % group == 0 && group % 32 == 0);
     int ng = n / group;
     for (int r = r0; r < r1; r++) {
-        const uint8_t *wr = (const uint8_t *)wq + (size_t)r * (n / 2);
-        const uint16_t *dr = wd + (size_t)r * ng;
         for (int t = 0; t < nt; t++) {
             const int8_t *xt = xq + (size_t)t * n;
             const float *dt = xd + (size_t)t * ng;
@@ -106,12 +108,24 @@ static void scalar_gemm_q4(int n, int group, const void *wq, const uint16_t *wd,
             for (int g = 0; g < ng; g++) {
                 int32_t isum = 0;
                 for (int k = g * group; k < (g + 1) * group; k++)
-                    isum += (int32_t)q4_at(wr, k) * (int32_t)xt[k];
-                acc += (float)isum * (qlm_f16_to_f32(dr[g]) * dt[g]);
+                    isum += (int32_t)weight_at(bits, n, group, w, r, k) * (int32_t)xt[k];
+                acc += (float)isum * (scale_at(bits, n, group, w, r, g) * dt[g]);
             }
             y[(size_t)t * ldy + r] = acc;
         }
     }
+}
+
+static void scalar_gemm_q8(int n, int group, const void *w, int r0, int r1, const int8_t *xq,
+                           const float *xd, int nt, float *y, int ldy)
+{
+    scalar_gemm_q(8, n, group, w, r0, r1, xq, xd, nt, y, ldy);
+}
+
+static void scalar_gemm_q4(int n, int group, const void *w, int r0, int r1, const int8_t *xq,
+                           const float *xd, int nt, float *y, int ldy)
+{
+    scalar_gemm_q(4, n, group, w, r0, r1, xq, xd, nt, y, ldy);
 }
 
 static void scalar_gemm_f32(int n, const void *w, int r0, int r1, const float *x, int nt,

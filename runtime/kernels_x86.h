@@ -4,7 +4,8 @@
  * with that file's target flags; nothing here is exported.
  *
  * The integer GEMMs all work the same way: a block of (row, token) pairs —
- * 8 of them, (4 rows x 2 tokens) or (8 rows x 1 token) — keeps one int32
+ * 8 of them, (4 rows x 2 tokens) or (8 rows x 1 token), rows from one 8-row
+ * block of the file's interleaved layout — keeps one int32
  * vector of partial dot products per pair for the current group; at the end
  * of the group hsum8() folds the 8 vectors into one vector of 8 exact group
  * sums, which is then scaled and added to 8 float accumulators exactly as
@@ -12,8 +13,9 @@
  * group, no FMA: these files build with -ffp-contract=off).  The float
  * results are therefore bit-identical to kernels_scalar.c.
  *
- * Row and token tails reuse the last valid row/token pointer and drop the
- * extra results, so there is one code path per block shape.
+ * Row tails compute the zero padding rows of the last block and drop them;
+ * token tails reuse the last valid token; so there is one code path per
+ * block shape.
  */
 #ifndef QLM_KERNELS_X86_H
 #define QLM_KERNELS_X86_H
@@ -54,30 +56,6 @@ KX_INLINE __m256 hsum8_ps(const __m256 v[8])
     __m256 h4567 = _mm256_hadd_ps(h45, h67);
     return _mm256_add_ps(_mm256_permute2f128_ps(h0123, h4567, 0x20),
                          _mm256_permute2f128_ps(h0123, h4567, 0x31));
-}
-
-/* f16 scales of group g for 4 (8) rows whose scale rows start at d[i]. */
-KX_INLINE __m128 scales4(const uint16_t *const d[4], int g)
-{
-    return _mm_cvtph_ps(_mm_setr_epi16((short)d[0][g], (short)d[1][g], (short)d[2][g],
-                                       (short)d[3][g], 0, 0, 0, 0));
-}
-
-KX_INLINE __m256 scales8(const uint16_t *const d[8], int g)
-{
-    return _mm256_cvtph_ps(_mm_setr_epi16((short)d[0][g], (short)d[1][g], (short)d[2][g],
-                                          (short)d[3][g], (short)d[4][g], (short)d[5][g],
-                                          (short)d[6][g], (short)d[7][g]));
-}
-
-/* The 8 scale products d_w[r] * d_x[t] of a block, lane order as the sums. */
-KX_INLINE __m256 block_scales(int rb, const uint16_t *const *wd, const float *const *xd, int g)
-{
-    if (rb == 8)
-        return _mm256_mul_ps(scales8(wd, g), _mm256_set1_ps(xd[0][g]));
-    __m128 w = scales4(wd, g);
-    return _mm256_set_m128(_mm_mul_ps(w, _mm_set1_ps(xd[1][g])),
-                           _mm_mul_ps(w, _mm_set1_ps(xd[0][g])));
 }
 
 /* acc += (float)isum * scale, lane by lane, as the scalar reference. */
@@ -269,25 +247,66 @@ static void x86_gemm_bf16(int n, const void *w, int r0, int r1, const float *x, 
 
 /* ---- block iteration shared by the integer GEMMs ------------------------ */
 
-/* Pointers of a (rb x tb) block (rb <= 8, tb <= 4): rows r.. (tail rows repeat the last valid
- * one), tokens t.. likewise. */
+/* Prefetch distance of the decode kernels, in bytes ahead of the chunk being
+ * read: the weights are one stream, which the prefetchers alone follow at
+ * well under the DRAM bandwidth on the machines measured (bench/README.md). */
+#define KX_PREFETCH_BYTES 2048
+
+/* A (rb x tb) block: rows row0 .. row0 + rb - 1 (rb = 4 or 8) of the 8-row
+ * block whose first tile is at tile0, tokens x[0 .. tb) (a token tail
+ * repeats the last valid token). */
 struct kx_block {
-    const uint8_t *w[8];     /* quant row starts */
-    const uint16_t *wd[8];   /* scale row starts */
+    const uint8_t *tile0;    /* group 0's tile of the 8-row block */
+    size_t tile;             /* bytes per tile */
+    int row0;                /* 0, or 4 for the upper half in 4-row blocks */
+    int cb;                  /* bytes per row chunk: 32 (q8) or 16 (q4) */
     const int8_t *x[4];      /* activation rows */
     const float *xd[4];      /* activation scales */
     int nr, nv;
 };
 
-KX_INLINE void block_rows(struct kx_block *b, int rb, const void *wq, const uint16_t *wd,
-                          size_t row_bytes, int ng, int r, int r1)
+/* Row i's 32-element chunk c of group g. */
+KX_INLINE const uint8_t *kx_chunk(const struct kx_block *b, int g, int c, int i)
 {
+    return b->tile0 + (size_t)g * b->tile + 16 +
+           ((size_t)c * QLM_QBLOCK_ROWS + (size_t)(b->row0 + i)) * (size_t)b->cb;
+}
+
+KX_INLINE const uint16_t *kx_scales(const struct kx_block *b, int g)
+{
+    return (const uint16_t *)(const void *)(b->tile0 + (size_t)g * b->tile) + b->row0;
+}
+
+/* One prefetch per 64 bytes of chunk data: rows whose chunk starts a new
+ * 64-byte stretch of the tile (every q8 row pair, every fourth q4 row). */
+KX_INLINE void kx_prefetch(const struct kx_block *b, int g, int c, int i)
+{
+    if ((i * b->cb) % 64 == 0)
+        _mm_prefetch((const char *)kx_chunk(b, g, c, i) + KX_PREFETCH_BYTES, _MM_HINT_T0);
+}
+
+/* The 8 scale products d_w[r] * d_x[t] of a block for group g, lane order as
+ * the sums: the tile's scales of the block's rows times its tokens'. */
+KX_INLINE __m256 block_scales(int rb, const struct kx_block *b, int g)
+{
+    const uint16_t *d = kx_scales(b, g);
+    if (rb == 8)
+        return _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)d)),
+                             _mm256_set1_ps(b->xd[0][g]));
+    __m128 w = _mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)(const void *)d));
+    return _mm256_set_m128(_mm_mul_ps(w, _mm_set1_ps(b->xd[1][g])),
+                           _mm_mul_ps(w, _mm_set1_ps(b->xd[0][g])));
+}
+
+/* The block of rows from r (rb of them, r1 the end of the range). */
+KX_INLINE void block_rows(struct kx_block *b, int bits, const void *w, int n, int group, int r,
+                          int rb, int r1)
+{
+    b->tile = 16 + (size_t)group * (size_t)bits; /* qlm_quant_tile_bytes */
+    b->tile0 = (const uint8_t *)w + (size_t)(r / QLM_QBLOCK_ROWS) * (size_t)(n / group) * b->tile;
+    b->row0 = r % QLM_QBLOCK_ROWS;
+    b->cb = bits * 4;
     b->nr = r1 - r < rb ? r1 - r : rb;
-    UNROLL for (int i = 0; i < rb; i++) {
-        size_t ri = (size_t)(r + (i < b->nr ? i : b->nr - 1));
-        b->w[i] = (const uint8_t *)wq + ri * row_bytes;
-        b->wd[i] = wd + ri * (size_t)ng;
-    }
 }
 
 KX_INLINE void block_tokens(struct kx_block *b, int tb, const int8_t *xq, const float *xd, int n,
@@ -301,26 +320,27 @@ KX_INLINE void block_tokens(struct kx_block *b, int tb, const int8_t *xq, const 
     }
 }
 
-/* Drives a block kernel fn(b, n, group, ...) over rows [r0, r1) x all tokens:
- * 8 rows x 1 token when nt == 1 (decode), else 4 rows x 2 tokens. */
-#define KX_GEMM_DRIVER(name, row_bytes_expr, block4, block8)                               \
-    static void name(int n, int group, const void *wq, const uint16_t *wd, int r0, int r1,  \
-                     const int8_t *xq, const float *xd, int nt, float *y, int ldy)          \
+/* Drives a block kernel fn(b, n, group, y, ldy) over rows [r0, r1) (r0 a
+ * multiple of 8) x all tokens: 8 rows x 1 token when nt == 1 (decode), else
+ * 4 rows x 2 tokens. */
+#define KX_GEMM_DRIVER(name, bits, block4, block8)                                          \
+    static void name(int n, int group, const void *w, int r0, int r1, const int8_t *xq,     \
+                     const float *xd, int nt, float *y, int ldy)                            \
     {                                                                                       \
         assert(n > 0 && group > 0 && n % group == 0 && group % 32 == 0);                   \
+        assert(r0 % QLM_QBLOCK_ROWS == 0);                                                  \
         int ng = n / group;                                                                 \
-        size_t row_bytes = (row_bytes_expr);                                                \
         struct kx_block b;                                                                  \
         if (nt == 1) {                                                                      \
             for (int r = r0; r < r1; r += 8) {                                              \
-                block_rows(&b, 8, wq, wd, row_bytes, ng, r, r1);                            \
+                block_rows(&b, bits, w, n, group, r, 8, r1);                                \
                 block_tokens(&b, 1, xq, xd, n, ng, 0, 1);                                   \
                 block8(&b, n, group, y + r, ldy);                                           \
             }                                                                               \
             return;                                                                         \
         }                                                                                   \
         for (int r = r0; r < r1; r += 4) {                                                  \
-            block_rows(&b, 4, wq, wd, row_bytes, ng, r, r1);                                \
+            block_rows(&b, bits, w, n, group, r, 4, r1);                                    \
             for (int t = 0; t < nt; t += 2) {                                               \
                 block_tokens(&b, 2, xq, xd, n, ng, t, nt);                                  \
                 block4(&b, n, group, y + (size_t)t * ldy + r, ldy);                         \

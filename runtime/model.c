@@ -160,11 +160,6 @@ static enum qlm_err get_matrix(const struct qlm_file *f, const char *name, int r
     m->cols = cols;
     m->group = qlm_dtype_is_quant(t->dtype) ? (int)t->group : 0;
     m->data = t->data;
-    m->scales = qlm_dtype_is_quant(t->dtype)
-                    ? (const uint16_t *)((const uint8_t *)t->data +
-                                         qlm_quant_scales_offset(t->dtype, (uint64_t)rows,
-                                                                 (uint64_t)cols))
-                    : NULL;
     return QLM_OK;
 }
 

@@ -158,11 +158,23 @@ static void run_qcase(const struct qcase *c)
             xd[(size_t)t * ng + g] = c->unit_scales ? 1.0f : fabsf(rnd_float()) + 0.01f;
     }
 
+    /* the file's layout: 8-row blocks of interleaved tiles, built by the
+     * format library's packer from the row-major arrays the sums below read */
+    const int nblocks = (c->rows + QLM_QBLOCK_ROWS - 1) / QLM_QBLOCK_ROWS;
+    const enum qlm_dtype qt = c->bits == 8 ? QLM_Q8 : QLM_Q4;
+    const size_t bb = (size_t)qlm_quant_block_bytes(qt, (uint64_t)c->n, (uint32_t)c->group);
+    uint8_t *tiles = xmalloc(bb * (size_t)nblocks);
+    for (int b = 0; b < nblocks; b++) {
+        int r = b * QLM_QBLOCK_ROWS, nr = c->rows - r < 8 ? c->rows - r : 8;
+        qlm_quant_pack_block(qt, (uint64_t)c->n, (uint32_t)c->group, wq + (size_t)r * row_bytes,
+                             wd + (size_t)r * ng, (unsigned)nr, tiles + (size_t)b * bb);
+    }
+
     /* sentinel everywhere; only rows [r0, r1) of the nt token rows may change */
     for (size_t i = 0; i < ysz; i++)
         yref[i] = -12345.5f;
     qlm_gemm_q_fn ref = c->bits == 8 ? qlm_kernels_scalar.gemm_q8 : qlm_kernels_scalar.gemm_q4;
-    ref(c->n, c->group, wq, wd, c->r0, c->r1, xq, xd, c->nt, yref, c->ldy);
+    ref(c->n, c->group, tiles, c->r0, c->r1, xq, xd, c->nt, yref, c->ldy);
 
     /* the scalar oracle itself against an independent double sum */
     for (int t = 0; t < c->nt; t++)
@@ -192,7 +204,7 @@ static void run_qcase(const struct qcase *c)
             continue;
         for (size_t j = 0; j < ysz; j++)
             y[j] = -12345.5f;
-        fn(c->n, c->group, wq, wd, c->r0, c->r1, xq, xd, c->nt, y, c->ldy);
+        fn(c->n, c->group, tiles, c->r0, c->r1, xq, xd, c->nt, y, c->ldy);
         for (int t = 0; t < c->nt; t++)
             for (int r = 0; r < c->ldy; r++) {
                 size_t at = (size_t)t * c->ldy + r;
@@ -230,6 +242,7 @@ static void run_qcase(const struct qcase *c)
             }
         /* tokens beyond nt: the buffer ends at nt * ldy, ASan checks that */
     }
+    free(tiles);
     free(wq);
     free(wd);
     free(xq);
@@ -242,7 +255,7 @@ static void q_sweep(int bits, bool unit_scales)
 {
     static const int groups[] = { 32, 64, 128 };
     static const int ks[] = { 1, 3, 5 };
-    static const int rows_list[] = { 1, 3, 4, 5, 8, 9, 13 };
+    static const int rows_list[] = { 1, 3, 4, 5, 8, 9, 13, 16, 21 };
     static const int nts[] = { 1, 2, 3, 5, 17 };
     rng_state = (uint64_t)bits * 1000 + unit_scales;
     for (size_t gi = 0; gi < 3; gi++)
@@ -256,8 +269,8 @@ static void q_sweep(int bits, bool unit_scales)
                         .ldy = rows, .mode = (enum qmode)((ri + ti) % 4),
                         .unit_scales = unit_scales,
                     };
-                    if ((ri + ti + ki) % 3 == 1) { /* r0 > 0 and a wider y */
-                        c.r0 = rows / 3;
+                    if ((ri + ti + ki) % 3 == 1) { /* r0 > 0 (a block start) and a wider y */
+                        c.r0 = rows > QLM_QBLOCK_ROWS ? QLM_QBLOCK_ROWS : 0;
                         c.r1 = rows - rows / 4;
                         c.ldy = rows + 3;
                     }
@@ -280,7 +293,7 @@ static void test_gemm_q_extremes(void)
     for (int bits = 4; bits <= 8; bits += 4)
         for (int mode = 0; mode < 4; mode++)
             for (int nt = 1; nt <= 3; nt++) {
-                struct qcase c = { .bits = bits, .rows = 19, .n = 1024, .group = 128, .r0 = 2,
+                struct qcase c = { .bits = bits, .rows = 19, .n = 1024, .group = 128, .r0 = 8,
                                    .r1 = 19, .nt = nt, .ldy = 21, .mode = (enum qmode)mode,
                                    .unit_scales = true };
                 run_qcase(&c);
