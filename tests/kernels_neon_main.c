@@ -1,7 +1,9 @@
 /*
  * kernels_neon_main.c — the NEON kernels against the scalar reference, as a
  * plain C program (no Check, no libqlm): tests/neon_qemu.sh cross-compiles it
- * with kernels_scalar.c and kernels_neon.c for aarch64 and runs it under
+ * with kernels_scalar.c, kernels_neon.c and the two format sources the cases
+ * and the scalar kernels use (dtype.c: f16/bf16 decoding and tile sizes;
+ * quant_ref.c: the block packer) for aarch64 and runs it under
  * qemu-aarch64 -cpu max, so the NEON code is checked on an x86 build host.
  * The comparisons are those of check_kernels.c (tests/kernels_cases.h).
  */
@@ -30,29 +32,6 @@ static const struct qlm_isa_kernels *isas[1] = { &qlm_kernels_neon };
 static int n_isas = 1;
 
 #include "kernels_cases.h"
-
-/* The two libqlmformat functions kernels_scalar.c uses (this program links
- * no formats code): IEEE half and bfloat16 decoding. */
-float qlm_f16_to_f32(uint16_t h)
-{
-    int e = (h >> 10) & 0x1f, m = h & 0x3ff;
-    float v;
-    if (e == 0)
-        v = ldexpf((float)m, -24);
-    else if (e == 31)
-        v = m ? NAN : INFINITY;
-    else
-        v = ldexpf((float)(1024 + m), e - 25);
-    return (h & 0x8000) ? -v : v;
-}
-
-float qlm_bf16_to_f32(uint16_t h)
-{
-    uint32_t u = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &u, sizeof f);
-    return f;
-}
 
 int main(void)
 {
