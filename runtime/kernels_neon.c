@@ -2,19 +2,24 @@
  * kernels_neon.c — AArch64 NEON kernels with the dot-product extension
  * (Armv8.2-A +dotprod +fp16: Apple M1 and later, Cortex-A76/X1 and later,
  * Graviton 2+).  sdot sums four s8 x s8 products into each int32 lane, so q8
- * needs no sign trick and q4 only subtracts 8 from the unpacked nibbles.
+ * needs no sign trick and q4 nibbles are unpacked straight to n - 8.
  *
- * A block is 4 rows x 2 tokens (4 x 1 for a lone token): 8 int32x4
- * accumulators for the current group; at its end vpaddq folds each token's 4
- * row vectors into one vector of 4 exact group sums, scaled and added in f32
- * as the scalar reference does (built with -ffp-contract=off), so results are
- * bit-identical to kernels_scalar.c.  Tail rows reuse the last valid row and
- * drop the extra results.
+ * The integer GEMMs take one 8-row block of the interleaved layout
+ * (formats/qlm_format.h) at a time, x 2 tokens (x 1 for a lone or last
+ * token): 16 int32x4 accumulators for the current group, the block's rows
+ * read chunk by chunk from consecutive bytes of the tile.  At the group's end
+ * vpaddq folds each token's row vectors into two vectors of 4 exact group
+ * sums, scaled by the tile's 8 scales (one load) and added in f32 as the
+ * scalar reference does (built with -ffp-contract=off), so results are
+ * bit-identical to kernels_scalar.c.  The last block's zero padding rows are
+ * computed and dropped.  The float GEMMs: 4 rows x 2 tokens, tail rows reuse
+ * the last valid row and drop the extra results.
  */
 #include <config.h>
 
 #include <arm_neon.h>
 #include <assert.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -71,83 +76,116 @@ static void neon_quantize_act(const float *x, int nt, int n, int group, int8_t *
 
 /* ---- integer GEMMs ------------------------------------------------------ */
 
+/* Prefetch distance of the decode kernel, in bytes ahead of the chunk being
+ * read (as KX_PREFETCH_BYTES in kernels_x86.h: the weights are one stream). */
+#define KN_PREFETCH_BYTES 2048
+
+/* One 8-row block of the interleaved layout (formats/qlm_format.h) times tb
+ * tokens (1 or 2). */
 struct kn_block {
-    const uint8_t *w[4];
-    const uint16_t *wd[4];
-    const int8_t *x[2];
-    const float *xd[2];
-    int nr;
+    const uint8_t *tile0;    /* group 0's tile of the block */
+    size_t tile;             /* bytes per tile */
+    const int8_t *x[2];      /* activation rows */
+    const float *xd[2];      /* activation scales */
+    int nr;                  /* rows below r1, the ones stored */
 };
 
-/* 32 weights of row r at element k as two int8x16 (elements 0-15, 16-31). */
-KN_INLINE void load_w(int bits, const uint8_t *row, int k, int8x16_t *w0, int8x16_t *w1)
+/* A row's 32-weight chunk as two int8x16 (elements 0-15, 16-31). */
+KN_INLINE void load_w(int bits, const uint8_t *chunk, int8x16_t *w0, int8x16_t *w1)
 {
     if (bits == 8) {
-        *w0 = vld1q_s8((const int8_t *)row + k);
-        *w1 = vld1q_s8((const int8_t *)row + k + 16);
+        *w0 = vld1q_s8((const int8_t *)chunk);
+        *w1 = vld1q_s8((const int8_t *)chunk + 16);
     } else {
-        uint8x16_t v = vld1q_u8(row + k / 2);
-        const int8x16_t eight = vdupq_n_s8(8);
-        *w0 = vsubq_s8(vreinterpretq_s8_u8(vandq_u8(v, vdupq_n_u8(0x0f))), eight);
-        *w1 = vsubq_s8(vreinterpretq_s8_u8(vshrq_n_u8(v, 4)), eight);
+        /* nibble n xor 8, read as a signed 4-bit number, is n - 8: one
+         * constant instead of a mask and an 8 (registers are short in the
+         * 2-token block) */
+        int8x16_t v = veorq_s8(vld1q_s8((const int8_t *)chunk), vdupq_n_s8((int8_t)0x88));
+        *w0 = vshrq_n_s8(vshlq_n_s8(v, 4), 4);
+        *w1 = vshrq_n_s8(v, 4);
     }
 }
 
-KN_INLINE void q_block(int bits, int tb, const struct kn_block *b, int n, int group, float *y,
-                       int ldy)
+/* Four rows' int32x4 partial sums -> their 4 exact sums, in row order. */
+KN_INLINE int32x4_t fold4(const int32x4_t s[4])
 {
-    const int ng = n / group;
-    float32x4_t acc[2] = { vdupq_n_f32(0.0f), vdupq_n_f32(0.0f) };
-    for (int g = 0; g < ng; g++) {
-        int32x4_t s[2][4];
+    return vpaddq_s32(vpaddq_s32(s[0], s[1]), vpaddq_s32(s[2], s[3]));
+}
+
+/* prefetch: the decode shape, where the block is read once and the next
+ * ones must already be on their way. */
+KN_INLINE void q_block(int bits, int tb, bool prefetch, const struct kn_block *b, int n,
+                       int group, float *y, int ldy)
+{
+    const int ng = n / group, nc = group / 32, cb = bits * 4;
+    float32x4_t acc[2][2]; /* [token][rows 0-3, 4-7] */
+    UNROLL for (int t = 0; t < 2; t++)
+        acc[t][0] = acc[t][1] = vdupq_n_f32(0.0f);
+    const uint8_t *tile = b->tile0;
+    for (int g = 0; g < ng; g++, tile += b->tile) {
+        int32x4_t s[2][8];
         UNROLL for (int t = 0; t < 2; t++)
-            UNROLL for (int r = 0; r < 4; r++)
+            UNROLL for (int r = 0; r < 8; r++)
                 s[t][r] = vdupq_n_s32(0);
-        for (int k = g * group; k < (g + 1) * group; k += 32) {
+        const uint8_t *p = tile + 16; /* chunk c of row r at p + r * cb */
+        for (int c = 0; c < nc; c++, p += QLM_QBLOCK_ROWS * cb) {
+            int k = g * group + c * 32;
             int8x16_t x0[2], x1[2];
             UNROLL for (int t = 0; t < tb; t++) {
                 x0[t] = vld1q_s8(b->x[t] + k);
                 x1[t] = vld1q_s8(b->x[t] + k + 16);
             }
-            UNROLL for (int r = 0; r < 4; r++) {
+            UNROLL for (int r = 0; r < 8; r++) {
+                /* one prefetch per 64 bytes of chunk data */
+                if (prefetch && (r * cb) % 64 == 0)
+                    __builtin_prefetch(p + r * cb + KN_PREFETCH_BYTES);
                 int8x16_t w0, w1;
-                load_w(bits, b->w[r], k, &w0, &w1);
+                load_w(bits, p + r * cb, &w0, &w1);
                 UNROLL for (int t = 0; t < tb; t++)
                     s[t][r] = vdotq_s32(vdotq_s32(s[t][r], w0, x0[t]), w1, x1[t]);
             }
         }
-        uint16_t dh[4] = { b->wd[0][g], b->wd[1][g], b->wd[2][g], b->wd[3][g] };
-        float32x4_t dw = vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(dh)));
+        /* the tile's 8 scales, row 0 first, in one load */
+        float16x8_t dh = vreinterpretq_f16_u8(vld1q_u8(tile));
+        float32x4_t dw[2] = { vcvt_f32_f16(vget_low_f16(dh)), vcvt_high_f32_f16(dh) };
         UNROLL for (int t = 0; t < tb; t++) {
-            int32x4_t sum = vpaddq_s32(vpaddq_s32(s[t][0], s[t][1]), vpaddq_s32(s[t][2], s[t][3]));
-            float32x4_t sc = vmulq_f32(dw, vdupq_n_f32(b->xd[t][g]));
-            acc[t] = vaddq_f32(acc[t], vmulq_f32(vcvtq_f32_s32(sum), sc));
+            float32x4_t dx = vdupq_n_f32(b->xd[t][g]);
+            UNROLL for (int h = 0; h < 2; h++) {
+                float32x4_t sum = vcvtq_f32_s32(fold4(&s[t][4 * h]));
+                acc[t][h] = vaddq_f32(acc[t][h], vmulq_f32(sum, vmulq_f32(dw[h], dx)));
+            }
         }
     }
     UNROLL for (int t = 0; t < tb; t++) {
-        if (b->nr == 4) {
-            vst1q_f32(y + (size_t)t * ldy, acc[t]);
+        float *yt = y + (size_t)t * ldy;
+        if (b->nr == QLM_QBLOCK_ROWS) {
+            vst1q_f32(yt, acc[t][0]);
+            vst1q_f32(yt + 4, acc[t][1]);
         } else {
-            float tmp[4];
-            vst1q_f32(tmp, acc[t]);
-            memcpy(y + (size_t)t * ldy, tmp, sizeof(float) * b->nr);
+            float tmp[8];
+            vst1q_f32(tmp, acc[t][0]);
+            vst1q_f32(tmp + 4, acc[t][1]);
+            memcpy(yt, tmp, sizeof(float) * (size_t)b->nr);
         }
     }
 }
 
-KN_INLINE void q_gemm(int bits, int n, int group, const void *wq, const uint16_t *wd, int r0,
-                      int r1, const int8_t *xq, const float *xd, int nt, float *y, int ldy)
+KN_INLINE void q_gemm(int bits, int n, int group, const void *w, int r0, int r1,
+                      const int8_t *xq, const float *xd, int nt, float *y, int ldy)
 {
     assert(n > 0 && group > 0 && n % group == 0 && group % 32 == 0);
+    assert(r0 % QLM_QBLOCK_ROWS == 0);
     const int ng = n / group;
-    const size_t row_bytes = bits == 8 ? (size_t)n : (size_t)n / 2;
     struct kn_block b;
-    for (int r = r0; r < r1; r += 4) {
-        b.nr = r1 - r < 4 ? r1 - r : 4;
-        UNROLL for (int i = 0; i < 4; i++) {
-            size_t ri = (size_t)(r + (i < b.nr ? i : b.nr - 1));
-            b.w[i] = (const uint8_t *)wq + ri * row_bytes;
-            b.wd[i] = wd + ri * (size_t)ng;
+    b.tile = 16 + (size_t)group * (size_t)bits; /* qlm_quant_tile_bytes */
+    for (int r = r0; r < r1; r += QLM_QBLOCK_ROWS) {
+        b.tile0 = (const uint8_t *)w + (size_t)(r / QLM_QBLOCK_ROWS) * (size_t)ng * b.tile;
+        b.nr = r1 - r < QLM_QBLOCK_ROWS ? r1 - r : QLM_QBLOCK_ROWS;
+        if (nt == 1) {
+            b.x[0] = xq;
+            b.xd[0] = xd;
+            q_block(bits, 1, true, &b, n, group, y + r, ldy);
+            continue;
         }
         for (int t = 0; t < nt; t += 2) {
             int tb = nt - t < 2 ? 1 : 2;
@@ -157,23 +195,23 @@ KN_INLINE void q_gemm(int bits, int n, int group, const void *wq, const uint16_t
             }
             float *yb = y + (size_t)t * ldy + r;
             if (tb == 2)
-                q_block(bits, 2, &b, n, group, yb, ldy);
+                q_block(bits, 2, false, &b, n, group, yb, ldy);
             else
-                q_block(bits, 1, &b, n, group, yb, ldy);
+                q_block(bits, 1, false, &b, n, group, yb, ldy);
         }
     }
 }
 
-static void neon_gemm_q8(int n, int group, const void *wq, const uint16_t *wd, int r0, int r1,
-                         const int8_t *xq, const float *xd, int nt, float *y, int ldy)
+static void neon_gemm_q8(int n, int group, const void *w, int r0, int r1, const int8_t *xq,
+                         const float *xd, int nt, float *y, int ldy)
 {
-    q_gemm(8, n, group, wq, wd, r0, r1, xq, xd, nt, y, ldy);
+    q_gemm(8, n, group, w, r0, r1, xq, xd, nt, y, ldy);
 }
 
-static void neon_gemm_q4(int n, int group, const void *wq, const uint16_t *wd, int r0, int r1,
-                         const int8_t *xq, const float *xd, int nt, float *y, int ldy)
+static void neon_gemm_q4(int n, int group, const void *w, int r0, int r1, const int8_t *xq,
+                         const float *xd, int nt, float *y, int ldy)
 {
-    q_gemm(4, n, group, wq, wd, r0, r1, xq, xd, nt, y, ldy);
+    q_gemm(4, n, group, w, r0, r1, xq, xd, nt, y, ldy);
 }
 
 /* ---- float GEMMs (fmla): 4 rows x 2 tokens ------------------------------ */
