@@ -525,7 +525,8 @@ enum qlm_err qlm_session_new(struct qlm_session **out, const struct qlm_model *m
     s->up = alloc3(nb, (size_t)hp->ffn_hidden, 1, sizeof(float), false);
     s->aq = alloc3(nb, max_in, 1, 1, false);
     s->ad = alloc3(nb, max_in, 1, sizeof(float), false);
-    s->scores = alloc3((size_t)s->n_threads, (size_t)n_ctx, 1, sizeof(float), false);
+    s->scores = alloc3((size_t)s->n_threads, (size_t)n_ctx,
+                       (size_t)(hp->n_heads / hp->n_kv_heads), sizeof(float), false);
     s->logits_cap = (size_t)hp->vocab_size;
     s->logits = alloc3(s->logits_cap, 1, 1, sizeof(float), true);
     if (!s->k_cache || !s->v_cache || !s->rope_cos || !s->rope_sin || !s->x || !s->h || !s->q ||
@@ -738,80 +739,90 @@ static void qk_prepare(struct qlm_session *s, struct worker *w, const struct qlm
                 rmsnorm(k + (size_t)h * hd, k + (size_t)h * hd, L->k_norm, hd, eps);
             rope(k + (size_t)h * hd, cs, sn, half);
         }
-        size_t row = (size_t)l * s->n_ctx + (size_t)(p0 + t);
-        memcpy(s->k_cache + row * kv_dim, k, (size_t)kv_dim * sizeof(float));
-        memcpy(s->v_cache + row * kv_dim, v, (size_t)kv_dim * sizeof(float));
+        for (int h = 0; h < hp->n_kv_heads; h++) {
+            size_t row = ((size_t)l * hp->n_kv_heads + (size_t)h) * s->n_ctx + (size_t)(p0 + t);
+            memcpy(s->k_cache + row * hd, k + (size_t)h * hd, (size_t)hd * sizeof(float));
+            memcpy(s->v_cache + row * hd, v + (size_t)h * hd, (size_t)hd * sizeof(float));
+        }
     }
     phase_end(w, nt);
 }
 
-/* q . k in 8 lanes (GCC/Clang vector extension, lowered to SSE/AVX/NEON):
- * a single running sum is a serial chain the compiler may not reorder, and it
- * was the hot spot of prompt processing. */
 typedef float qlm_v8f __attribute__((vector_size(32)));
 
-static float dot_f32(const float *q, const float *k, int n)
+/* out (hd) = sum_p w[p] v[p] over a head's value rows (stride hd), 64
+ * outputs at a time in 8 vector registers (GCC/Clang vector extension,
+ * lowered to AVX or NEON): the running sums never leave the registers. */
+static void weighted_values(float *out, const float *w, const float *vh, int n_pos, int hd)
 {
-    qlm_v8f acc = { 0 };
-    int i = 0;
-    for (; i + 8 <= n; i += 8) {
-        qlm_v8f a, b;
-        memcpy(&a, q + i, sizeof a);
-        memcpy(&b, k + i, sizeof b);
-        acc += a * b;
+    int i0 = 0;
+    for (; i0 + 64 <= hd; i0 += 64) {
+        qlm_v8f acc[8] = { { 0 } };
+        for (int p = 0; p < n_pos; p++) {
+            const float *v = vh + (size_t)p * hd + i0;
+            for (int j = 0; j < 8; j++) {
+                qlm_v8f vv;
+                memcpy(&vv, v + 8 * j, sizeof vv);
+                acc[j] += w[p] * vv;
+            }
+        }
+        memcpy(out + i0, acc, sizeof acc);
     }
-    float tail = 0.0f;
-    for (; i < n; i++)
-        tail += q[i] * k[i];
-    return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) +
-           tail;
+    for (int i = i0; i < hd; i++) {
+        float acc = 0.0f;
+        for (int p = 0; p < n_pos; p++)
+            acc += w[p] * vh[(size_t)p * hd + i];
+        out[i] = acc;
+    }
 }
 
 /* Causal GQA attention for nt new tokens at positions p0.. over layer l's
- * cache, parallel over (token, head); each head's output is quantized for
- * matrix next (Wo, through acts na) when its groups do not straddle heads. */
+ * cache, parallel over (token, kv head).  The cache is head-major, so the
+ * scores of a kv head's query heads against its keys are one small f32 GEMM
+ * (positions x head_dim times per_kv query rows).  Each head's output is
+ * quantized for matrix next (Wo, through acts na) when its groups do not
+ * straddle heads.  A token's result never depends on the batch around it. */
 static void attention(struct qlm_session *s, struct worker *w, int l, int p0, int nt,
                       struct qlm_acts *na, const struct qlm_matrix *next)
 {
     const struct qlm_hparams *hp = &s->m->hp;
-    int hd = hp->head_dim, nh = hp->n_heads, kv_dim = hp->n_kv_heads * hd;
-    int q_dim = nh * hd, per_kv = nh / hp->n_kv_heads;
-    const float *kc = s->k_cache + (size_t)l * s->n_ctx * kv_dim;
-    const float *vc = s->v_cache + (size_t)l * s->n_ctx * kv_dim;
+    int hd = hp->head_dim, nh = hp->n_heads, nkv = hp->n_kv_heads;
+    int q_dim = nh * hd, per_kv = nh / nkv, n_ctx = s->n_ctx;
+    const float *kc = s->k_cache + (size_t)l * nkv * n_ctx * hd;
+    const float *vc = s->v_cache + (size_t)l * nkv * n_ctx * hd;
     float scale = (float)(1.0 / sqrt((double)hd));
-    float *sc = s->scores + (size_t)w->id * s->n_ctx;
+    float *sc = s->scores + (size_t)w->id * per_kv * n_ctx;
+    qlm_gemm_f_fn scores = qlm_kernels_active()->gemm_f32;
     int group = acts_expect(na, next);
     if (group != 0 && hd % group != 0)
         group = 0;
-    int n_tasks = nt * nh, task;
+    int n_tasks = nt * nkv, task;
     while (claim(w, n_tasks, &task)) {
-        int t = task / nh, h = task % nh, kvh = h / per_kv;
+        int t = task / nkv, kvh = task % nkv;
         int n_pos = p0 + t + 1; /* causal: positions 0 .. p0 + t */
-        const float *q = s->q + (size_t)t * q_dim + (size_t)h * hd;
-        float *out = s->att + (size_t)t * q_dim + (size_t)h * hd;
-        float mx = -INFINITY;
-        for (int p = 0; p < n_pos; p++) {
-            const float *k = kc + (size_t)p * kv_dim + (size_t)kvh * hd;
-            sc[p] = dot_f32(q, k, hd) * scale;
-            if (sc[p] > mx)
-                mx = sc[p];
+        const float *kh = kc + (size_t)kvh * n_ctx * hd, *vh = vc + (size_t)kvh * n_ctx * hd;
+        const float *q = s->q + (size_t)t * q_dim + (size_t)kvh * per_kv * hd;
+        scores(hd, kh, 0, n_pos, q, per_kv, sc, n_ctx);
+        for (int j = 0; j < per_kv; j++) {
+            float *sj = sc + (size_t)j * n_ctx, mx = -INFINITY;
+            for (int p = 0; p < n_pos; p++) {
+                sj[p] *= scale;
+                if (sj[p] > mx)
+                    mx = sj[p];
+            }
+            /* softmax, max subtracted so exp never overflows */
+            double sum = 0.0;
+            for (int p = 0; p < n_pos; p++) {
+                sj[p] = expf(sj[p] - mx);
+                sum += sj[p];
+            }
+            float inv = (float)(1.0 / sum);
+            for (int p = 0; p < n_pos; p++)
+                sj[p] *= inv;
+            int h = kvh * per_kv + j;
+            weighted_values(s->att + (size_t)t * q_dim + (size_t)h * hd, sj, vh, n_pos, hd);
+            acts_row(na, group, t, h * hd, hd);
         }
-        /* softmax, max subtracted so exp never overflows */
-        double sum = 0.0;
-        for (int p = 0; p < n_pos; p++) {
-            sc[p] = expf(sc[p] - mx);
-            sum += sc[p];
-        }
-        float inv = (float)(1.0 / sum);
-        for (int i = 0; i < hd; i++)
-            out[i] = 0.0f;
-        for (int p = 0; p < n_pos; p++) {
-            const float *v = vc + (size_t)p * kv_dim + (size_t)kvh * hd;
-            float wgt = sc[p] * inv;
-            for (int i = 0; i < hd; i++)
-                out[i] += wgt * v[i];
-        }
-        acts_row(na, group, t, h * hd, hd);
     }
     phase_end(w, n_tasks);
     acts_produced(na, group);

@@ -16,7 +16,7 @@ struct qlm_session {
     const struct qlm_model *m;
     int n_ctx, n_threads, n_batch;
     int pos;                  /* tokens in the cache */
-    float *k_cache, *v_cache; /* (n_layers, n_ctx, n_kv*head_dim), calloc'ed */
+    float *k_cache, *v_cache; /* (n_layers, n_kv, n_ctx, head_dim), calloc'ed */
     float *rope_cos;          /* (n_ctx, head_dim/2) */
     float *rope_sin;          /* (n_ctx, head_dim/2) */
     /* scratch for one batch of up to n_batch tokens */
@@ -28,7 +28,7 @@ struct qlm_session {
     float *gate, *up;         /* (nb, ffn) */
     int8_t *aq;               /* (nb, max_in) quantized activations */
     float *ad;                /* (nb, max_in) their scales (worst case group 1) */
-    float *scores;            /* (n_threads, n_ctx) attention weights */
+    float *scores;            /* (n_threads, per_kv, n_ctx) attention weights */
     float *logits;            /* (n_logits, vocab) */
     size_t logits_cap;        /* floats allocated */
     int n_logits;
