@@ -14,7 +14,7 @@
 
 #include "kernels_x86.h"
 
-KX_INLINE void q8_block(int rb, const struct kx_block *b, int n, int group, float *y, int ldy)
+KX_INLINE void q8_block(int rb, const struct kx_block *b, int n, float *y, int ldy, int group)
 {
     const int tb = 8 / rb, ng = n / group, nc = group / 32;
     const __m256i ones = _mm256_set1_epi16(1);
@@ -46,15 +46,15 @@ KX_INLINE void q8_block(int rb, const struct kx_block *b, int n, int group, floa
 
 static void q8_block4(const struct kx_block *b, int n, int group, float *y, int ldy)
 {
-    q8_block(4, b, n, group, y, ldy);
+    KX_GROUP32(q8_block, 4, b, n, y, ldy);
 }
 
 static void q8_block8(const struct kx_block *b, int n, int group, float *y, int ldy)
 {
-    q8_block(8, b, n, group, y, ldy);
+    KX_GROUP32(q8_block, 8, b, n, y, ldy);
 }
 
-KX_INLINE void q4_block(int rb, const struct kx_block *b, int n, int group, float *y, int ldy)
+KX_INLINE void q4_block(int rb, const struct kx_block *b, int n, float *y, int ldy, int group)
 {
     const int tb = 8 / rb, ng = n / group, nc = group / 32;
     const __m256i ones = _mm256_set1_epi16(1), eight = _mm256_set1_epi8(8);
@@ -96,12 +96,12 @@ KX_INLINE void q4_block(int rb, const struct kx_block *b, int n, int group, floa
 
 static void q4_block4(const struct kx_block *b, int n, int group, float *y, int ldy)
 {
-    q4_block(4, b, n, group, y, ldy);
+    KX_GROUP32(q4_block, 4, b, n, y, ldy);
 }
 
 static void q4_block8(const struct kx_block *b, int n, int group, float *y, int ldy)
 {
-    q4_block(8, b, n, group, y, ldy);
+    KX_GROUP32(q4_block, 8, b, n, y, ldy);
 }
 
 KX_GEMM_DRIVER(avx2_gemm_q8, 8, q8_block4, q8_block8)

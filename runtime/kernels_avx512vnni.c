@@ -37,8 +37,8 @@ KX_INLINE __m512i pair_q4(const struct kx_block *b, int g, int c, int p)
 }
 
 /* 8 rows x tb tokens (tb 1..4); bits 8 or 4. */
-KX_INLINE void z_block(int bits, int tb, const struct kx_block *b, int n, int group, float *y,
-                       int ldy)
+KX_INLINE void z_block(int bits, int tb, const struct kx_block *b, int n, float *y, int ldy,
+                       int group)
 {
     const int ng = n / group;
     const __m512i bias = _mm512_set1_epi8(bits == 8 ? (char)0x80 : 8);
@@ -97,10 +97,10 @@ KX_INLINE void z_gemm(int bits, int n, int group, const void *w, int r0, int r1,
             block_tokens(&b, tb, xq, xd, n, ng, t, nt);
             float *yb = y + (size_t)t * ldy + r;
             switch (tb) {
-            case 1: z_block(bits, 1, &b, n, group, yb, ldy); break;
-            case 2: z_block(bits, 2, &b, n, group, yb, ldy); break;
-            case 3: z_block(bits, 3, &b, n, group, yb, ldy); break;
-            default: z_block(bits, 4, &b, n, group, yb, ldy); break;
+            case 1: KX_GROUP32(z_block, bits, 1, &b, n, yb, ldy); break;
+            case 2: KX_GROUP32(z_block, bits, 2, &b, n, yb, ldy); break;
+            case 3: KX_GROUP32(z_block, bits, 3, &b, n, yb, ldy); break;
+            default: KX_GROUP32(z_block, bits, 4, &b, n, yb, ldy); break;
             }
         }
     }

@@ -36,8 +36,8 @@ extern const struct qlm_isa_kernels qlm_kernels_avxvnni_emu;
 #endif
 
 /* bits 8: q8 (32-byte row chunks); bits 4: q4 (16-byte row chunks). */
-KX_INLINE void vnni_block(int bits, int rb, const struct kx_block *b, int n, int group, float *y,
-                          int ldy)
+KX_INLINE void vnni_block(int bits, int rb, const struct kx_block *b, int n, float *y, int ldy,
+                          int group)
 {
     const int tb = 8 / rb, ng = n / group;
     const __m256i bias = _mm256_set1_epi8(bits == 8 ? (char)0x80 : 8);
@@ -77,22 +77,22 @@ KX_INLINE void vnni_block(int bits, int rb, const struct kx_block *b, int n, int
 
 static void q8_block4(const struct kx_block *b, int n, int group, float *y, int ldy)
 {
-    vnni_block(8, 4, b, n, group, y, ldy);
+    KX_GROUP32(vnni_block, 8, 4, b, n, y, ldy);
 }
 
 static void q8_block8(const struct kx_block *b, int n, int group, float *y, int ldy)
 {
-    vnni_block(8, 8, b, n, group, y, ldy);
+    KX_GROUP32(vnni_block, 8, 8, b, n, y, ldy);
 }
 
 static void q4_block4(const struct kx_block *b, int n, int group, float *y, int ldy)
 {
-    vnni_block(4, 4, b, n, group, y, ldy);
+    KX_GROUP32(vnni_block, 4, 4, b, n, y, ldy);
 }
 
 static void q4_block8(const struct kx_block *b, int n, int group, float *y, int ldy)
 {
-    vnni_block(4, 8, b, n, group, y, ldy);
+    KX_GROUP32(vnni_block, 4, 8, b, n, y, ldy);
 }
 
 KX_GEMM_DRIVER(vnni_gemm_q8, 8, q8_block4, q8_block8)

@@ -33,17 +33,26 @@
  * arrays live in registers (gcc -O2 would otherwise keep them in memory). */
 #define UNROLL _Pragma("GCC unroll 8")
 
-/* Eight int32x8 vectors -> one vector of their 8 horizontal sums, in order. */
+/* Eight int32x8 vectors -> one vector of their 8 horizontal sums, in order.
+ * Unpacks and adds rather than phaddd: phaddd is several shuffle uops each,
+ * and the shuffle ports are what the integer GEMMs run out of first. */
 KX_INLINE __m256i hsum8_epi32(const __m256i v[8])
 {
-    __m256i h01 = _mm256_hadd_epi32(v[0], v[1]);
-    __m256i h23 = _mm256_hadd_epi32(v[2], v[3]);
-    __m256i h45 = _mm256_hadd_epi32(v[4], v[5]);
-    __m256i h67 = _mm256_hadd_epi32(v[6], v[7]);
-    __m256i h0123 = _mm256_hadd_epi32(h01, h23); /* lo: v0..v3 low halves, hi: high */
-    __m256i h4567 = _mm256_hadd_epi32(h45, h67);
-    return _mm256_add_epi32(_mm256_permute2x128_si256(h0123, h4567, 0x20),
-                            _mm256_permute2x128_si256(h0123, h4567, 0x31));
+    __m256i a01 = _mm256_add_epi32(_mm256_unpacklo_epi32(v[0], v[1]),
+                                   _mm256_unpackhi_epi32(v[0], v[1]));
+    __m256i a23 = _mm256_add_epi32(_mm256_unpacklo_epi32(v[2], v[3]),
+                                   _mm256_unpackhi_epi32(v[2], v[3]));
+    __m256i a45 = _mm256_add_epi32(_mm256_unpacklo_epi32(v[4], v[5]),
+                                   _mm256_unpackhi_epi32(v[4], v[5]));
+    __m256i a67 = _mm256_add_epi32(_mm256_unpacklo_epi32(v[6], v[7]),
+                                   _mm256_unpackhi_epi32(v[6], v[7]));
+    /* per 128-bit lane: a01 = [v0 v1 v0 v1] partials; now [v0 v1 v2 v3] */
+    __m256i b0 = _mm256_add_epi32(_mm256_unpacklo_epi64(a01, a23),
+                                  _mm256_unpackhi_epi64(a01, a23));
+    __m256i b1 = _mm256_add_epi32(_mm256_unpacklo_epi64(a45, a67),
+                                  _mm256_unpackhi_epi64(a45, a67));
+    return _mm256_add_epi32(_mm256_permute2x128_si256(b0, b1, 0x20),
+                            _mm256_permute2x128_si256(b0, b1, 0x31));
 }
 
 KX_INLINE __m256 hsum8_ps(const __m256 v[8])
@@ -246,6 +255,11 @@ static void x86_gemm_bf16(int n, const void *w, int r0, int r1, const float *x, 
 }
 
 /* ---- block iteration shared by the integer GEMMs ------------------------ */
+
+/* The default group, 32, gets its own instance of each block kernel (the
+ * wrappers pass a literal 32): one chunk per group, so the chunk loop and
+ * the accumulator zeroing fold away (about 1.3x on the AVX2 GEMMs). */
+#define KX_GROUP32(fn, ...) ((group) == 32 ? fn(__VA_ARGS__, 32) : fn(__VA_ARGS__, (group)))
 
 /* Prefetch distance of the decode kernels, in bytes ahead of the chunk being
  * read: the weights are one stream, which the prefetchers alone follow at
