@@ -194,10 +194,14 @@ static uint64_t matrix_bytes(const struct qlm_matrix *m)
     return b;
 }
 
-/* Bytes of one row of m (what an embedding lookup reads). */
+/* Bytes of one row of m (what an embedding lookup reads): an eighth of an
+ * 8-row block when quantized. */
 static uint64_t matrix_row_bytes(const struct qlm_matrix *m)
 {
     uint64_t b = 0;
+    if (qlm_dtype_is_quant(m->type))
+        return qlm_quant_block_bytes(m->type, (uint64_t)m->cols, (uint32_t)m->group) /
+               QLM_QBLOCK_ROWS;
     qlm_tensor_bytes(m->type, 1, (uint64_t)m->cols, (uint32_t)m->group, &b);
     return b;
 }
