@@ -1,6 +1,6 @@
 /* check_format.c — the .qlm writer and reader (round trips of every dtype,
  * alignment, corruption caught by open or verify, truncation, versions,
- * atomic output) and the QTOK tokenizer blob. */
+ * the layout field, atomic output) and the QTOK tokenizer blob. */
 #include <config.h>
 
 #include <check.h>
@@ -74,7 +74,7 @@ static float rndf(void)
 
 /* ---- a reference file with every dtype ---------------------------------- */
 
-#define ROWS 4
+#define ROWS 11 /* a full 8-row block of q8/q4 tiles and a padded one */
 #define COLS 256
 struct spec {
     const char *name;
@@ -93,6 +93,31 @@ static float src[ROWS * COLS];
 static uint8_t *bytes[NSPEC];
 static uint64_t nbytes[NSPEC];
 
+/* A q8/q4 tensor in the file's layout: each row through the row codec, then
+ * every 8 rows interleaved into a block of tiles by qlm_quant_pack_block. */
+static void encode_quant(enum qlm_dtype t, const float *x, uint64_t rows, uint64_t cols,
+                         uint32_t group, uint8_t *out)
+{
+    uint64_t rb = t == QLM_Q8 ? cols : cols / 2, ng = cols / group;
+    uint64_t bb = qlm_quant_block_bytes(t, cols, group);
+    uint8_t *q = malloc(QLM_QBLOCK_ROWS * rb);
+    uint16_t *d = malloc(QLM_QBLOCK_ROWS * ng * sizeof *d);
+    ck_assert(q && d);
+    for (uint64_t r0 = 0; r0 < rows; r0 += QLM_QBLOCK_ROWS) {
+        unsigned nr = (unsigned)(rows - r0 < QLM_QBLOCK_ROWS ? rows - r0 : QLM_QBLOCK_ROWS);
+        for (unsigned i = 0; i < nr; i++) {
+            const float *xr = x + (r0 + i) * cols;
+            if (t == QLM_Q8)
+                qlm_quantize_row_q8(xr, cols, group, (int8_t *)(q + i * rb), d + i * ng);
+            else
+                qlm_quantize_row_q4(xr, cols, group, q + i * rb, d + i * ng);
+        }
+        qlm_quant_pack_block(t, cols, group, q, d, nr, out + r0 / QLM_QBLOCK_ROWS * bb);
+    }
+    free(q);
+    free(d);
+}
+
 /* Encode src for each spec (norm: a 1-D f32 of 7 elements). */
 static void encode_all(void)
 {
@@ -105,10 +130,12 @@ static void encode_all(void)
             rows = 1, cols = 7;
         ck_assert(qlm_tensor_bytes(sp->t, rows, cols, sp->group, &nbytes[s]));
         uint8_t *b = bytes[s] = calloc(1, nbytes[s]);
-        uint64_t so = qlm_quant_scales_offset(sp->t, rows, cols);
+        if (qlm_dtype_is_quant(sp->t)) {
+            encode_quant(sp->t, src, rows, cols, sp->group, b);
+            continue;
+        }
         for (uint64_t r = 0; r < rows; r++) {
             const float *x = src + r * cols;
-            uint16_t *d = (uint16_t *)(void *)(b + so) + r * (cols / (sp->group ? sp->group : 1));
             switch (sp->t) {
             case QLM_F32: memcpy(b + r * cols * 4, x, cols * 4); break;
             case QLM_F16:
@@ -119,8 +146,6 @@ static void encode_all(void)
                 for (uint64_t i = 0; i < cols; i++)
                     ((uint16_t *)(void *)b)[r * cols + i] = qlm_f32_to_bf16(x[i]);
                 break;
-            case QLM_Q8: qlm_quantize_row_q8(x, cols, sp->group, (int8_t *)b + r * cols, d); break;
-            case QLM_Q4: qlm_quantize_row_q4(x, cols, sp->group, b + r * cols / 2, d); break;
             default: break;
             }
         }
@@ -217,7 +242,8 @@ START_TEST(roundtrip_all_dtypes)
     struct qlm_error err = {0};
     ck_assert_int_eq(qlm_file_open(&f, p, &err), QLM_OK);
     ck_assert_int_eq(qlm_file_verify(f, NULL, NULL, &err), QLM_OK);
-    ck_assert_uint_eq(f->version_major, 1);
+    ck_assert_uint_eq(f->version_major, 2);
+    ck_assert_uint_eq(f->version_minor, 0);
     ck_assert_uint_eq(f->n_tensors, NSPEC);
     uint64_t data_off = rd64(f->map + 88);
     ck_assert_uint_eq(data_off % QLM_PAGE_ALIGN, 0);
@@ -227,6 +253,7 @@ START_TEST(roundtrip_all_dtypes)
         ck_assert_str_eq(t->name, specs[s].name);
         ck_assert_int_eq(t->dtype, specs[s].t);
         ck_assert_uint_eq(t->group, specs[s].group);
+        ck_assert_uint_eq(t->layout, qlm_dtype_is_quant(t->dtype) ? 8 : 0);
         ck_assert_uint_eq(t->size, nbytes[s]);
         ck_assert_uint_eq(t->offset % 64, 0);
         ck_assert_uint_eq(((uintptr_t)t->data - (uintptr_t)f->map) % 64, 0);
@@ -252,11 +279,14 @@ START_TEST(roundtrip_all_dtypes)
                 case QLM_F16: tol = fabsf(x) * 0x1p-11f + 0x1p-24f; break;
                 case QLM_BF16: tol = fabsf(x) * 0x1p-8f; break;
                 default: {
-                    uint64_t so = qlm_quant_scales_offset(t->dtype, ROWS, COLS);
-                    const uint16_t *d = (const uint16_t *)(const void *)
-                        ((const uint8_t *)t->data + so);
-                    tol = qlm_f16_to_f32(d[r * (COLS / t->group) + (uint64_t)i / t->group]) *
-                          0.5f * (1 + 1e-6f);
+                    /* half the row's scale, read back from its tile */
+                    uint8_t q[COLS];
+                    uint16_t d[COLS / 32];
+                    uint64_t bb = qlm_quant_block_bytes(t->dtype, COLS, t->group);
+                    qlm_quant_unpack_row(t->dtype, COLS, t->group,
+                                         (const uint8_t *)t->data + r / 8 * bb, (unsigned)(r % 8),
+                                         q, d);
+                    tol = qlm_f16_to_f32(d[(uint64_t)i / t->group]) * 0.5f * (1 + 1e-6f);
                 }
                 }
                 ck_assert_msg(fabsf(y[i] - x) <= tol, "%s [%llu,%d]", t->name,
@@ -449,14 +479,14 @@ START_TEST(newer_major_refused)
 {
     const char *p = tpath("m.qlm");
     write_ref(p, 0);
-    uint8_t v[8] = {2, 0, 0, 0, 0, 0, 0, 0};
+    uint8_t v[8] = {3, 0, 0, 0, 0, 0, 0, 0};
     patch_header(p, 8, v, 8);
     struct qlm_file *f = NULL;
     struct qlm_error err = {0};
     ck_assert_int_eq(qlm_file_open(&f, p, &err), QLM_E_VERSION);
     char want[600];
     snprintf(want, sizeof want,
-             "%s: format version 2.0 is newer than this qlm (1.x); upgrade qlm", p);
+             "%s: format version 3.0 is newer than this qlm (2.x); upgrade qlm", p);
     ck_assert_str_eq(err.msg, want);
     /* a newer minor stays readable */
     write_ref(tpath("m2.qlm"), 0);
@@ -465,6 +495,31 @@ START_TEST(newer_major_refused)
     ck_assert_int_eq(qlm_file_open(&f, tpath("m2.qlm"), &err), QLM_OK);
     ck_assert_uint_eq(f->version_minor, 7);
     qlm_file_close(f);
+}
+END_TEST
+
+START_TEST(older_major_refused)
+{
+    /* a 1.x file (row-major quants, scales apart) cannot be read as tiles:
+     * refused before its directory is looked at, telling the user what to do */
+    const char *p = tpath("m.qlm");
+    write_ref(p, 0);
+    static const struct { uint32_t major, minor; } v[] = {{1, 0}, {1, 3}, {0, 0}};
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+        const char *q = tpath("old.qlm");
+        copy_file(p, q);
+        uint8_t b[8] = {(uint8_t)v[i].major, 0, 0, 0, (uint8_t)v[i].minor, 0, 0, 0};
+        patch_header(q, 8, b, 8);
+        struct qlm_file *f = NULL;
+        struct qlm_error err = {0};
+        ck_assert_int_eq(qlm_file_open(&f, q, &err), QLM_E_VERSION);
+        ck_assert_ptr_null(f);
+        char want[600];
+        snprintf(want, sizeof want,
+                 "%s: format version %u.%u is older than this qlm (2.x); convert the "
+                 "checkpoint again with qlm-convert", q, v[i].major, v[i].minor);
+        ck_assert_str_eq(err.msg, want);
+    }
 }
 END_TEST
 
@@ -580,6 +635,64 @@ static void name_past_table(uint8_t *d, uint64_t size, uint32_t n)
     d[0] = (uint8_t)size;
     d[1] = (uint8_t)(size >> 8);
 }
+
+/* The layout field (byte 44) of the first directory entry of a dtype: a
+ * q8/q4 tensor is refused unless 8, a float tensor unless 0. */
+static int layout_dtype;
+static uint32_t layout_value;
+static void set_layout(uint8_t *d, uint64_t size, uint32_t n)
+{
+    (void)size;
+    for (uint32_t i = 0; i < n; i++)
+        if (d[i * 80 + 6] == layout_dtype) {
+            for (int k = 0; k < 4; k++)
+                d[i * 80 + 44 + k] = (uint8_t)(layout_value >> (8 * k));
+            return;
+        }
+    ck_abort_msg("no %s tensor", qlm_dtype_name((enum qlm_dtype)layout_dtype));
+}
+
+START_TEST(layout_checked)
+{
+    static const struct { enum qlm_dtype t; uint32_t layout; } cases[] = {
+        {QLM_Q8, 0},  /* format 1.x's row-major quants */
+        {QLM_Q4, 0},  {QLM_Q8, 16}, {QLM_Q4, 7},  {QLM_Q8, 0x80000008u},
+        {QLM_F32, 8}, {QLM_BF16, 8}, {QLM_F16, 1},
+    };
+    const char *p = tpath("m.qlm"), *q = tpath("bad.qlm");
+    write_ref(p, 0);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        copy_file(p, q);
+        layout_dtype = cases[i].t;
+        layout_value = cases[i].layout;
+        patch_dir(q, set_layout);
+        struct qlm_file *f = NULL;
+        struct qlm_error err = {0};
+        ck_assert_int_eq(qlm_file_open(&f, q, &err), QLM_E_FORMAT);
+        ck_assert_ptr_null(f);
+        const char *name = NULL;
+        for (size_t s = 0; s < NSPEC && !name; s++)
+            if (specs[s].t == cases[i].t)
+                name = specs[s].name; /* the writer keeps declaration order */
+        char want[700];
+        snprintf(want, sizeof want, "%s: tensor '%s': layout %u, a %s tensor has %u", q, name,
+                 cases[i].layout, qlm_dtype_name(cases[i].t), qlm_dtype_layout(cases[i].t));
+        ck_assert_str_eq(err.msg, want);
+    }
+    /* the unedited file: every entry carries its dtype's layout on disk */
+    struct qlm_file *f;
+    struct qlm_error err = {0};
+    ck_assert_int_eq(qlm_file_open(&f, p, &err), QLM_OK);
+    const uint8_t *dir = f->map + rd64(f->map + 64);
+    for (uint32_t i = 0; i < f->n_tensors; i++) {
+        const uint8_t *e = dir + (size_t)i * 80;
+        uint32_t lay = (uint32_t)e[44] | (uint32_t)e[45] << 8 | (uint32_t)e[46] << 16 |
+                       (uint32_t)e[47] << 24;
+        ck_assert_uint_eq(lay, qlm_dtype_is_quant((enum qlm_dtype)e[6]) ? 8 : 0);
+    }
+    qlm_file_close(f);
+}
+END_TEST
 
 START_TEST(hostile_directory_refused)
 {
@@ -725,6 +838,10 @@ START_TEST(writer_misuse)
     qlm_writer_abort(w);
     ck_assert_int_eq(qlm_writer_open(&w, p, false, &err), QLM_OK);
     ck_assert_int_eq(qlm_writer_declare(w, "q", QLM_Q4, 2, d, 48), QLM_E_INVALID);
+    qlm_writer_abort(w);
+    /* tiles hold whole 32-element chunks: q8 needs group % 32 == 0 too */
+    ck_assert_int_eq(qlm_writer_open(&w, p, false, &err), QLM_OK);
+    ck_assert_int_eq(qlm_writer_declare(w, "q", QLM_Q8, 2, d, 16), QLM_E_INVALID);
     qlm_writer_abort(w);
     ck_assert_int_eq(qlm_writer_open(&w, p, false, &err), QLM_OK);
     ck_assert_int_eq(qlm_writer_declare(w, "z", QLM_F32, 5, d, 0), QLM_E_INVALID);
@@ -936,6 +1053,8 @@ static Suite *format_suite(void)
     tcase_add_test(c, flipped_section_byte_caught_by_open);
     tcase_add_test(c, truncation_refused);
     tcase_add_test(c, newer_major_refused);
+    tcase_add_test(c, older_major_refused);
+    tcase_add_test(c, layout_checked);
     tcase_add_test(c, bad_header_fields_refused);
     tcase_add_test(c, hostile_directory_refused);
     tcase_add_test(c, not_a_qlm);

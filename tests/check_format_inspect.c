@@ -46,8 +46,21 @@ static void setup(void)
     ck_assert(qlm_tensor_bytes(QLM_Q8, 64, 64, 32, &qsize));
     ck_assert_int_eq(qlm_writer_declare(w, "w.q8", QLM_Q8, 2, d2, 32), QLM_OK);
     ck_assert_int_eq(qlm_writer_declare(w, "n.f32", QLM_F32, 1, d1, 0), QLM_OK);
-    uint8_t *z = calloc(1, qsize);
+    /* the q8 matrix in the file's layout: rows through the codec, 8 at a
+     * time interleaved into a block of tiles */
+    uint8_t *z = calloc(1, qsize), q[8 * 64];
+    uint16_t d[8 * 2];
+    float x[8 * 64];
+    uint64_t bb = qlm_quant_block_bytes(QLM_Q8, 64, 32);
+    for (int k = 0; k < 8; k++) {
+        for (int i = 0; i < 8 * 64; i++)
+            x[i] = (float)((k * 512 + i) % 19 - 9) * 0.125f;
+        for (int i = 0; i < 8; i++)
+            qlm_quantize_row_q8(x + i * 64, 64, 32, (int8_t *)q + i * 64, d + i * 2);
+        qlm_quant_pack_block(QLM_Q8, 64, 32, q, d, 8, z + k * bb);
+    }
     ck_assert_int_eq(qlm_writer_write(w, z, qsize), QLM_OK);
+    memset(z, 0, 40);
     ck_assert_int_eq(qlm_writer_write(w, z, 40), QLM_OK);
     free(z);
     ck_assert_int_eq(qlm_writer_finish(w, &err), QLM_OK);
@@ -88,7 +101,7 @@ START_TEST(text_output)
     char args[400];
     snprintf(args, sizeof args, "'%s'", qlm);
     ck_assert_int_eq(run(args, out, sizeof out, errs, sizeof errs), 0);
-    ck_assert_ptr_nonnull(strstr(out, "format: 1.0"));
+    ck_assert_ptr_nonnull(strstr(out, "format: 2.0"));
     ck_assert_ptr_nonnull(strstr(out, "general.architecture"));
     ck_assert_ptr_nonnull(strstr(out, "\"qwen3\""));
     ck_assert_ptr_nonnull(strstr(out, "3 tokens (0 added, 1 special), 1 merges"));
@@ -96,7 +109,8 @@ START_TEST(text_output)
     ck_assert_ptr_nonnull(strstr(out, "chat template: 5 bytes"));
     ck_assert_ptr_nonnull(strstr(out, "w.q8"));
     ck_assert_ptr_nonnull(strstr(out, "64 x 64"));
-    /* q8 g32 64x64: 4096 + 256 scale bytes = 4352 -> 8.5 bits per weight */
+    /* q8 g32 64x64: 8 blocks x 2 tiles x (16 + 256) bytes = 4352 -> 8.5 bits
+     * per weight */
     ck_assert_ptr_nonnull(strstr(out, "4352"));
     ck_assert_ptr_nonnull(strstr(out, "8.500"));
     ck_assert_ptr_nonnull(strstr(out, "4106 parameters, 4392 bytes"));
@@ -115,7 +129,7 @@ START_TEST(json_output)
     struct qlm_file *f;
     struct qlm_error err;
     ck_assert_int_eq(qlm_file_open(&f, qlm, &err), QLM_OK);
-    ck_assert_str_eq(json_string_value(json_object_get(j, "version")), "1.0");
+    ck_assert_str_eq(json_string_value(json_object_get(j, "version")), "2.0");
     ck_assert_int_eq(json_integer_value(json_object_get(j, "size")), (json_int_t)f->size);
     ck_assert(json_is_true(json_object_get(j, "verified")));
     json_t *meta = json_object_get(j, "metadata");

@@ -203,6 +203,17 @@ static void synth_write(const struct synth *s, const char *path, enum qlm_dtype 
                                    qlm_dtype_is_quant(tt) ? (uint32_t)group : 0, &nbytes));
         uint8_t *buf = calloc(1, (size_t)nbytes);
         ck_assert_ptr_nonnull(buf);
+        /* q8/q4: a block's rows are quantized row-major here, then
+         * interleaved into the file's tiles by qlm_quant_pack_block */
+        size_t rb = tt == QLM_Q8 ? (size_t)cols : (size_t)cols / 2, ng = 0;
+        uint8_t *qs = NULL;
+        uint16_t *ds = NULL;
+        if (qlm_dtype_is_quant(tt)) {
+            ng = (size_t)(cols / group);
+            qs = malloc(QLM_QBLOCK_ROWS * rb);
+            ds = malloc(QLM_QBLOCK_ROWS * ng * sizeof *ds);
+            ck_assert(qs && ds);
+        }
         for (int r = 0; r < rows; r++) {
             const float *src = x->data + (size_t)(r % x->d0) * cols;
             switch (tt) {
@@ -218,15 +229,19 @@ static void synth_write(const struct synth *s, const char *path, enum qlm_dtype 
                 break;
             case QLM_Q8:
             case QLM_Q4: {
-                size_t rb = tt == QLM_Q8 ? (size_t)cols : (size_t)cols / 2;
-                uint64_t so = qlm_quant_scales_offset(tt, (uint64_t)rows, (uint64_t)cols);
-                uint16_t *d = (uint16_t *)(buf + so) + (size_t)r * (cols / group);
+                int k = r % QLM_QBLOCK_ROWS;
                 if (tt == QLM_Q8)
                     qlm_quantize_row_q8(src, (size_t)cols, (uint32_t)group,
-                                        (int8_t *)(buf + (size_t)r * rb), d);
+                                        (int8_t *)(qs + (size_t)k * rb), ds + (size_t)k * ng);
                 else
                     qlm_quantize_row_q4(src, (size_t)cols, (uint32_t)group,
-                                        buf + (size_t)r * rb, d);
+                                        qs + (size_t)k * rb, ds + (size_t)k * ng);
+                if (k == QLM_QBLOCK_ROWS - 1 || r == rows - 1)
+                    qlm_quant_pack_block(tt, (uint64_t)cols, (uint32_t)group, qs, ds,
+                                         (unsigned)k + 1,
+                                         buf + (size_t)(r / QLM_QBLOCK_ROWS) *
+                                                   qlm_quant_block_bytes(tt, (uint64_t)cols,
+                                                                         (uint32_t)group));
                 break;
             }
             default:
@@ -234,6 +249,8 @@ static void synth_write(const struct synth *s, const char *path, enum qlm_dtype 
             }
         }
         ck_assert_int_eq(qlm_writer_write(w, buf, (size_t)nbytes), QLM_OK);
+        free(qs);
+        free(ds);
         free(buf);
     }
     ck_assert_msg(qlm_writer_finish(w, &err) == QLM_OK, "%s", err.msg);

@@ -1,6 +1,7 @@
 /* check_quant.c — dtype conversion (bf16/f16 round-to-nearest-even, NaN,
  * inf, subnormals) and the reference q8/q4 codecs (error bound, zero group,
- * +-max, outliers, nibble layout, tensor byte sizes). */
+ * +-max, outliers, nibble layout), tensor byte sizes and the 8-row tile
+ * layout of q8/q4 tensors (hand-built, packed, unpacked). */
 #include <config.h>
 
 #include <check.h>
@@ -218,21 +219,64 @@ START_TEST(tensor_bytes)
     uint64_t n;
     ck_assert(qlm_tensor_bytes(QLM_F32, 3, 5, 0, &n) && n == 60);
     ck_assert(qlm_tensor_bytes(QLM_BF16, 3, 5, 0, &n) && n == 30);
-    /* q8 3x64 g32: quants 192 (64-aligned already), scales 3*2*2 */
-    ck_assert(qlm_tensor_bytes(QLM_Q8, 3, 64, 32, &n) && n == 192 + 12);
-    /* q4 3x64 g32: quants 96 -> 128, scales 12 */
-    ck_assert(qlm_tensor_bytes(QLM_Q4, 3, 64, 32, &n) && n == 128 + 12);
-    ck_assert_uint_eq(qlm_quant_scales_offset(QLM_Q4, 3, 64), 128);
-    ck_assert_uint_eq(qlm_quant_scales_offset(QLM_Q8, 1, 96), 128);
-    /* q8 1x96 g32: 96 -> 128, scales 6 */
-    ck_assert(qlm_tensor_bytes(QLM_Q8, 1, 96, 32, &n) && n == 134);
-    ck_assert(!qlm_tensor_bytes(QLM_Q8, 3, 48, 32, &n));  /* cols % group */
+    ck_assert(qlm_tensor_bytes(QLM_F16, 0, 5, 0, &n) && n == 0);
+    /* tiles: 16 scale bytes + 8 rows x group (q8) or x group/2 (q4) */
+    ck_assert_uint_eq(qlm_quant_tile_bytes(QLM_Q8, 32), 16 + 256);
+    ck_assert_uint_eq(qlm_quant_tile_bytes(QLM_Q8, 128), 16 + 1024);
+    ck_assert_uint_eq(qlm_quant_tile_bytes(QLM_Q4, 32), 16 + 128);
+    ck_assert_uint_eq(qlm_quant_tile_bytes(QLM_Q4, 64), 16 + 256);
+    ck_assert_uint_eq(qlm_quant_block_bytes(QLM_Q8, 96, 32), 3 * 272);
+    ck_assert_uint_eq(qlm_quant_block_bytes(QLM_Q4, 256, 64), 4 * 272);
+    /* ceil(rows / 8) blocks of cols / group tiles: 3 rows pad to one block */
+    ck_assert(qlm_tensor_bytes(QLM_Q8, 3, 64, 32, &n) && n == 2 * 272);
+    ck_assert(qlm_tensor_bytes(QLM_Q4, 3, 64, 32, &n) && n == 2 * 144);
+    ck_assert(qlm_tensor_bytes(QLM_Q8, 1, 96, 32, &n) && n == 3 * 272);
+    ck_assert(qlm_tensor_bytes(QLM_Q8, 8, 64, 64, &n) && n == 528);
+    ck_assert(qlm_tensor_bytes(QLM_Q8, 9, 64, 64, &n) && n == 2 * 528);
+    ck_assert(qlm_tensor_bytes(QLM_Q4, 16, 256, 128, &n) && n == 2 * 2 * 528);
+    ck_assert(qlm_tensor_bytes(QLM_Q4, 17, 256, 128, &n) && n == 3 * 2 * 528);
+    ck_assert(qlm_tensor_bytes(QLM_Q8, 0, 64, 32, &n) && n == 0);
+    /* the group must divide cols and be a multiple of 32, q8 as well as q4 */
+    ck_assert(!qlm_tensor_bytes(QLM_Q8, 3, 48, 32, &n));
     ck_assert(!qlm_tensor_bytes(QLM_Q8, 3, 64, 0, &n));
-    ck_assert(!qlm_tensor_bytes(QLM_Q4, 3, 48, 48, &n)); /* q4 group % 32 */
+    ck_assert(!qlm_tensor_bytes(QLM_Q4, 3, 48, 48, &n));
+    ck_assert(!qlm_tensor_bytes(QLM_Q8, 3, 48, 48, &n));
+    ck_assert(!qlm_tensor_bytes(QLM_Q8, 3, 64, 16, &n));
+    ck_assert(!qlm_tensor_bytes(QLM_Q4, 3, 64, 16, &n));
+    ck_assert(!qlm_tensor_bytes((enum qlm_dtype)9, 1, 1, 0, &n));
+}
+END_TEST
+
+START_TEST(tensor_bytes_overflow)
+{
+    uint64_t n;
     ck_assert(!qlm_tensor_bytes(QLM_F32, UINT64_MAX / 2, 3, 0, &n));
     ck_assert(!qlm_tensor_bytes(QLM_Q8, UINT64_MAX / 32, 64, 32, &n));
     ck_assert(!qlm_tensor_bytes(QLM_Q4, UINT64_MAX, 64, 32, &n));
-    ck_assert(!qlm_tensor_bytes((enum qlm_dtype)9, 1, 1, 0, &n));
+    /* the block count times the block size, right at the edge: q4 g32 one
+     * tile of 144 bytes per block; 8 * (MAX / 144) rows fit, one block more not */
+    uint64_t blocks = UINT64_MAX / 144;
+    ck_assert(qlm_tensor_bytes(QLM_Q4, blocks * 8, 32, 32, &n) && n == blocks * 144);
+    ck_assert(qlm_tensor_bytes(QLM_Q4, blocks * 8 - 7, 32, 32, &n) && n == blocks * 144);
+    ck_assert(!qlm_tensor_bytes(QLM_Q4, blocks * 8 + 1, 32, 32, &n));
+    /* one block too large by itself: cols / group tiles overflow */
+    ck_assert_uint_eq(qlm_quant_block_bytes(QLM_Q8, 1ull << 63, 32), UINT64_MAX);
+    ck_assert(!qlm_tensor_bytes(QLM_Q8, 1, 1ull << 63, 32, &n));
+    ck_assert(!qlm_tensor_bytes(QLM_Q8, 9, 1ull << 63, 32, &n));
+    /* the largest group: (2^32 - 32) x 8 quants per tile still fit */
+    uint32_t g = UINT32_MAX - 31;
+    ck_assert(qlm_tensor_bytes(QLM_Q8, 1, g, g, &n) && n == 16 + 8 * (uint64_t)g);
+}
+END_TEST
+
+START_TEST(dtype_layout)
+{
+    ck_assert_uint_eq(QLM_QBLOCK_ROWS, 8);
+    ck_assert_uint_eq(qlm_dtype_layout(QLM_F32), 0);
+    ck_assert_uint_eq(qlm_dtype_layout(QLM_F16), 0);
+    ck_assert_uint_eq(qlm_dtype_layout(QLM_BF16), 0);
+    ck_assert_uint_eq(qlm_dtype_layout(QLM_Q8), QLM_QBLOCK_ROWS);
+    ck_assert_uint_eq(qlm_dtype_layout(QLM_Q4), QLM_QBLOCK_ROWS);
 }
 END_TEST
 
@@ -450,40 +494,147 @@ START_TEST(codec_huge_no_nan)
 }
 END_TEST
 
+/* Byte offset of the tile holding group g of row r in a q8/q4 tensor of
+ * cols columns, written out from the TENSOR DATA comment in qlm_format.h
+ * rather than taken from quant_ref.c: blocks of 8 rows, each cols / group
+ * tiles of 16 + 8 * group (q8) or 16 + 4 * group (q4) bytes. */
+static size_t tile_at(enum qlm_dtype t, size_t cols, uint32_t group, size_t r, size_t g)
+{
+    size_t tile = 16 + 8 * (size_t)(t == QLM_Q8 ? group : group / 2);
+    return (r / 8 * (cols / group) + g) * tile;
+}
+
+/* Quantize rows x cols floats row by row with the codecs: q row-major
+ * (cols or cols/2 bytes a row), d rows x cols/group scales. */
+static void quantize_rows(enum qlm_dtype t, const float *x, size_t rows, size_t cols,
+                          uint32_t group, uint8_t *q, uint16_t *d)
+{
+    size_t rb = t == QLM_Q8 ? cols : cols / 2;
+    for (size_t r = 0; r < rows; r++) {
+        if (t == QLM_Q8)
+            qlm_quantize_row_q8(x + r * cols, cols, group, (int8_t *)(q + r * rb),
+                                d + r * (cols / group));
+        else
+            qlm_quantize_row_q4(x + r * cols, cols, group, q + r * rb, d + r * (cols / group));
+    }
+}
+
 START_TEST(dequantize_row_tensor)
 {
-    /* a 3 x 64 tensor in the file layout: quants, pad to 64, scales */
-    enum { R = 3, C = 64 };
-    float x[R * C], y[C];
+    /* an 11 x 128 tensor (a full block and a padded one) placed by hand where
+     * the header comment says, read back through qlm_dequantize_row */
+    enum { R = 11, C = 128 };
+    float x[R * C], y[C], want[C];
+    uint8_t q[R * C];
+    uint16_t d[R * C / 32];
     for (int i = 0; i < R * C; i++)
-        x[i] = rndf(-2, 2);
-    for (int qi = 0; qi < 2; qi++) {
-        enum qlm_dtype t = qi ? QLM_Q4 : QLM_Q8;
-        uint64_t size;
-        ck_assert(qlm_tensor_bytes(t, R, C, 32, &size));
-        uint8_t *buf = calloc(1, size);
-        uint64_t so = qlm_quant_scales_offset(t, R, C);
-        uint16_t *d = (uint16_t *)(void *)(buf + so);
-        for (int r = 0; r < R; r++) {
-            if (t == QLM_Q8)
-                qlm_quantize_row_q8(x + r * C, C, 32, (int8_t *)buf + r * C, d + r * 2);
-            else
-                qlm_quantize_row_q4(x + r * C, C, 32, buf + r * C / 2, d + r * 2);
+        x[i] = rndf(-2, 2) * (float)(1 + i % 7);
+    for (int qi = 0; qi < 2; qi++)
+        for (size_t gi = 0; gi < 3; gi++) {
+            enum qlm_dtype t = qi ? QLM_Q4 : QLM_Q8;
+            uint32_t g = groups[gi];
+            size_t ng = C / g, cb = t == QLM_Q8 ? 32 : 16, rb = C / 32 * cb;
+            uint64_t size;
+            ck_assert(qlm_tensor_bytes(t, R, C, g, &size));
+            ck_assert_uint_eq(size, tile_at(t, C, g, 2 * 8, 0)); /* two blocks */
+            quantize_rows(t, x, R, C, g, q, d);
+            uint8_t *buf = calloc(1, size);
+            for (size_t r = 0; r < R; r++)
+                for (size_t gr = 0; gr < ng; gr++) {
+                    uint8_t *tile = buf + tile_at(t, C, g, r, gr);
+                    memcpy(tile + 2 * (r % 8), &d[r * ng + gr], 2);
+                    for (size_t c = 0; c < g / 32; c++)
+                        memcpy(tile + 16 + (c * 8 + r % 8) * cb,
+                               q + r * rb + (gr * g / 32 + c) * cb, cb);
+                }
+            for (size_t r = 0; r < R; r++) {
+                qlm_dequantize_row(t, buf, R, C, g, r, y);
+                if (t == QLM_Q8)
+                    qlm_dequantize_row_q8((const int8_t *)(q + r * rb), d + r * ng, C, g, want);
+                else
+                    qlm_dequantize_row_q4(q + r * rb, d + r * ng, C, g, want);
+                for (int i = 0; i < C; i++) {
+                    ck_assert_msg(bits(y[i]) == bits(want[i]), "%s g%u row %zu elem %d",
+                                  qlm_dtype_name(t), g, r, i);
+                    ck_assert(fabsf(y[i] - x[r * C + i]) <=
+                              qlm_f16_to_f32(d[r * ng + (size_t)i / g]) * 0.5f * (1 + 1e-6f));
+                }
+            }
+            /* the packer lays out the same bytes, padding rows zero */
+            uint64_t bb = qlm_quant_block_bytes(t, C, g);
+            uint8_t *packed = malloc(size);
+            memset(packed, 0xa5, size);
+            qlm_quant_pack_block(t, C, g, q, d, 8, packed);
+            qlm_quant_pack_block(t, C, g, q + 8 * rb, d + 8 * ng, R - 8, packed + bb);
+            ck_assert(memcmp(packed, buf, size) == 0);
+            free(packed);
+            free(buf);
         }
-        for (int r = 0; r < R; r++) {
-            qlm_dequantize_row(t, buf, R, C, 32, (uint64_t)r, y);
-            for (int i = 0; i < C; i++)
-                ck_assert(fabsf(y[i] - x[r * C + i]) <=
-                          qlm_f16_to_f32(d[r * 2 + i / 32]) * 0.5f * (1 + 1e-6f));
-        }
-        free(buf);
-    }
     uint16_t bf[6] = {0x3f80, 0x4000, 0x4040, 0x4080, 0x40a0, 0x40c0};
     qlm_dequantize_row(QLM_BF16, bf, 2, 3, 0, 1, y);
     ck_assert(y[0] == 4.0f && y[1] == 5.0f && y[2] == 6.0f);
     float f[4] = {1, 2, 3, 4};
     qlm_dequantize_row(QLM_F32, f, 2, 2, 0, 1, y);
     ck_assert(y[0] == 3.0f && y[1] == 4.0f);
+}
+END_TEST
+
+START_TEST(pack_unpack_block)
+{
+    /* nr rows of 256 columns (8 groups of 32 .. 2 of 128) into one block and
+     * back: rows < nr come back as given, rows >= nr are zero in the block */
+    enum { C = 256, GUARD = 64 };
+    float x[8 * C];
+    uint8_t q[8 * C], uq[C];
+    uint16_t d[8 * C / 32], ud[C / 32];
+    for (int qi = 0; qi < 2; qi++)
+        for (size_t gi = 0; gi < 3; gi++)
+            for (unsigned nr = 1; nr <= 8; nr++) {
+                enum qlm_dtype t = qi ? QLM_Q4 : QLM_Q8;
+                uint32_t g = groups[gi];
+                size_t ng = C / g, cb = t == QLM_Q8 ? 32 : 16, rb = C / 32 * cb;
+                size_t tile = 16 + 8 * (size_t)(t == QLM_Q8 ? g : g / 2);
+                uint64_t bb = qlm_quant_block_bytes(t, C, g);
+                ck_assert_uint_eq(bb, ng * tile);
+                for (int i = 0; i < 8 * C; i++)
+                    x[i] = rndf(-1, 1) * ldexpf(1, (int)(rnd32() % 8) - 4);
+                quantize_rows(t, x, nr, C, g, q, d);
+                uint8_t *block = malloc(bb + GUARD);
+                memset(block, 0xa5, bb + GUARD);
+                qlm_quant_pack_block(t, C, g, q, d, nr, block);
+                for (size_t i = bb; i < bb + GUARD; i++)
+                    ck_assert_uint_eq(block[i], 0xa5);
+                for (unsigned i = 0; i < 8; i++) {
+                    memset(uq, 0x5a, sizeof uq);
+                    memset(ud, 0x5a, sizeof ud);
+                    qlm_quant_unpack_row(t, C, g, block, i, uq, ud);
+                    if (i < nr) {
+                        ck_assert_msg(memcmp(uq, q + i * rb, rb) == 0, "%s g%u nr %u row %u",
+                                      qlm_dtype_name(t), g, nr, i);
+                        ck_assert(memcmp(ud, d + i * ng, ng * 2) == 0);
+                    } else {
+                        for (size_t k = 0; k < rb; k++)
+                            ck_assert_uint_eq(uq[k], 0);
+                        for (size_t k = 0; k < ng; k++)
+                            ck_assert_uint_eq(ud[k], 0);
+                    }
+                    /* exactly one row's bytes written (q4 rows, g > 32 scales) */
+                    if (rb < sizeof uq)
+                        ck_assert_uint_eq(uq[rb], 0x5a);
+                    if (ng < sizeof ud / 2)
+                        ck_assert_uint_eq(ud[ng], 0x5a5a);
+                }
+                /* padding rows' bytes in the block itself: scale and chunks zero */
+                for (size_t gr = 0; gr < ng; gr++)
+                    for (unsigned i = nr; i < 8; i++) {
+                        const uint8_t *tl = block + gr * tile;
+                        ck_assert(tl[2 * i] == 0 && tl[2 * i + 1] == 0);
+                        for (size_t c = 0; c < g / 32; c++)
+                            for (size_t k = 0; k < cb; k++)
+                                ck_assert_uint_eq(tl[16 + (c * 8 + i) * cb + k], 0);
+                    }
+                free(block);
+            }
 }
 END_TEST
 
@@ -502,6 +653,8 @@ static Suite *quant_suite(void)
     tcase_add_test(c, rows_convert);
     tcase_add_test(c, dtype_names);
     tcase_add_test(c, tensor_bytes);
+    tcase_add_test(c, tensor_bytes_overflow);
+    tcase_add_test(c, dtype_layout);
     suite_add_tcase(s, c);
     c = tcase_create("codec");
     tcase_add_test(c, codec_random_bound);
@@ -512,6 +665,7 @@ static Suite *quant_suite(void)
     tcase_add_test(c, codec_q4_layout);
     tcase_add_test(c, codec_huge_no_nan);
     tcase_add_test(c, dequantize_row_tensor);
+    tcase_add_test(c, pack_unpack_block);
     suite_add_tcase(s, c);
     return s;
 }

@@ -226,8 +226,11 @@ both() { # both ID PROBLEM FILE: qlm-inspect and qlm-run refuse FILE
 }
 f=$(qlm magic.qlm) && "$CRAFT" flip "$f" 0
 both bad-magic 'magic' "$f"
-f=$(qlm newer.qlm) && "$CRAFT" put "$f" 8 4 2 && "$CRAFT" rehash "$f"
-both newer-major 'version 2' "$f"
+f=$(qlm newer.qlm) && "$CRAFT" put "$f" 8 4 3 && "$CRAFT" rehash "$f"
+both newer-major 'version 3\.0 is newer.*upgrade' "$f"
+# a format 1.x file (row-major quants, scales apart): refused up front
+f=$(qlm older.qlm) && "$CRAFT" put "$f" 8 4 1 && "$CRAFT" rehash "$f"
+both older-major 'version 1\.0 is older.*convert the checkpoint again' "$f"
 f=$(qlm empty.qlm) && : >"$f"
 both empty 'truncated' "$f"
 # truncated in each section: header, metadata, tokenizer, directory, padding, data
@@ -252,11 +255,13 @@ bad flip-data-inspect flip-data.qlm "checksum" "$INSPECT" --verify "$f"
 bad flip-data-run flip-data.qlm "checksum" "$RUN" "$f" -p hi -n 1
 # deeper: a defect with every checksum recomputed
 E0=$dir_offset E1=$((dir_offset + 80))  # directory entries 0 and 1
+[ "$("$CRAFT" get "$Q" $((E0 + 6)) 1)" = 3 ] && [ "$("$CRAFT" get "$Q" $((E1 + 6)) 1)" = 0 ] ||
+    { echo "malformed: the cases below assume entry 0 is q8 and entry 1 f32"; exit 99; }
 deep() { # deep ID PROBLEM OFF WIDTH VALUE
     f=$(qlm "$1.qlm") && "$CRAFT" put "$f" "$3" "$4" "$5" && "$CRAFT" rehash "$f"
     both "$1" "$2" "$f"
 }
-deep d-minor-ok-major-0 'version' 8 4 0
+deep d-minor-ok-major-0 'version 0\.0 is older' 8 4 0
 deep d-file-size 'truncated or extended' 16 8 $((size + 64))
 deep d-meta-past-end 'outside|overlap|order' 24 8 $((size * 4))
 deep d-tok-size-huge 'outside|overlap|order' 48 8 18446744073709551615
@@ -272,13 +277,16 @@ deep d-name-offset 'name outside' "$E0" 4 4000000000
 deep d-dtype 'unknown dtype' $((E0 + 6)) 1 99
 deep d-ndims 'dims' $((E0 + 7)) 1 0
 deep d-dims-overflow 'overflow|does not fit' $((E0 + 8)) 8 4611686018427387904
-deep d-layout 'layout' $((E0 + 44)) 4 7
+deep d-layout 'layout 7, a q8 tensor has 8' $((E0 + 44)) 4 7
+deep d-layout-1x 'layout 0, a q8 tensor has 8' $((E0 + 44)) 4 0
+deep d-layout-float 'layout 8, a f32 tensor has 0' $((E1 + 44)) 4 8
 deep d-offset-past-end 'outside the data section' $((E0 + 48)) 8 $((data_size + 64))
 deep d-offset-unaligned 'not aligned' $((E0 + 48)) 8 1
 deep d-size 'size' $((E0 + 56)) 8 64
 off0=$("$CRAFT" get "$Q" $((E0 + 48)) 8)
 deep d-overlap 'overlap' $((E1 + 48)) 8 "$off0"
 deep d-group 'group' $((E0 + 40)) 4 3
+deep d-group-16 'does not fit q8 group 16' $((E0 + 40)) 4 16
 f=$(qlm d-tok-raw.qlm) && "$CRAFT" put "$f" 56 8 $((tok_raw_size - 1)) && "$CRAFT" rehash "$f"
 bad d-tok-raw-size-run d-tok-raw.qlm 'tokenizer|inflate|size' "$RUN" "$f" -p hi -n 1
 f=$(qlm d-tok-zlib.qlm) && "$CRAFT" flip "$f" $((tok_offset + tok_size / 2)) && "$CRAFT" rehash "$f"

@@ -5,8 +5,9 @@
  * from it).  Random bytes rarely pass the header checksum, so every input is
  * tried twice: as is, and with file_size set to the input's length and the
  * metadata/tokenizer/directory and header XXH3s recomputed, which lets the
- * fuzzer reach the deeper validation.  An input starting with "QTOK" is also
- * given to qlm_tokdata_parse directly.
+ * fuzzer reach the deeper validation.  Accepted tensors' first and last
+ * rows are decoded from a copy of exactly their bytes.  An input starting
+ * with "QTOK" is also given to qlm_tokdata_parse directly.
  */
 #include <xxhash.h>
 
@@ -56,6 +57,28 @@ static void tokdata(struct qlm_tokdata *td)
     qlm_tok_free(t);
 }
 
+/* The first and last rows of an accepted tensor decode from exactly its
+ * bytes, copied to a heap block of that size so that ASan catches a read past
+ * them: the layout arithmetic (8-row tiles for q8/q4) must stay inside the
+ * size the reader validated. */
+static void decode_rows(const struct qlm_tensor_info *t)
+{
+    uint64_t rows = 1, cols = t->dims[t->n_dims - 1];
+    for (int d = 0; d + 1 < t->n_dims; d++)
+        rows *= t->dims[d]; /* the reader checked it does not overflow */
+    if (rows == 0 || cols == 0 || cols > (1u << 20) || t->size > (1u << 20))
+        return;
+    uint8_t *copy = malloc(t->size ? (size_t)t->size : 1);
+    float *y = malloc((size_t)cols * sizeof *y);
+    if (!copy || !y)
+        abort();
+    memcpy(copy, t->data, (size_t)t->size);
+    qlm_dequantize_row(t->dtype, copy, rows, cols, t->group, 0, y);
+    qlm_dequantize_row(t->dtype, copy, rows, cols, t->group, rows - 1, y);
+    free(y);
+    free(copy);
+}
+
 static void try_file(const uint8_t *data, size_t size)
 {
     const char *path = fuzz_write("m.qlm", data, size);
@@ -67,9 +90,11 @@ static void try_file(const uint8_t *data, size_t size)
     }
     if (qlm_file_verify(f, NULL, NULL, &err) != QLM_OK)
         one_line(&err);
-    for (uint32_t i = 0; i < f->n_tensors; i++)
+    for (uint32_t i = 0; i < f->n_tensors; i++) {
         if (qlm_file_tensor(f, f->tensors[i].name) == NULL)
             abort();
+        decode_rows(&f->tensors[i]);
+    }
     for (uint32_t i = 0; i < f->n_meta; i++)
         if (qlm_file_meta(f, f->meta[i].key) == NULL)
             abort();
