@@ -152,7 +152,8 @@ bool qlm_dtype_is_quant(enum qlm_dtype t);
  * cols % group == 0. */
 bool qlm_tensor_bytes(enum qlm_dtype t, uint64_t rows, uint64_t cols, uint32_t group,
                       uint64_t *out);
-/* Bytes of one q8/q4 tile (8 rows x one group) and of one 8-row block. */
+/* Bytes of one q8/q4 tile (8 rows x one group) and of one 8-row block
+ * (UINT64_MAX when that overflows or group is 0). */
 uint64_t qlm_quant_tile_bytes(enum qlm_dtype t, uint32_t group);
 uint64_t qlm_quant_block_bytes(enum qlm_dtype t, uint64_t cols, uint32_t group);
 /* The dir entry's layout value for a tensor of type t. */
