@@ -6,8 +6,8 @@
  * at most 2 * 127 * 127 (or 2 * 128 * 127), no saturation, and madd with ones
  * widens them to int32.
  * q4: the nibbles n in [0, 15] are already unsigned: maddubs(n, x) summed over
- * up to 4 chunks stays within int16 (4 * 2 * 15 * 127), and the -8 offset is
- * one maddubs(8, x) per token and chunk, subtracted before widening.
+ * up to 4 chunks stays within int16 (4 * 4 * 15 * 127 per lane), and the -8
+ * offset is maddubs(8, x) per token and chunk, subtracted before widening.
  * Block shapes, reductions and the float part: kernels_x86.h.
  */
 #include <config.h>
@@ -54,42 +54,70 @@ static void q8_block8(const struct kx_block *b, int n, int group, float *y, int 
     KX_GROUP32(q8_block, 8, b, n, y, ldy);
 }
 
+/* Four int32x8 vectors, each holding two rows' partial sums (4 lanes per
+ * row: the low half the pair's first row, the high half its second) ->
+ * the 8 row sums in order V0.lo V0.hi V1.lo V1.hi ... : unpack-add to
+ * [V0lo V1lo V2lo V3lo | V0hi V1hi V2hi V3hi], then one lane permute. */
+KX_INLINE __m256i hsum4_pairs(const __m256i v[4])
+{
+    __m256i a = _mm256_add_epi32(_mm256_unpacklo_epi32(v[0], v[1]),
+                                 _mm256_unpackhi_epi32(v[0], v[1]));
+    __m256i b = _mm256_add_epi32(_mm256_unpacklo_epi32(v[2], v[3]),
+                                 _mm256_unpackhi_epi32(v[2], v[3]));
+    __m256i c = _mm256_add_epi32(_mm256_unpacklo_epi64(a, b), _mm256_unpackhi_epi64(a, b));
+    return _mm256_permutevar8x32_epi32(c, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+
+/* q4 works on row pairs: two rows' 16-byte chunks are adjacent in a tile,
+ * so one 32-byte load, an AND and a shift give [row lo nibbles | next row lo]
+ * and [row hi | next row hi], multiplied by the token's elements 0-15 and
+ * 16-31 broadcast to both halves.  Half the unpacking of one row at a time,
+ * and the reduction folds four vectors instead of eight. */
 KX_INLINE void q4_block(int rb, const struct kx_block *b, int n, float *y, int ldy, int group)
 {
-    const int tb = 8 / rb, ng = n / group, nc = group / 32;
+    const int tb = 8 / rb, np = rb / 2, ng = n / group, nc = group / 32;
     const __m256i ones = _mm256_set1_epi16(1), eight = _mm256_set1_epi8(8);
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
     __m256 acc = _mm256_setzero_ps();
     for (int g = 0; g < ng; g++) {
-        __m256i s[8], a[8], cx[2];
-        UNROLL for (int i = 0; i < 8; i++)
+        __m256i s[4], a[4], cx[2];
+        UNROLL for (int i = 0; i < 4; i++)
             s[i] = a[i] = _mm256_setzero_si256();
         cx[0] = cx[1] = _mm256_setzero_si256();
         for (int c = 0; c < nc; c++) {
             int k = g * group + c * 32;
-            __m256i xv[2];
+            __m256i xlo[2], xhi[2];
             UNROLL for (int t = 0; t < tb; t++) {
-                xv[t] = _mm256_loadu_si256((const __m256i *)(b->x[t] + k));
-                cx[t] = _mm256_add_epi16(cx[t], _mm256_maddubs_epi16(eight, xv[t]));
+                xlo[t] = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(b->x[t] + k)));
+                xhi[t] = _mm256_broadcastsi128_si256(
+                    _mm_loadu_si128((const __m128i *)(b->x[t] + k + 16)));
+                /* the -8 of every nibble, as 8 * (sum of x), in the same lanes */
+                cx[t] = _mm256_add_epi16(cx[t], _mm256_add_epi16(_mm256_maddubs_epi16(eight, xlo[t]),
+                                                                 _mm256_maddubs_epi16(eight, xhi[t])));
             }
-            UNROLL for (int r = 0; r < rb; r++) {
+            UNROLL for (int p = 0; p < np; p++) {
                 if (rb == 8)
-                    kx_prefetch(b, g, c, r);
-                __m256i w = unpack_q4_x86(kx_chunk(b, g, c, r));
+                    kx_prefetch(b, g, c, 2 * p);
+                __m256i v = _mm256_loadu_si256((const __m256i *)kx_chunk(b, g, c, 2 * p));
+                __m256i lo = _mm256_and_si256(v, m4);
+                __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
                 UNROLL for (int t = 0; t < tb; t++)
-                    a[t * rb + r] = _mm256_add_epi16(a[t * rb + r], _mm256_maddubs_epi16(w, xv[t]));
+                    a[t * np + p] = _mm256_add_epi16(a[t * np + p],
+                                                     _mm256_add_epi16(_mm256_maddubs_epi16(lo, xlo[t]),
+                                                                      _mm256_maddubs_epi16(hi, xhi[t])));
             }
-            /* widen every 4 chunks (int16 bound) and at the end of the group */
+            /* widen every 4 chunks (int16 bound: 4 x 4 x 15 x 127) and at the group's end */
             if (c % 4 == 3 || c == nc - 1) {
                 UNROLL for (int t = 0; t < tb; t++)
-                    UNROLL for (int r = 0; r < rb; r++) {
-                        __m256i d = _mm256_sub_epi16(a[t * rb + r], cx[t]);
-                        s[t * rb + r] = _mm256_add_epi32(s[t * rb + r], _mm256_madd_epi16(d, ones));
-                        a[t * rb + r] = _mm256_setzero_si256();
+                    UNROLL for (int p = 0; p < np; p++) {
+                        __m256i d = _mm256_sub_epi16(a[t * np + p], cx[t]);
+                        s[t * np + p] = _mm256_add_epi32(s[t * np + p], _mm256_madd_epi16(d, ones));
+                        a[t * np + p] = _mm256_setzero_si256();
                     }
                 cx[0] = cx[1] = _mm256_setzero_si256();
             }
         }
-        acc = scale_add(acc, hsum8_epi32(s), block_scales(rb, b, g));
+        acc = scale_add(acc, hsum4_pairs(s), block_scales(rb, b, g));
     }
     store_block(y, ldy, rb, b->nr, b->nv, acc);
 }
