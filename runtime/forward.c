@@ -748,38 +748,11 @@ static void qk_prepare(struct qlm_session *s, struct worker *w, const struct qlm
     phase_end(w, nt);
 }
 
-typedef float qlm_v8f __attribute__((vector_size(32)));
-
-/* out (hd) = sum_p w[p] v[p] over a head's value rows (stride hd), 64
- * outputs at a time in 8 vector registers (GCC/Clang vector extension,
- * lowered to AVX or NEON): the running sums never leave the registers. */
-static void weighted_values(float *out, const float *w, const float *vh, int n_pos, int hd)
-{
-    int i0 = 0;
-    for (; i0 + 64 <= hd; i0 += 64) {
-        qlm_v8f acc[8] = { { 0 } };
-        for (int p = 0; p < n_pos; p++) {
-            const float *v = vh + (size_t)p * hd + i0;
-            for (int j = 0; j < 8; j++) {
-                qlm_v8f vv;
-                memcpy(&vv, v + 8 * j, sizeof vv);
-                acc[j] += w[p] * vv;
-            }
-        }
-        memcpy(out + i0, acc, sizeof acc);
-    }
-    for (int i = i0; i < hd; i++) {
-        float acc = 0.0f;
-        for (int p = 0; p < n_pos; p++)
-            acc += w[p] * vh[(size_t)p * hd + i];
-        out[i] = acc;
-    }
-}
-
 /* Causal GQA attention for nt new tokens at positions p0.. over layer l's
  * cache, parallel over (token, kv head).  The cache is head-major, so the
  * scores of a kv head's query heads against its keys are one small f32 GEMM
- * (positions x head_dim times per_kv query rows).  Each head's output is
+ * (positions x head_dim times per_kv query rows), and the weighted sum of
+ * its value rows the kernels' wsum_f32.  Each head's output is
  * quantized for matrix next (Wo, through acts na) when its groups do not
  * straddle heads.  A token's result never depends on the batch around it. */
 static void attention(struct qlm_session *s, struct worker *w, int l, int p0, int nt,
@@ -793,6 +766,7 @@ static void attention(struct qlm_session *s, struct worker *w, int l, int p0, in
     float scale = (float)(1.0 / sqrt((double)hd));
     float *sc = s->scores + (size_t)w->id * per_kv * n_ctx;
     qlm_gemm_f_fn scores = qlm_kernels_active()->gemm_f32;
+    qlm_wsum_fn wsum = qlm_kernels_active()->wsum_f32;
     int group = acts_expect(na, next);
     if (group != 0 && hd % group != 0)
         group = 0;
@@ -820,7 +794,7 @@ static void attention(struct qlm_session *s, struct worker *w, int l, int p0, in
             for (int p = 0; p < n_pos; p++)
                 sj[p] *= inv;
             int h = kvh * per_kv + j;
-            weighted_values(s->att + (size_t)t * q_dim + (size_t)h * hd, sj, vh, n_pos, hd);
+            wsum(hd, sj, vh, n_pos, s->att + (size_t)t * q_dim + (size_t)h * hd);
             acts_row(na, group, t, h * hd, hd);
         }
     }

@@ -44,6 +44,10 @@ typedef void (*qlm_gemm_q_fn)(int n, int group, const void *w, int r0, int r1,
 typedef void (*qlm_gemm_f_fn)(int n, const void *w, int r0, int r1, const float *x, int nt,
                               float *y, int ldy);
 
+/* out[i] = sum over r in order of w[r] * v[r * n + i], for i < n: attention's
+ * probability-weighted sum of value rows. */
+typedef void (*qlm_wsum_fn)(int n, const float *w, const float *v, int rows, float *out);
+
 struct qlm_isa_kernels {
     const char *name;            /* "scalar", "avx2", ... */
     qlm_quantize_act_fn quantize_act;
@@ -52,6 +56,7 @@ struct qlm_isa_kernels {
     qlm_gemm_f_fn gemm_f32;
     qlm_gemm_f_fn gemm_f16;
     qlm_gemm_f_fn gemm_bf16;
+    qlm_wsum_fn wsum_f32;
 };
 
 extern const struct qlm_isa_kernels qlm_kernels_scalar;

@@ -186,6 +186,7 @@ static void set_active(const struct qlm_isa_kernels *k)
     FILL(gemm_f32);
     FILL(gemm_f16);
     FILL(gemm_bf16);
+    FILL(wsum_f32);
     atomic_store(&active, &merged);
 }
 

@@ -254,6 +254,40 @@ static void x86_gemm_bf16(int n, const void *w, int r0, int r1, const float *x, 
     gemm_f_any(2, n, w, r0, r1, x, nt, y, ldy);
 }
 
+/* out = sum_r w[r] v[r]: 64 outputs at a time in 8 accumulators (FMA), so
+ * the sums stay in registers over all rows; the rest 8 at a time, then
+ * one by one. */
+static void x86_wsum_f32(int n, const float *w, const float *v, int rows, float *out)
+{
+    int i0 = 0;
+    for (; i0 + 64 <= n; i0 += 64) {
+        __m256 acc[8];
+        UNROLL for (int j = 0; j < 8; j++)
+            acc[j] = _mm256_setzero_ps();
+        for (int r = 0; r < rows; r++) {
+            __m256 wr = _mm256_broadcast_ss(w + r);
+            const float *vr = v + (size_t)r * n + i0;
+            UNROLL for (int j = 0; j < 8; j++)
+                acc[j] = _mm256_fmadd_ps(wr, _mm256_loadu_ps(vr + 8 * j), acc[j]);
+        }
+        UNROLL for (int j = 0; j < 8; j++)
+            _mm256_storeu_ps(out + i0 + 8 * j, acc[j]);
+    }
+    for (; i0 + 8 <= n; i0 += 8) {
+        __m256 acc = _mm256_setzero_ps();
+        for (int r = 0; r < rows; r++)
+            acc = _mm256_fmadd_ps(_mm256_broadcast_ss(w + r),
+                                  _mm256_loadu_ps(v + (size_t)r * n + i0), acc);
+        _mm256_storeu_ps(out + i0, acc);
+    }
+    for (; i0 < n; i0++) {
+        float acc = 0.0f;
+        for (int r = 0; r < rows; r++)
+            acc += w[r] * v[(size_t)r * n + i0];
+        out[i0] = acc;
+    }
+}
+
 /* ---- block iteration shared by the integer GEMMs ------------------------ */
 
 /* The default group, 32, gets its own instance of each block kernel (the

@@ -92,6 +92,9 @@ END_TEST
 START_TEST(ck_test_gemm_float) { test_gemm_float(); }
 END_TEST
 
+START_TEST(ck_test_wsum) { test_wsum(); }
+END_TEST
+
 /* ---- dispatch ----------------------------------------------------------- */
 
 START_TEST(test_dispatch)
@@ -126,6 +129,7 @@ static Suite *kernels_suite(void)
     tcase_add_test(tc, ck_test_gemm_q4_scaled);
     tcase_add_test(tc, ck_test_gemm_q_extremes);
     tcase_add_test(tc, ck_test_gemm_float);
+    tcase_add_test(tc, ck_test_wsum);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -13,7 +13,8 @@
  *     int32 group sums), and within 1e-5 of the terms' magnitude with random
  *     scales; the scalar result is also checked against an independent
  *     double-precision sum computed here;
- *   - gemm_f32/f16/bf16 agree with an exact sum within float rounding;
+ *   - gemm_f32/f16/bf16 and wsum_f32 agree with an exact sum within float
+ *     rounding;
  *   - nothing outside rows [r0, r1) x nt tokens of y is written.
  * Shapes cover odd group counts, row counts that are not multiples of the row
  * block, nt = 1, 2, 3, 5, 17, r0 > 0 and ldy > rows.
@@ -460,6 +461,54 @@ static void test_gemm_float(void)
                     else
                         run_fcase(kind, rows, ns[ni], rows / 3, rows, nts[ti], rows + 2);
                 }
+}
+
+/* ---- attention's weighted sum of value rows ----------------------------- */
+
+static void run_wsum(int n, int rows)
+{
+    float *w = xmalloc(sizeof(float) * rows), *v = xmalloc(sizeof(float) * rows * n);
+    float *yref = xmalloc(sizeof(float) * (n + 1)), *y = xmalloc(sizeof(float) * (n + 1));
+    for (int r = 0; r < rows; r++)
+        w[r] = fabsf(rnd_float());
+    for (size_t i = 0; i < (size_t)rows * n; i++)
+        v[i] = rnd_float();
+    yref[n] = -777.0f;
+    qlm_kernels_scalar.wsum_f32(n, w, v, rows, yref);
+    for (int i = 0; i < n_isas; i++) {
+        const struct qlm_isa_kernels *k = isas[i];
+        if (k->wsum_f32 == NULL)
+            continue;
+        y[n] = -777.0f;
+        k->wsum_f32(n, w, v, rows, y);
+        KT_ASSERT(y[n] == -777.0f, "%s wsum_f32 wrote past n = %d", k->name, n);
+        for (int c = 0; c < n; c++) {
+            double exact = 0, mag = 0;
+            for (int r = 0; r < rows; r++) {
+                exact += (double)w[r] * v[(size_t)r * n + c];
+                mag += fabs((double)w[r] * v[(size_t)r * n + c]);
+            }
+            double tol = 1e-5 * mag + 1e-30;
+            KT_ASSERT(fabs(yref[c] - exact) <= tol, "scalar wsum_f32 off at %d", c);
+            KT_ASSERT(fabs(y[c] - exact) <= tol, "%s wsum_f32 n=%d rows=%d out %d: %.9g vs %.9g",
+                      k->name, n, rows, c, y[c], exact);
+        }
+    }
+    free(w);
+    free(v);
+    free(yref);
+    free(y);
+}
+
+/* Head sizes around the 64-wide and 8-wide blocks, 1 to many positions. */
+static void test_wsum(void)
+{
+    static const int ns[] = { 1, 7, 8, 63, 64, 72, 128, 130 };
+    static const int rows_list[] = { 1, 2, 5, 17, 300 };
+    rng_state = 33;
+    for (size_t ni = 0; ni < sizeof ns / sizeof ns[0]; ni++)
+        for (size_t ri = 0; ri < sizeof rows_list / sizeof rows_list[0]; ri++)
+            run_wsum(ns[ni], rows_list[ri]);
 }
 
 #endif

@@ -44,6 +44,7 @@ int main(void)
         { "gemm_q4_scaled", test_gemm_q4_scaled },
         { "gemm_q_extremes", test_gemm_q_extremes },
         { "gemm_float", test_gemm_float },
+        { "wsum", test_wsum },
     };
     for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
         tests[i].fn();
