@@ -12,10 +12,25 @@
  * reduced with the same hsum8 as the AVX2 kernels; the float part matches
  * the scalar reference bit for bit.  The float GEMMs are the 256-bit FMA ones
  * of kernels_x86.h (they are bandwidth-bound).
+ *
+ * Built a second time for the tests with QLM_AVX512_EMULATE (AVX2 flags only):
+ * the AVX-512 intrinsics are then emulated exactly with AVX2
+ * (kernels_avx512_emu.h), and the table is exported as
+ * qlm_kernels_avx512vnni_emu, so this file is checked on CPUs without AVX-512.
  */
 #include <config.h>
 
 #include "kernels_x86.h"
+
+#if defined(QLM_AVX512_EMULATE)
+#include "kernels_avx512_emu.h"
+#define Z_TABLE qlm_kernels_avx512vnni_emu
+#define Z_NAME "avx512vnni-emu"
+extern const struct qlm_isa_kernels qlm_kernels_avx512vnni_emu;
+#else
+#define Z_TABLE qlm_kernels_avx512vnni
+#define Z_NAME "avx512vnni"
+#endif
 
 /* Rows 2p and 2p+1 of chunk c of group g: adjacent in the tile, so one load
  * gives the zmm of u8 operands (q8: 2 x 32 bytes). */
@@ -118,8 +133,8 @@ static void z_gemm_q4(int n, int group, const void *w, int r0, int r1, const int
     z_gemm(4, n, group, w, r0, r1, xq, xd, nt, y, ldy);
 }
 
-const struct qlm_isa_kernels qlm_kernels_avx512vnni = {
-    .name = "avx512vnni",
+const struct qlm_isa_kernels Z_TABLE = {
+    .name = Z_NAME,
     .quantize_act = x86_quantize_act,
     .gemm_q8 = z_gemm_q8,
     .gemm_q4 = z_gemm_q4,

@@ -2,8 +2,9 @@
  * check_kernels.c — every SIMD kernel table against the scalar reference.
  *
  * For each ISA compiled in and supported by this CPU, and, when the build has
- * AVX2, the AVX-VNNI code compiled with an AVX2 emulation of dpbusd (so its
- * arithmetic is checked on CPUs without VNNI).  The comparisons themselves
+ * AVX2, the AVX-VNNI code compiled with an AVX2 emulation of dpbusd and the
+ * AVX-512 VNNI code compiled with AVX2 emulations of its AVX-512 intrinsics
+ * (so their arithmetic is checked on CPUs without VNNI or AVX-512).  The comparisons themselves
  * are in kernels_cases.h, shared with the NEON driver run under qemu.
  */
 #include <config.h>
@@ -19,6 +20,9 @@
 
 #if defined(QLM_TEST_VNNI_EMU)
 extern const struct qlm_isa_kernels qlm_kernels_avxvnni_emu;
+#endif
+#if defined(QLM_TEST_AVX512_EMU)
+extern const struct qlm_isa_kernels qlm_kernels_avx512vnni_emu;
 #endif
 
 /* ---- the ISA tables under test ---------------------------------------- */
@@ -58,6 +62,13 @@ static void collect_isas(void)
     if (qlm_kernels_get("avx2") != NULL) {
         isas[n_isas++] = &qlm_kernels_avxvnni_emu;
         printf("check_kernels: avxvnni-emu (AVX-VNNI code, dpbusd emulated with AVX2): tested\n");
+    }
+#endif
+#if defined(QLM_TEST_AVX512_EMU)
+    if (qlm_kernels_get("avx2") != NULL) {
+        isas[n_isas++] = &qlm_kernels_avx512vnni_emu;
+        printf("check_kernels: avx512vnni-emu (AVX-512 VNNI code, AVX-512 emulated with AVX2): "
+               "tested\n");
     }
 #endif
     if (n_isas == 0)
