@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include "cli.h"
+#include "tokenizer.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -171,6 +172,28 @@ out:
     *buf = p;
     *len = n;
     return QLM_OK;
+}
+
+enum qlm_err qlm_cli_check_utf8(const char *what, const char *text, size_t len,
+                                struct qlm_error *err)
+{
+    size_t valid = qlm_utf8_valid_prefix((const uint8_t *)text, len);
+    if (valid != len)
+        return qlm_error_set(err, QLM_E_INVALID, "%s: not valid UTF-8 text (byte %zu)", what,
+                             valid);
+    return QLM_OK;
+}
+
+enum qlm_err qlm_cli_read_text(const char *path, char **buf, size_t *len, struct qlm_error *err)
+{
+    QLM_TRY(qlm_cli_read_file(path, buf, len, err));
+    enum qlm_err rc = qlm_cli_check_utf8(strcmp(path, "-") == 0 ? "<stdin>" : path, *buf, *len, err);
+    if (rc != QLM_OK) {
+        free(*buf);
+        *buf = NULL;
+        *len = 0;
+    }
+    return rc;
 }
 
 enum qlm_err qlm_cli_read_tokens(const char *path, int n_vocab, int32_t **ids, size_t *n_ids,

@@ -38,6 +38,13 @@ enum qlm_err qlm_cli_parse_double(const char *opt, const char *s, double min, do
  * length excludes it; the text may itself contain NULs).  "-" is stdin.
  * Refuses directories and other non-regular files that cannot be read. */
 enum qlm_err qlm_cli_read_file(const char *path, char **buf, size_t *len, struct qlm_error *err);
+/* qlm_cli_read_file for a text to tokenize: also refuses bytes that are not
+ * UTF-8, naming the file and the byte offset (the tokenizer would name the
+ * model instead). */
+enum qlm_err qlm_cli_read_text(const char *path, char **buf, size_t *len, struct qlm_error *err);
+/* The same check on text from elsewhere (what: how the message names it). */
+enum qlm_err qlm_cli_check_utf8(const char *what, const char *text, size_t len,
+                                struct qlm_error *err);
 /* A --tokens file: token ids separated by whitespace (decimal, >= 0).  Each
  * must be < n_vocab; the message names the position (1-based) of the first
  * bad one: "ids.txt: token 3 (70000) is out of range [0, 1000)".  An empty

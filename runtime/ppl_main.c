@@ -301,7 +301,7 @@ int main(int argc, char **argv)
     /* Tokens: the whole text, no special-token parsing; or ids from a file. */
     if (o.text) {
         size_t len;
-        if (qlm_cli_read_file(o.text, &text, &len, &err)) {
+        if (qlm_cli_read_text(o.text, &text, &len, &err)) {
             fail("%s", err.msg);
             goto out;
         }

@@ -510,6 +510,7 @@ static int run_chat(struct run *r)
     char *line = NULL;
     size_t line_cap = 0;
     int status = 0;
+    long line_no = 0;
     for (int turn = 1;; turn++) {
         if (tty_in) {
             out_bytes("> ", 2);
@@ -518,6 +519,7 @@ static int run_chat(struct run *r)
         qlm_cli_catch_sigint();
         errno = 0;
         ssize_t len = getline(&line, &line_cap, stdin);
+        line_no++;
         if (len < 0) {
             if (ferror(stdin) && errno != EINTR) {
                 fprintf(stderr, PROG ": <stdin>: %s\n", strerror(errno));
@@ -532,6 +534,16 @@ static int run_chat(struct run *r)
         if (strcmp(line, "/exit") == 0)
             break;
         if (len == 0) {
+            turn--;
+            continue;
+        }
+        char what[64];
+        snprintf(what, sizeof what, "<stdin>: line %ld", line_no);
+        if (qlm_cli_check_utf8(what, line, (size_t)len, &e) != QLM_OK) {
+            /* at a terminal, a mistyped byte should not end the conversation */
+            if (!tty_in)
+                die_err(&e, EXIT_ERR);
+            fprintf(stderr, "[%s; message ignored]\n", e.msg);
             turn--;
             continue;
         }
@@ -595,8 +607,12 @@ int main(int argc, char **argv)
             fprintf(stderr, PROG ": out of memory\n");
             return EXIT_ERR;
         }
-    } else if (o.prompt_file && qlm_cli_read_file(o.prompt_file, &text, &text_len, &e) != QLM_OK)
+    } else if (o.prompt_file && qlm_cli_read_text(o.prompt_file, &text, &text_len, &e) != QLM_OK)
         die_err(&e, EXIT_ERR);
+    if (o.prompt && qlm_cli_check_utf8("prompt (-p)", text, text_len, &e) != QLM_OK) {
+        free(text);
+        die_err(&e, EXIT_ERR);
+    }
     if (text && text_len == 0) {
         /* Qwen3 has no BOS token: an empty prompt has nothing to condition on. */
         fprintf(stderr, PROG ": empty prompt\n");

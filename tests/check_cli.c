@@ -1,5 +1,5 @@
 /* check_cli.c — the programs' shared helpers (runtime/cli.c): strict number
- * parsing, whole-file and --tokens reading. */
+ * parsing, whole-file, text and --tokens reading. */
 #include "config.h"
 
 #include <check.h>
@@ -91,6 +91,36 @@ START_TEST(test_read_file)
 }
 END_TEST
 
+START_TEST(test_read_text)
+{
+    struct qlm_error e;
+    char *buf = NULL;
+    size_t len = 99;
+    const char ok[] = "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80";
+    const char *p = write_tmp("ok.txt", ok, sizeof ok - 1);
+    ck_assert_int_eq(qlm_cli_read_text(p, &buf, &len, &e), QLM_OK);
+    ck_assert_uint_eq(len, sizeof ok - 1);
+    free(buf);
+    /* Latin-1, an overlong NUL, a surrogate, a truncated sequence at the end */
+    static const struct { const char *s; size_t n, at; } bad[] = {
+        { "na\xefve", 5, 2 }, { "a\xc0\x80", 3, 1 }, { "xy\xed\xa0\x80", 5, 2 },
+        { "abc\xe2\x82", 5, 3 },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        p = write_tmp("bad.txt", bad[i].s, bad[i].n);
+        ck_assert_int_eq(qlm_cli_read_text(p, &buf, &len, &e), QLM_E_INVALID);
+        ck_assert_ptr_null(buf);
+        char want[64];
+        snprintf(want, sizeof want, "bad.txt: not valid UTF-8 text (byte %zu)", bad[i].at);
+        ck_assert_msg(strstr(e.msg, want) != NULL, "%s: %s", want, e.msg);
+        ck_assert_int_eq(qlm_cli_check_utf8("prompt (-p)", bad[i].s, bad[i].n, &e),
+                         QLM_E_INVALID);
+        ck_assert_ptr_nonnull(strstr(e.msg, "prompt (-p): "));
+    }
+    ck_assert_int_eq(qlm_cli_read_text("/nonexistent/y", &buf, &len, &e), QLM_E_IO);
+}
+END_TEST
+
 START_TEST(test_read_tokens)
 {
     struct qlm_error e;
@@ -131,6 +161,7 @@ int main(void)
     tcase_add_test(tc, test_parse_int);
     tcase_add_test(tc, test_parse_u64_double);
     tcase_add_test(tc, test_read_file);
+    tcase_add_test(tc, test_read_text);
     tcase_add_test(tc, test_read_tokens);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

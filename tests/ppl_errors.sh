@@ -26,6 +26,8 @@ expect_fail "chunks" "$PPL" "$M" --tokens "$tmp/ten.ids" --chunks 0
 expect_fail "threads" "$PPL" "$M" --tokens "$tmp/ten.ids" --threads -1
 expect_fail "nonexistent.qlm" "$PPL" "$tmp/nonexistent.qlm" --tokens "$tmp/ten.ids"
 expect_fail "nonexistent.txt" "$PPL" "$M" -f "$tmp/nonexistent.txt"
+printf 'To be, or not\377 to be' > "$tmp/latin1.txt"
+expect_fail "latin1.txt: not valid UTF-8 text \\(byte 13\\)" "$PPL" "$M" -f "$tmp/latin1.txt"
 # Too short: the message gives both numbers.
 expect_fail "10 tokens.*--ctx 16" "$PPL" "$M" --tokens "$tmp/ten.ids" --ctx 16
 expect_fail "short.txt: [0-9]+ tokens.*--ctx 512" "$PPL" "$M" -f "$tmp/short.txt"

@@ -41,8 +41,10 @@ expect_error "empty prompt" 'empty prompt' "$QLM_RUN" "$M" -p ""
 expect_error "empty prompt file" 'empty prompt' "$QLM_RUN" "$M" -f "$T/empty.txt"
 expect_error "prompt file is a directory" 'directory' "$QLM_RUN" "$M" -f "$T/dir.qlm"
 printf 'abc\377\376def' >"$T/bad.txt"
-expect_error "invalid UTF-8 prompt" 'utf-?8' "$QLM_RUN" "$M" -f "$T/bad.txt"
-expect_error "invalid UTF-8 prompt (-p)" 'utf-?8' "$QLM_RUN" "$M" -p "$(printf 'a\300\200b')"
+expect_error "invalid UTF-8 prompt file (named, with the offset)" 'bad.txt: not valid UTF-8 text \(byte 3\)' \
+    "$QLM_RUN" "$M" -f "$T/bad.txt"
+expect_error "invalid UTF-8 prompt (-p)" 'prompt \(-p\): not valid UTF-8 text \(byte 1\)' \
+    "$QLM_RUN" "$M" -p "$(printf 'a\300\200b')"
 printf '1 2\n3 999999 4\n' >"$T/ids.txt"
 expect_error "out-of-range token id" 'ids.txt: token 4 \(999999\) is out of range' \
     "$QLM_RUN" "$M" --tokens "$T/ids.txt"

@@ -57,4 +57,12 @@ printf 'Hello there, how are you today?\nAnd again, how are you today?\n' |
 rc=$?
 [ $rc -eq 0 ] && grep -q 'context of 40 tokens is full' "$T/err" &&
     pass "full context ends the chat with status 0" || { fail "full context: status $rc"; cat "$T/err"; }
+
+# A piped message that is not UTF-8: one line naming stdin's line, status 1.
+printf 'Hello\nna\357ve\n' |
+    "$QLM_RUN" "$M" --chat --no-think --temp 0 -n 2 >"$T/out" 2>"$T/err"
+rc=$?
+[ $rc -eq 1 ] && [ "$(grep -c 'qlm-run:' "$T/err")" -eq 1 ] &&
+    grep -q '<stdin>: line 2: not valid UTF-8 text (byte 2)' "$T/err" &&
+    pass "invalid UTF-8 chat message refused" || { fail "invalid UTF-8 chat: status $rc"; cat "$T/err"; }
 finish
