@@ -21,18 +21,6 @@ typedef struct {
 
 #define KX512_INLINE static inline __attribute__((always_inline))
 
-/* src + per int32 lane sum of 4 (u8 a) * (s8 b), no saturation: even and odd
- * bytes widened to int16 and summed in pairs by madd (exact: |products| <
- * 2^15), as the AVX-VNNI emulation in kernels_avxvnni.c. */
-KX512_INLINE __m256i kx512_dpbusd256(__m256i src, __m256i a, __m256i b)
-{
-    const __m256i lo = _mm256_set1_epi16(0x00ff);
-    __m256i ae = _mm256_and_si256(a, lo), ao = _mm256_srli_epi16(a, 8);
-    __m256i be = _mm256_srai_epi16(_mm256_slli_epi16(b, 8), 8), bo = _mm256_srai_epi16(b, 8);
-    return _mm256_add_epi32(src, _mm256_add_epi32(_mm256_madd_epi16(ae, be),
-                                                  _mm256_madd_epi16(ao, bo)));
-}
-
 KX512_INLINE kx512i kx512_make(__m256i lo, __m256i hi)
 {
     kx512i r = { lo, hi };
@@ -67,7 +55,8 @@ KX512_INLINE kx512i kx512_sub_epi32(kx512i a, kx512i b)
 
 KX512_INLINE kx512i kx512_dpbusd_epi32(kx512i src, kx512i a, kx512i b)
 {
-    return kx512_make(kx512_dpbusd256(src.lo, a.lo, b.lo), kx512_dpbusd256(src.hi, a.hi, b.hi));
+    /* kx_dpbusd_emu (kernels_x86.h) on each half */
+    return kx512_make(kx_dpbusd_emu(src.lo, a.lo, b.lo), kx_dpbusd_emu(src.hi, a.hi, b.hi));
 }
 
 /* The 256 bits of a in both halves. */

@@ -17,15 +17,7 @@
 #include "kernels_x86.h"
 
 #if defined(QLM_VNNI_EMULATE)
-/* src + per int32 lane sum of 4 (u8 a) * (s8 b), split into even and odd bytes. */
-KX_INLINE __m256i dpbusd(__m256i src, __m256i a, __m256i b)
-{
-    const __m256i lo = _mm256_set1_epi16(0x00ff);
-    __m256i ae = _mm256_and_si256(a, lo), ao = _mm256_srli_epi16(a, 8);
-    __m256i be = _mm256_srai_epi16(_mm256_slli_epi16(b, 8), 8), bo = _mm256_srai_epi16(b, 8);
-    return _mm256_add_epi32(src, _mm256_add_epi32(_mm256_madd_epi16(ae, be),
-                                                  _mm256_madd_epi16(ao, bo)));
-}
+#define dpbusd(src, a, b) kx_dpbusd_emu((src), (a), (b))
 #define VNNI_TABLE qlm_kernels_avxvnni_emu
 #define VNNI_NAME "avxvnni-emu"
 extern const struct qlm_isa_kernels qlm_kernels_avxvnni_emu;

@@ -104,6 +104,19 @@ KX_INLINE __m256i unpack_q4_x86(const uint8_t *p)
     return _mm256_and_si256(v, _mm256_set1_epi8(0x0f));
 }
 
+/* vpdpbusd emulated exactly with AVX2, for the VNNI kernels' test builds on
+ * CPUs without VNNI: src + per int32 lane sum of 4 (u8 a) * (s8 b), no
+ * saturation — even and odd bytes widened to int16 and summed in pairs by
+ * madd (exact: every |product| < 2^15). */
+KX_INLINE __m256i kx_dpbusd_emu(__m256i src, __m256i a, __m256i b)
+{
+    const __m256i lo = _mm256_set1_epi16(0x00ff);
+    __m256i ae = _mm256_and_si256(a, lo), ao = _mm256_srli_epi16(a, 8);
+    __m256i be = _mm256_srai_epi16(_mm256_slli_epi16(b, 8), 8), bo = _mm256_srai_epi16(b, 8);
+    return _mm256_add_epi32(src, _mm256_add_epi32(_mm256_madd_epi16(ae, be),
+                                                  _mm256_madd_epi16(ao, bo)));
+}
+
 /* ---- activation quantization ------------------------------------------- */
 
 /* 8 floats -> 8 int32: x * id, NaN -> 0, clamped to +-127, rounded half to
