@@ -47,6 +47,8 @@ typedef void (*qlm_gemm_f_fn)(int n, const void *w, int r0, int r1, const float 
 /* out[i] = sum over r in order of w[r] * v[r * n + i], for i < n: attention's
  * probability-weighted sum of value rows. */
 typedef void (*qlm_wsum_fn)(int n, const float *w, const float *v, int rows, float *out);
+/* The same over f16 value rows (an f16 KV cache). */
+typedef void (*qlm_wsum_f16_fn)(int n, const float *w, const uint16_t *v, int rows, float *out);
 
 struct qlm_isa_kernels {
     const char *name;            /* "scalar", "avx2", ... */
@@ -57,6 +59,7 @@ struct qlm_isa_kernels {
     qlm_gemm_f_fn gemm_f16;
     qlm_gemm_f_fn gemm_bf16;
     qlm_wsum_fn wsum_f32;
+    qlm_wsum_f16_fn wsum_f16;
 };
 
 extern const struct qlm_isa_kernels qlm_kernels_scalar;

@@ -142,4 +142,5 @@ const struct qlm_isa_kernels Z_TABLE = {
     .gemm_f16 = x86_gemm_f16,
     .gemm_bf16 = x86_gemm_bf16,
     .wsum_f32 = x86_wsum_f32,
+    .wsum_f16 = x86_wsum_f16,
 };

@@ -187,6 +187,7 @@ static void set_active(const struct qlm_isa_kernels *k)
     FILL(gemm_f16);
     FILL(gemm_bf16);
     FILL(wsum_f32);
+    FILL(wsum_f16);
     atomic_store(&active, &merged);
 }
 

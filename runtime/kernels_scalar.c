@@ -182,6 +182,15 @@ static void scalar_wsum_f32(int n, const float *w, const float *v, int rows, flo
             out[i] += w[r] * v[(size_t)r * n + i];
 }
 
+static void scalar_wsum_f16(int n, const float *w, const uint16_t *v, int rows, float *out)
+{
+    for (int i = 0; i < n; i++)
+        out[i] = 0.0f;
+    for (int r = 0; r < rows; r++)
+        for (int i = 0; i < n; i++)
+            out[i] += w[r] * qlm_f16_to_f32(v[(size_t)r * n + i]);
+}
+
 const struct qlm_isa_kernels qlm_kernels_scalar = {
     .name = "scalar",
     .quantize_act = scalar_quantize_act,
@@ -191,4 +200,5 @@ const struct qlm_isa_kernels qlm_kernels_scalar = {
     .gemm_f16 = scalar_gemm_f16,
     .gemm_bf16 = scalar_gemm_bf16,
     .wsum_f32 = scalar_wsum_f32,
+    .wsum_f16 = scalar_wsum_f16,
 };

@@ -267,10 +267,10 @@ static void x86_gemm_bf16(int n, const void *w, int r0, int r1, const float *x, 
     gemm_f_any(2, n, w, r0, r1, x, nt, y, ldy);
 }
 
-/* out = sum_r w[r] v[r]: 64 outputs at a time in 8 accumulators (FMA), so
- * the sums stay in registers over all rows; the rest 8 at a time, then
- * one by one. */
-static void x86_wsum_f32(int n, const float *w, const float *v, int rows, float *out)
+/* out = sum_r w[r] v[r] over f32 (kind 0) or f16 (kind 1) value rows: 64
+ * outputs at a time in 8 accumulators (FMA), so the sums stay in registers
+ * over all rows; the rest 8 at a time, then one by one. */
+KX_INLINE void wsum_any(int kind, int n, const float *w, const void *v, int rows, float *out)
 {
     int i0 = 0;
     for (; i0 + 64 <= n; i0 += 64) {
@@ -279,9 +279,9 @@ static void x86_wsum_f32(int n, const float *w, const float *v, int rows, float 
             acc[j] = _mm256_setzero_ps();
         for (int r = 0; r < rows; r++) {
             __m256 wr = _mm256_broadcast_ss(w + r);
-            const float *vr = v + (size_t)r * n + i0;
+            size_t row = (size_t)r * n + i0;
             UNROLL for (int j = 0; j < 8; j++)
-                acc[j] = _mm256_fmadd_ps(wr, _mm256_loadu_ps(vr + 8 * j), acc[j]);
+                acc[j] = _mm256_fmadd_ps(wr, load_w8(kind, v, row + 8 * j), acc[j]);
         }
         UNROLL for (int j = 0; j < 8; j++)
             _mm256_storeu_ps(out + i0 + 8 * j, acc[j]);
@@ -290,15 +290,25 @@ static void x86_wsum_f32(int n, const float *w, const float *v, int rows, float 
         __m256 acc = _mm256_setzero_ps();
         for (int r = 0; r < rows; r++)
             acc = _mm256_fmadd_ps(_mm256_broadcast_ss(w + r),
-                                  _mm256_loadu_ps(v + (size_t)r * n + i0), acc);
+                                  load_w8(kind, v, (size_t)r * n + i0), acc);
         _mm256_storeu_ps(out + i0, acc);
     }
     for (; i0 < n; i0++) {
         float acc = 0.0f;
         for (int r = 0; r < rows; r++)
-            acc += w[r] * v[(size_t)r * n + i0];
+            acc += w[r] * load_w1(kind, v, (size_t)r * n + i0);
         out[i0] = acc;
     }
+}
+
+static void x86_wsum_f32(int n, const float *w, const float *v, int rows, float *out)
+{
+    wsum_any(0, n, w, v, rows, out);
+}
+
+static void x86_wsum_f16(int n, const float *w, const uint16_t *v, int rows, float *out)
+{
+    wsum_any(1, n, w, v, rows, out);
 }
 
 /* ---- block iteration shared by the integer GEMMs ------------------------ */

@@ -13,8 +13,8 @@
  *     int32 group sums), and within 1e-5 of the terms' magnitude with random
  *     scales; the scalar result is also checked against an independent
  *     double-precision sum computed here;
- *   - gemm_f32/f16/bf16 and wsum_f32 agree with an exact sum within float
- *     rounding;
+ *   - gemm_f32/f16/bf16 and wsum_f32/f16 agree with an exact sum within
+ *     float rounding;
  *   - nothing outside rows [r0, r1) x nt tokens of y is written.
  * Shapes cover odd group counts, row counts that are not multiples of the row
  * block, nt = 1, 2, 3, 5, 17, r0 > 0 and ldy > rows.
@@ -465,23 +465,38 @@ static void test_gemm_float(void)
 
 /* ---- attention's weighted sum of value rows ----------------------------- */
 
-static void run_wsum(int n, int rows)
+/* f16: the value rows are rounded to f16 first and the exact sum taken over
+ * the rounded values, so both kinds check the same thing: float rounding. */
+static void run_wsum(int f16, int n, int rows)
 {
     float *w = xmalloc(sizeof(float) * rows), *v = xmalloc(sizeof(float) * rows * n);
+    uint16_t *vh = xmalloc(sizeof(uint16_t) * rows * n);
     float *yref = xmalloc(sizeof(float) * (n + 1)), *y = xmalloc(sizeof(float) * (n + 1));
+    const char *what = f16 ? "wsum_f16" : "wsum_f32";
     for (int r = 0; r < rows; r++)
         w[r] = fabsf(rnd_float());
-    for (size_t i = 0; i < (size_t)rows * n; i++)
+    for (size_t i = 0; i < (size_t)rows * n; i++) {
         v[i] = rnd_float();
+        if (f16) {
+            vh[i] = qlm_f32_to_f16(v[i]);
+            v[i] = qlm_f16_to_f32(vh[i]);
+        }
+    }
     yref[n] = -777.0f;
-    qlm_kernels_scalar.wsum_f32(n, w, v, rows, yref);
+    if (f16)
+        qlm_kernels_scalar.wsum_f16(n, w, vh, rows, yref);
+    else
+        qlm_kernels_scalar.wsum_f32(n, w, v, rows, yref);
     for (int i = 0; i < n_isas; i++) {
         const struct qlm_isa_kernels *k = isas[i];
-        if (k->wsum_f32 == NULL)
+        if (f16 ? k->wsum_f16 == NULL : k->wsum_f32 == NULL)
             continue;
         y[n] = -777.0f;
-        k->wsum_f32(n, w, v, rows, y);
-        KT_ASSERT(y[n] == -777.0f, "%s wsum_f32 wrote past n = %d", k->name, n);
+        if (f16)
+            k->wsum_f16(n, w, vh, rows, y);
+        else
+            k->wsum_f32(n, w, v, rows, y);
+        KT_ASSERT(y[n] == -777.0f, "%s %s wrote past n = %d", k->name, what, n);
         for (int c = 0; c < n; c++) {
             double exact = 0, mag = 0;
             for (int r = 0; r < rows; r++) {
@@ -489,13 +504,14 @@ static void run_wsum(int n, int rows)
                 mag += fabs((double)w[r] * v[(size_t)r * n + c]);
             }
             double tol = 1e-5 * mag + 1e-30;
-            KT_ASSERT(fabs(yref[c] - exact) <= tol, "scalar wsum_f32 off at %d", c);
-            KT_ASSERT(fabs(y[c] - exact) <= tol, "%s wsum_f32 n=%d rows=%d out %d: %.9g vs %.9g",
-                      k->name, n, rows, c, y[c], exact);
+            KT_ASSERT(fabs(yref[c] - exact) <= tol, "scalar %s off at %d", what, c);
+            KT_ASSERT(fabs(y[c] - exact) <= tol, "%s %s n=%d rows=%d out %d: %.9g vs %.9g",
+                      k->name, what, n, rows, c, y[c], exact);
         }
     }
     free(w);
     free(v);
+    free(vh);
     free(yref);
     free(y);
 }
@@ -508,7 +524,8 @@ static void test_wsum(void)
     rng_state = 33;
     for (size_t ni = 0; ni < sizeof ns / sizeof ns[0]; ni++)
         for (size_t ri = 0; ri < sizeof rows_list / sizeof rows_list[0]; ri++)
-            run_wsum(ns[ni], rows_list[ri]);
+            for (int f16 = 0; f16 < 2; f16++)
+                run_wsum(f16, ns[ni], rows_list[ri]);
 }
 
 #endif
