@@ -32,6 +32,7 @@ static const char *prog = "qlm-bench";
 struct opts {
     const char *model;
     int prompt, gen, threads, reps, probe_mib;
+    int kv_type;                 /* -1: the model's default */
     bool json;
 };
 
@@ -48,6 +49,8 @@ static void usage(FILE *f)
             "  -t, --threads N     threads (default: physical cores)\n"
             "  -r, --reps R        repetitions; figures are mean ± sd (default 3)\n"
             "      --probe-mib M   bandwidth probe buffer in MiB (default 1024; 0: no probe)\n"
+            "      --kv-type T     KV cache: f16 or f32 (default: f16 for q8/q4 models,\n"
+            "                      f32 for float ones)\n"
             "      --json          one JSON object on stdout\n"
             "  -h, --help          this help\n"
             "  -V, --version       version\n"
@@ -75,20 +78,22 @@ static int fail(const char *fmt, ...)
 
 static int parse_args(int argc, char **argv, struct opts *o, int *exit_now)
 {
-    enum { OPT_JSON = 256, OPT_PROBE };
+    enum { OPT_JSON = 256, OPT_PROBE, OPT_KV_TYPE };
     static const struct option longopts[] = {
         {"prompt", required_argument, NULL, 'p'},
         {"gen", required_argument, NULL, 'n'},
         {"threads", required_argument, NULL, 't'},
         {"reps", required_argument, NULL, 'r'},
         {"probe-mib", required_argument, NULL, OPT_PROBE},
+        {"kv-type", required_argument, NULL, OPT_KV_TYPE},
         {"json", no_argument, NULL, OPT_JSON},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
     struct qlm_error err = {0};
-    *o = (struct opts){.prompt = 512, .gen = 64, .threads = 0, .reps = 3, .probe_mib = 1024};
+    *o = (struct opts){.prompt = 512, .gen = 64, .threads = 0, .reps = 3, .probe_mib = 1024,
+                       .kv_type = -1};
     *exit_now = -1;
     int c;
     opterr = 0;
@@ -116,6 +121,10 @@ static int parse_args(int argc, char **argv, struct opts *o, int *exit_now)
             break;
         case OPT_JSON:
             o->json = true;
+            break;
+        case OPT_KV_TYPE:
+            if (qlm_cli_parse_kv_type("--kv-type", optarg, &o->kv_type, &err))
+                return fail("%s", err.msg);
             break;
         case 'h':
             usage(stdout);
@@ -202,7 +211,7 @@ static uint32_t xorshift32(uint32_t *s)
 }
 
 static enum qlm_err run_rep(const struct opts *o, const int32_t *prompt, struct rep *r,
-                            int *threads_used, struct qlm_error *err)
+                            int *threads_used, enum qlm_dtype *kv_used, struct qlm_error *err)
 {
     struct qlm_model *m = NULL;
     struct qlm_session *s = NULL;
@@ -212,8 +221,11 @@ static enum qlm_err run_rep(const struct opts *o, const int32_t *prompt, struct 
         return rc;
     if ((rc = qlm_session_new(&s, m, o->prompt + o->gen, o->threads, err)))
         goto out;
+    if (o->kv_type >= 0 && (rc = qlm_session_set_kv_type(s, (enum qlm_dtype)o->kv_type, err)))
+        goto out;
     r->load_ms = (qlm_cli_now() - t) * 1e3;
     *threads_used = qlm_session_threads(s);
+    *kv_used = qlm_session_kv_type(s);
 
     t = qlm_cli_now();
     if ((rc = qlm_eval(s, prompt, o->prompt, false, err)))
@@ -293,8 +305,9 @@ int main(int argc, char **argv)
 
     /* Repetitions: each opens the model afresh (load time), prefills, decodes. */
     int threads = 0;
+    enum qlm_dtype kv = QLM_F32;
     for (int r = 0; r < o.reps; r++) {
-        if (run_rep(&o, prompt, &reps[r], &threads, &err)) {
+        if (run_rep(&o, prompt, &reps[r], &threads, &kv, &err)) {
             fail("%s", err.msg);
             goto out;
         }
@@ -343,6 +356,7 @@ int main(int argc, char **argv)
         json_object_set_new(j, "file_bytes", json_integer((json_int_t)file_bytes));
         json_object_set_new(j, "isa", json_string(isa));
         json_object_set_new(j, "threads", json_integer(threads));
+        json_object_set_new(j, "kv_type", json_string(qlm_dtype_name(kv)));
         json_object_set_new(j, "reps", json_integer(o.reps));
         json_object_set_new(j, "prompt", json_integer(o.prompt));
         json_object_set_new(j, "gen", json_integer(o.gen));
@@ -373,7 +387,8 @@ int main(int argc, char **argv)
             printf(" group %d", group);
         printf(", %.1f MiB, %.1f MiB of weights per token\n", (double)file_bytes / 1048576.0,
                (double)wbytes / 1048576.0);
-        printf("setup     ISA %s, %d threads, %d reps (mean ± sd)\n", isa, threads, o.reps);
+        printf("setup     ISA %s, %d threads, KV cache %s, %d reps (mean ± sd)\n", isa, threads,
+               qlm_dtype_name(kv), o.reps);
         printf("load      %.1f ± %.1f ms\n", load_m, load_sd);
         printf("prefill   %d tokens: %.2f ± %.2f tok/s\n", o.prompt, pp_m, pp_sd);
         if (o.gen > 0) {

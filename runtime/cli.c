@@ -174,6 +174,18 @@ out:
     return QLM_OK;
 }
 
+enum qlm_err qlm_cli_parse_kv_type(const char *opt, const char *s, int *out,
+                                   struct qlm_error *err)
+{
+    if (strcmp(s, "f32") == 0)
+        *out = QLM_F32;
+    else if (strcmp(s, "f16") == 0)
+        *out = QLM_F16;
+    else
+        return qlm_error_set(err, QLM_E_INVALID, "%s '%s': expected f16 or f32", opt, s);
+    return QLM_OK;
+}
+
 enum qlm_err qlm_cli_check_utf8(const char *what, const char *text, size_t len,
                                 struct qlm_error *err)
 {

@@ -33,6 +33,10 @@ enum qlm_err qlm_cli_parse_u64(const char *opt, const char *s, uint64_t *out,
 enum qlm_err qlm_cli_parse_double(const char *opt, const char *s, double min, double max,
                                   double *out, struct qlm_error *err);
 
+/* --kv-type: "f32" -> QLM_F32, "f16" -> QLM_F16 into *out. */
+enum qlm_err qlm_cli_parse_kv_type(const char *opt, const char *s, int *out,
+                                   struct qlm_error *err);
+
 /* ---- input files -------------------------------------------------------- */
 /* Whole file into a malloc'ed buffer with a NUL after the last byte (the
  * length excludes it; the text may itself contain NULs).  "-" is stdin.

@@ -482,6 +482,19 @@ void qlm_session_free(struct qlm_session *s)
     free(s);
 }
 
+/* Quantized weights already trade exactness for speed, and an f16 cache
+ * halves attention's memory traffic (its error is far below q8's); a float
+ * model is a reference and keeps an exact f32 cache. */
+static enum qlm_dtype default_kv_type(const struct qlm_hparams *hp)
+{
+    return hp->wtype == QLM_Q8 || hp->wtype == QLM_Q4 ? QLM_F16 : QLM_F32;
+}
+
+static size_t kv_elem_size(enum qlm_dtype t)
+{
+    return t == QLM_F16 ? sizeof(uint16_t) : sizeof(float);
+}
+
 enum qlm_err qlm_session_new(struct qlm_session **out, const struct qlm_model *m, int n_ctx,
                              int n_threads, struct qlm_error *err)
 {
@@ -511,8 +524,9 @@ enum qlm_err qlm_session_new(struct qlm_session **out, const struct qlm_model *m
     if ((size_t)hp->ffn_hidden > max_in)
         max_in = (size_t)hp->ffn_hidden;
 
-    s->k_cache = alloc3((size_t)hp->n_layers, (size_t)n_ctx, kv_dim, sizeof(float), true);
-    s->v_cache = alloc3((size_t)hp->n_layers, (size_t)n_ctx, kv_dim, sizeof(float), true);
+    s->kv_type = default_kv_type(hp);
+    s->k_cache = alloc3((size_t)hp->n_layers, (size_t)n_ctx, kv_dim, kv_elem_size(s->kv_type), true);
+    s->v_cache = alloc3((size_t)hp->n_layers, (size_t)n_ctx, kv_dim, kv_elem_size(s->kv_type), true);
     s->rope_cos = alloc3((size_t)n_ctx, half, 1, sizeof(float), false);
     s->rope_sin = alloc3((size_t)n_ctx, half, 1, sizeof(float), false);
     s->x = alloc3(nb, (size_t)hp->hidden, 1, sizeof(float), false);
@@ -741,8 +755,18 @@ static void qk_prepare(struct qlm_session *s, struct worker *w, const struct qlm
         }
         for (int h = 0; h < hp->n_kv_heads; h++) {
             size_t row = ((size_t)l * hp->n_kv_heads + (size_t)h) * s->n_ctx + (size_t)(p0 + t);
-            memcpy(s->k_cache + row * hd, k + (size_t)h * hd, (size_t)hd * sizeof(float));
-            memcpy(s->v_cache + row * hd, v + (size_t)h * hd, (size_t)hd * sizeof(float));
+            const float *kh = k + (size_t)h * hd, *vh = v + (size_t)h * hd;
+            if (s->kv_type == QLM_F16) {
+                uint16_t *kd = (uint16_t *)s->k_cache + row * hd;
+                uint16_t *vd = (uint16_t *)s->v_cache + row * hd;
+                for (int i = 0; i < hd; i++) {
+                    kd[i] = qlm_f32_to_f16(kh[i]);
+                    vd[i] = qlm_f32_to_f16(vh[i]);
+                }
+            } else {
+                memcpy((float *)s->k_cache + row * hd, kh, (size_t)hd * sizeof(float));
+                memcpy((float *)s->v_cache + row * hd, vh, (size_t)hd * sizeof(float));
+            }
         }
     }
     phase_end(w, nt);
@@ -761,12 +785,14 @@ static void attention(struct qlm_session *s, struct worker *w, int l, int p0, in
     const struct qlm_hparams *hp = &s->m->hp;
     int hd = hp->head_dim, nh = hp->n_heads, nkv = hp->n_kv_heads;
     int q_dim = nh * hd, per_kv = nh / nkv, n_ctx = s->n_ctx;
-    const float *kc = s->k_cache + (size_t)l * nkv * n_ctx * hd;
-    const float *vc = s->v_cache + (size_t)l * nkv * n_ctx * hd;
+    const struct qlm_isa_kernels *kern = qlm_kernels_active();
+    bool f16 = s->kv_type == QLM_F16;
+    size_t esz = kv_elem_size(s->kv_type), head_bytes = (size_t)n_ctx * hd * esz;
+    const char *kc = (const char *)s->k_cache + (size_t)l * nkv * head_bytes;
+    const char *vc = (const char *)s->v_cache + (size_t)l * nkv * head_bytes;
     float scale = (float)(1.0 / sqrt((double)hd));
     float *sc = s->scores + (size_t)w->id * per_kv * n_ctx;
-    qlm_gemm_f_fn scores = qlm_kernels_active()->gemm_f32;
-    qlm_wsum_fn wsum = qlm_kernels_active()->wsum_f32;
+    qlm_gemm_f_fn scores = f16 ? kern->gemm_f16 : kern->gemm_f32;
     int group = acts_expect(na, next);
     if (group != 0 && hd % group != 0)
         group = 0;
@@ -774,7 +800,7 @@ static void attention(struct qlm_session *s, struct worker *w, int l, int p0, in
     while (claim(w, n_tasks, &task)) {
         int t = task / nkv, kvh = task % nkv;
         int n_pos = p0 + t + 1; /* causal: positions 0 .. p0 + t */
-        const float *kh = kc + (size_t)kvh * n_ctx * hd, *vh = vc + (size_t)kvh * n_ctx * hd;
+        const void *kh = kc + (size_t)kvh * head_bytes, *vh = vc + (size_t)kvh * head_bytes;
         const float *q = s->q + (size_t)t * q_dim + (size_t)kvh * per_kv * hd;
         scores(hd, kh, 0, n_pos, q, per_kv, sc, n_ctx);
         for (int j = 0; j < per_kv; j++) {
@@ -794,7 +820,11 @@ static void attention(struct qlm_session *s, struct worker *w, int l, int p0, in
             for (int p = 0; p < n_pos; p++)
                 sj[p] *= inv;
             int h = kvh * per_kv + j;
-            wsum(hd, sj, vh, n_pos, s->att + (size_t)t * q_dim + (size_t)h * hd);
+            float *out = s->att + (size_t)t * q_dim + (size_t)h * hd;
+            if (f16)
+                kern->wsum_f16(hd, sj, vh, n_pos, out);
+            else
+                kern->wsum_f32(hd, sj, vh, n_pos, out);
             acts_row(na, group, t, h * hd, hd);
         }
     }
@@ -900,6 +930,39 @@ void qlm_forward_batch(struct qlm_session *s, const int32_t *tokens, int nt, flo
 int qlm_session_pos(const struct qlm_session *s) { return s->pos; }
 int qlm_session_ctx(const struct qlm_session *s) { return s->n_ctx; }
 int qlm_session_threads(const struct qlm_session *s) { return s->n_threads; }
+
+enum qlm_dtype qlm_session_kv_type(const struct qlm_session *s) { return s->kv_type; }
+
+enum qlm_err qlm_session_set_kv_type(struct qlm_session *s, enum qlm_dtype t,
+                                     struct qlm_error *err)
+{
+    const struct qlm_hparams *hp = &s->m->hp;
+    const char *path = s->m->file->path;
+    if (t != QLM_F32 && t != QLM_F16)
+        return qlm_error_set(err, QLM_E_INVALID, "%s: KV cache type %s: only f32 and f16 exist",
+                             path, qlm_dtype_name(t));
+    if (t == s->kv_type)
+        return QLM_OK;
+    if (s->pos != 0)
+        return qlm_error_set(err, QLM_E_INVALID,
+                             "%s: the KV cache type cannot change while the cache holds %d tokens",
+                             path, s->pos);
+    size_t kv_dim = (size_t)hp->n_kv_heads * hp->head_dim;
+    void *k = alloc3((size_t)hp->n_layers, (size_t)s->n_ctx, kv_dim, kv_elem_size(t), true);
+    void *v = alloc3((size_t)hp->n_layers, (size_t)s->n_ctx, kv_dim, kv_elem_size(t), true);
+    if (!k || !v) {
+        free(k);
+        free(v);
+        return qlm_error_set(err, QLM_E_NOMEM, "%s: out of memory for a %s KV cache of %d positions",
+                             path, qlm_dtype_name(t), s->n_ctx);
+    }
+    free(s->k_cache);
+    free(s->v_cache);
+    s->k_cache = k;
+    s->v_cache = v;
+    s->kv_type = t;
+    return QLM_OK;
+}
 
 void qlm_session_rewind(struct qlm_session *s, int pos)
 {

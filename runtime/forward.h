@@ -16,7 +16,8 @@ struct qlm_session {
     const struct qlm_model *m;
     int n_ctx, n_threads, n_batch;
     int pos;                  /* tokens in the cache */
-    float *k_cache, *v_cache; /* (n_layers, n_kv, n_ctx, head_dim), calloc'ed */
+    enum qlm_dtype kv_type;   /* QLM_F32 or QLM_F16 elements in the cache */
+    void *k_cache, *v_cache;  /* (n_layers, n_kv, n_ctx, head_dim), calloc'ed */
     float *rope_cos;          /* (n_ctx, head_dim/2) */
     float *rope_sin;          /* (n_ctx, head_dim/2) */
     /* scratch for one batch of up to n_batch tokens */

@@ -34,6 +34,7 @@ static const char *prog = "qlm-ppl";
 struct opts {
     const char *model, *ref, *text, *tokens;
     int ctx, max_chunks, threads;
+    int kv_type;                 /* -1: the model's default */
     bool score_all, json;
 };
 
@@ -54,6 +55,8 @@ static void usage(FILE *f)
             "  -r, --ref REF.qlm   reference model (same tokenizer): PPL ratio, KLD,\n"
             "                      same top token\n"
             "  -t, --threads N     threads (default: physical cores)\n"
+            "      --kv-type T     KV cache of FILE: f16 or f32 (default: f16 for q8/q4\n"
+            "                      models, f32 for float ones; the reference keeps its own)\n"
             "      --json          one JSON object on stdout\n"
             "  -h, --help          this help\n"
             "  -V, --version       version\n",
@@ -79,7 +82,7 @@ static int fail(const char *fmt, ...)
 
 static int parse_args(int argc, char **argv, struct opts *o, int *exit_now)
 {
-    enum { OPT_TOKENS = 256, OPT_CHUNKS, OPT_SCORE_ALL, OPT_JSON };
+    enum { OPT_TOKENS = 256, OPT_CHUNKS, OPT_SCORE_ALL, OPT_JSON, OPT_KV_TYPE };
     static const struct option longopts[] = {
         {"file", required_argument, NULL, 'f'},
         {"tokens", required_argument, NULL, OPT_TOKENS},
@@ -89,6 +92,7 @@ static int parse_args(int argc, char **argv, struct opts *o, int *exit_now)
         {"ref", required_argument, NULL, 'r'},
         {"threads", required_argument, NULL, 't'},
         {"json", no_argument, NULL, OPT_JSON},
+        {"kv-type", required_argument, NULL, OPT_KV_TYPE},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
@@ -98,6 +102,7 @@ static int parse_args(int argc, char **argv, struct opts *o, int *exit_now)
     o->ctx = 512;
     o->max_chunks = 0;
     o->threads = 0;
+    o->kv_type = -1;
     *exit_now = -1;
     int c;
     opterr = 0;
@@ -129,6 +134,10 @@ static int parse_args(int argc, char **argv, struct opts *o, int *exit_now)
             break;
         case OPT_JSON:
             o->json = true;
+            break;
+        case OPT_KV_TYPE:
+            if (qlm_cli_parse_kv_type("--kv-type", optarg, &o->kv_type, &err))
+                return fail("%s", err.msg);
             break;
         case 'h':
             usage(stdout);
@@ -243,7 +252,7 @@ static void fmt_eta(double s, char *buf, size_t cap)
         snprintf(buf, cap, "%ds", (int)s);
 }
 
-static int cmp_side_open(struct side *sd, int ctx, int threads, const char *role)
+static int cmp_side_open(struct side *sd, int ctx, int threads, int kv_type, const char *role)
 {
     struct qlm_error err = {0};
     if (qlm_model_open(&sd->m, sd->path, &err))
@@ -253,6 +262,8 @@ static int cmp_side_open(struct side *sd, int ctx, int threads, const char *role
         return fail("--ctx %d: longer than the %s model's context (%d positions)", ctx, role,
                     max_pos);
     if (qlm_session_new(&sd->s, sd->m, ctx, threads, &err))
+        return fail("%s", err.msg);
+    if (kv_type >= 0 && qlm_session_set_kv_type(sd->s, (enum qlm_dtype)kv_type, &err))
         return fail("%s", err.msg);
     return 0;
 }
@@ -282,10 +293,10 @@ int main(int argc, char **argv)
 
     qlm_cli_catch_sigbus(prog, o.model);
     double t_load = qlm_cli_now();
-    if (cmp_side_open(&mod, o.ctx, o.threads, "scored"))
+    if (cmp_side_open(&mod, o.ctx, o.threads, o.kv_type, "scored"))
         goto out;
     if (o.ref) {
-        if (cmp_side_open(&ref, o.ctx, o.threads, "reference"))
+        if (cmp_side_open(&ref, o.ctx, o.threads, -1, "reference"))
             goto out;
         char why[128];
         if (!same_tokenizer(mod.m, ref.m, why, sizeof why)) {
@@ -429,6 +440,7 @@ int main(int argc, char **argv)
         json_t *j = json_object();
         json_object_set_new(j, "model", json_string(o.model));
         json_object_set_new(j, "type", json_string(qlm_dtype_name(hp->wtype)));
+        json_object_set_new(j, "kv_type", json_string(qlm_dtype_name(qlm_session_kv_type(mod.s))));
         json_object_set_new(j, "input", json_string(input));
         json_object_set_new(j, "n_tokens", json_integer((json_int_t)n_toks));
         json_object_set_new(j, "ctx", json_integer(o.ctx));
@@ -477,7 +489,8 @@ int main(int argc, char **argv)
         puts(s);
         free(s);
     } else {
-        printf("model        %s (%s)\n", o.model, qlm_dtype_name(hp->wtype));
+        printf("model        %s (%s, KV cache %s)\n", o.model, qlm_dtype_name(hp->wtype),
+               qlm_dtype_name(qlm_session_kv_type(mod.s)));
         if (o.ref)
             printf("reference    %s (%s)\n", o.ref,
                    qlm_dtype_name(qlm_model_hparams(ref.m)->wtype));

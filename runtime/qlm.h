@@ -75,14 +75,23 @@ size_t qlm_detok_flush(struct qlm_detok *d, char *out, size_t cap);
  * number of physical cores.  n_ctx <= 0 fails with QLM_E_INVALID, n_ctx >
  * max_pos with QLM_E_RANGE.  The cache is calloc'ed: positions never used
  * cost address space, not memory.  A session is used by one thread at a
- * time (it runs its own OpenMP threads); sessions of one model may run
- * concurrently. */
+ * time (it runs its own team of n_threads - 1 worker threads); sessions of
+ * one model may run concurrently. */
 enum qlm_err qlm_session_new(struct qlm_session **s, const struct qlm_model *m, int n_ctx,
                              int n_threads, struct qlm_error *err);
 void qlm_session_free(struct qlm_session *s);
 int qlm_session_pos(const struct qlm_session *s);     /* tokens in the cache */
 int qlm_session_ctx(const struct qlm_session *s);
 int qlm_session_threads(const struct qlm_session *s);
+/* The KV cache's element type: QLM_F16 for q8/q4 models (half the memory
+ * and attention traffic, rounding far below the weights' quantization),
+ * QLM_F32 for float models (exact references).  set_kv_type chooses either
+ * while the cache is empty (else QLM_E_INVALID).  f16 holds magnitudes up
+ * to 65504 (larger keys or values would become infinite), as in the f16
+ * cache llama.cpp uses by default. */
+enum qlm_dtype qlm_session_kv_type(const struct qlm_session *s);
+enum qlm_err qlm_session_set_kv_type(struct qlm_session *s, enum qlm_dtype t,
+                                     struct qlm_error *err);
 /* Forget cache positions >= pos (0 = empty; pos beyond the cache: no-op). */
 void qlm_session_rewind(struct qlm_session *s, int pos);
 

@@ -47,6 +47,8 @@ static void usage(FILE *fp)
           "      --ctx N           context length in tokens (default 4096, at most the\n"
           "                        model's maximum)\n"
           "  -t, --threads N       threads (default: physical cores)\n"
+          "      --kv-type T       KV cache elements: f16 or f32 (default: f16 for q8/q4\n"
+          "                        models, f32 for float ones)\n"
           "Chat:\n"
           "      --chat            interactive chat (ChatML) reading stdin line by line;\n"
           "                        '/exit' or end of input ends it\n"
@@ -74,7 +76,7 @@ static void usage(FILE *fp)
 enum {
     OPT_TOKENS = 256, OPT_NO_SPECIAL, OPT_TEMP, OPT_TOP_K, OPT_TOP_P, OPT_MIN_P, OPT_SEED,
     OPT_CTX, OPT_CHAT, OPT_SYSTEM, OPT_NO_THINK, OPT_TOKENIZE, OPT_PRINT_IDS, OPT_LOGITS_OUT,
-    OPT_NO_VERIFY,
+    OPT_NO_VERIFY, OPT_KV_TYPE,
 };
 
 static const struct option long_opts[] = {
@@ -99,6 +101,7 @@ static const struct option long_opts[] = {
     {"quiet", no_argument, NULL, 'q'},
     {"verbose", no_argument, NULL, 'v'},
     {"no-verify", no_argument, NULL, OPT_NO_VERIFY},
+    {"kv-type", required_argument, NULL, OPT_KV_TYPE},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0},
@@ -109,6 +112,7 @@ struct opts {
     int n_predict;       /* -1: not given */
     int ctx;             /* 0: not given */
     int threads;         /* 0: library default */
+    int kv_type;         /* -1: the model's default */
     bool chat, no_think, tokenize, print_ids, no_special, quiet, verbose, no_verify;
     bool seed_given;
     struct qlm_sampler_params sp;
@@ -148,6 +152,7 @@ static void parse_args(int argc, char **argv, struct opts *o)
     struct qlm_error e = {0};
     memset(o, 0, sizeof *o);
     o->n_predict = -1;
+    o->kv_type = -1;
     qlm_sampler_defaults(&o->sp);
     /* qlm-run's documented defaults, whatever the library's are. */
     o->sp.temp = 0.8f;
@@ -196,6 +201,7 @@ static void parse_args(int argc, char **argv, struct opts *o)
         case 'q': o->quiet = true; break;
         case 'v': o->verbose = true; break;
         case OPT_NO_VERIFY: o->no_verify = true; break;
+        case OPT_KV_TYPE: rc = qlm_cli_parse_kv_type("--kv-type", optarg, &o->kv_type, &e); break;
         case 'h': usage(stdout); exit(0);
         case 'V': printf(PROG " (qlm) %s\n", qlm_version()); exit(0);
         case ':': {
@@ -446,6 +452,17 @@ static void print_ids(const int32_t *ids, size_t n)
     out_flush();
 }
 
+/* The settings a run can be reproduced with, on stderr. */
+static void print_setup(const struct run *r)
+{
+    const struct opts *o = r->o;
+    fprintf(stderr,
+            "seed %" PRIu64 ", temp %g, top-k %d, top-p %g, min-p %g, ctx %d (KV cache %s), "
+            "threads %d\n", o->sp.seed, (double)o->sp.temp, o->sp.top_k, (double)o->sp.top_p,
+            (double)o->sp.min_p, qlm_session_ctx(r->s), qlm_dtype_name(qlm_session_kv_type(r->s)),
+            qlm_session_threads(r->s));
+}
+
 static int run_prompt(struct run *r, int32_t *ids, size_t n_ids, const char *text, size_t text_len)
 {
     const struct opts *o = r->o;
@@ -458,9 +475,7 @@ static int run_prompt(struct run *r, int32_t *ids, size_t n_ids, const char *tex
     r->n_prompt = (long)n_ids;
     bool generating = o->n_predict > 0;
     if (!o->quiet && generating)
-        fprintf(stderr, "seed %" PRIu64 ", temp %g, top-k %d, top-p %g, min-p %g, ctx %d, threads %d\n",
-                o->sp.seed, (double)o->sp.temp, o->sp.top_k, (double)o->sp.top_p,
-                (double)o->sp.min_p, ctx, qlm_session_threads(r->s));
+        print_setup(r);
     /* Echo the prompt as llama.cpp does (not with -q or --print-ids). */
     if (!o->quiet && !o->print_ids && generating) {
         if (text)
@@ -502,9 +517,7 @@ static int run_chat(struct run *r)
     bool tty_in = isatty(STDIN_FILENO) == 1;
     int ctx = qlm_session_ctx(r->s);
     if (!o->quiet)
-        fprintf(stderr, "seed %" PRIu64 ", temp %g, top-k %d, top-p %g, min-p %g, ctx %d, threads %d\n",
-                o->sp.seed, (double)o->sp.temp, o->sp.top_k, (double)o->sp.top_p,
-                (double)o->sp.min_p, ctx, qlm_session_threads(r->s));
+        print_setup(r);
     if (tty_in && !o->quiet)
         fputs("chat: type a message and Enter; /exit or Ctrl-D ends\n", stderr);
     char *line = NULL;
@@ -672,6 +685,8 @@ int main(int argc, char **argv)
     if (ctx == 0)
         ctx = DEFAULT_CTX < hp->max_pos ? DEFAULT_CTX : hp->max_pos;
     if (qlm_session_new(&r.s, r.m, ctx, o.threads, &e) != QLM_OK)
+        die_err(&e, EXIT_ERR);
+    if (o.kv_type >= 0 && qlm_session_set_kv_type(r.s, (enum qlm_dtype)o.kv_type, &e) != QLM_OK)
         die_err(&e, EXIT_ERR);
     if (qlm_sampler_new(&r.smp, &o.sp, hp->vocab_size, &e) != QLM_OK)
         die_err(&e, EXIT_ERR);

@@ -24,6 +24,7 @@ ok 'fr > 0.999 * tg * w / 1e9 / p && fr < 1.001 * tg * w / 1e9 / p' \
 ok 't == 1 && r == 2 && pr == 16 && g == 4' t="$(jget threads "$f")" r="$(jget reps "$f")" \
     pr="$(jget prompt "$f")" g="$(jget gen "$f")"
 [ "$(jget type "$f")" = q8 ] || fail "type $(jget type "$f"), want q8"
+[ "$(jget kv_type "$f")" = f16 ] || fail "kv_type $(jget kv_type "$f"), want f16 (q8's default)"
 [ "$(jget file_bytes "$f")" -eq "$(wc -c < "$Q8")" ] || fail "file_bytes"
 
 # QLM_ISA passes through and is reported.
@@ -31,6 +32,9 @@ QLM_ISA=scalar "$BENCH" "$Q8" --prompt 4 --gen 0 --reps 1 --probe-mib 0 --json >
     fail "QLM_ISA=scalar qlm-bench"
 [ "$(jget isa "$f")" = scalar ] || fail "isa $(jget isa "$f"), want scalar"
 [ "$(jget tg_tok_s "$f")" = null ] || fail "--gen 0 still reports decode speed"
+"$BENCH" "$Q8" --prompt 4 --gen 1 --reps 1 --probe-mib 0 --kv-type f32 --json > "$f" ||
+    fail "qlm-bench --kv-type f32"
+[ "$(jget kv_type "$f")" = f32 ] || fail "--kv-type f32: kv_type $(jget kv_type "$f")"
 
 # The human table has the bandwidth sentence.
 "$BENCH" "$Q8" --prompt 8 --gen 2 --reps 1 --probe-mib 16 > "$tmp/out" || fail "table"
@@ -42,6 +46,7 @@ expect_fail "no model" "$BENCH"
 expect_fail "prompt" "$BENCH" "$Q8" --prompt 0
 expect_fail "reps" "$BENCH" "$Q8" --reps x
 expect_fail "unknown option" "$BENCH" "$Q8" --frobnicate
+expect_fail "kv-type 'bf16': expected f16 or f32" "$BENCH" "$Q8" --kv-type bf16
 expect_fail "positions" "$BENCH" "$Q8" --prompt 1000000 --gen 1
 expect_fail "nonexistent" "$BENCH" "$tmp/nonexistent.qlm"
 echo "all ok"

@@ -24,6 +24,7 @@ expect_fail "ctx" "$PPL" "$M" --tokens "$tmp/ten.ids" --ctx 3
 expect_fail "ctx" "$PPL" "$M" --tokens "$tmp/ten.ids" --ctx 12x
 expect_fail "chunks" "$PPL" "$M" --tokens "$tmp/ten.ids" --chunks 0
 expect_fail "threads" "$PPL" "$M" --tokens "$tmp/ten.ids" --threads -1
+expect_fail "kv-type 'f8': expected f16 or f32" "$PPL" "$M" --tokens "$tmp/ten.ids" --kv-type f8
 expect_fail "nonexistent.qlm" "$PPL" "$tmp/nonexistent.qlm" --tokens "$tmp/ten.ids"
 expect_fail "nonexistent.txt" "$PPL" "$M" -f "$tmp/nonexistent.txt"
 printf 'To be, or not\377 to be' > "$tmp/latin1.txt"

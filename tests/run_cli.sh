@@ -33,6 +33,7 @@ expect_error "--top-p 0" 'top-p' "$QLM_RUN" "$M" -p hi --top-p 0
 expect_error "--seed -1" 'seed' "$QLM_RUN" "$M" -p hi --seed -1
 expect_error "-n garbage" '-n' "$QLM_RUN" "$M" -p hi -n ten
 expect_error "unknown option" 'unknown option --frobnicate' "$QLM_RUN" "$M" -p hi --frobnicate
+expect_error "--kv-type q8" "--kv-type 'q8': expected f16 or f32" "$QLM_RUN" "$M" -p hi --kv-type q8
 expect_error "missing argument" '--temp needs an argument' "$QLM_RUN" "$M" -p hi --temp
 expect_error "no prompt" 'no prompt' "$QLM_RUN" "$M"
 expect_error "no model" 'no model' "$QLM_RUN"

@@ -73,6 +73,13 @@ rc=$?
     pass "full context: status 0, $(wc -w <"$T/out") tokens, note on stderr" ||
     fail "full context: status $rc, $(cat "$T/err")"
 
+# The KV cache: f32 for a float model, f16 for a quantized one, unless --kv-type.
+kv_of() { "$QLM_RUN" "$@" --no-verify -p "To be" -n 1 --temp 0 2>&1 >/dev/null |
+    sed -n 's/.*(KV cache \([a-z0-9]*\)).*/\1/p'; }
+a=$(kv_of "$F32"); b=$(kv_of "$Q8"); c=$(kv_of "$Q8" --kv-type f32)
+[ "$a/$b/$c" = f32/f16/f32 ] && pass "KV cache types: f32 model $a, q8 $b, q8 --kv-type f32 $c" ||
+    fail "KV cache types: '$a/$b/$c', want f32/f16/f32"
+
 # --logits-out: positions x vocab f32; equal to PyTorch's reference logits.
 printf '1249 387 11 476 537 311 387\n' >"$T/seq.ids"
 "$QLM_RUN" "$F32" --tokens "$T/seq.ids" -n 0 --logits-out "$T/l.f32" 2>/dev/null &&
