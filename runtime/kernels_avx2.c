@@ -2,9 +2,9 @@
  * kernels_avx2.c — AVX2 + FMA + F16C kernels (Haswell and later, Zen).
  *
  * q8: maddubs needs one unsigned operand, so each 32-byte chunk multiplies
- * |w| (unsigned) by x with w's sign applied (sign_epi8); the int16 pairs are
- * at most 2 * 127 * 127 (or 2 * 128 * 127), no saturation, and madd with ones
- * widens them to int32.
+ * |x| (unsigned) by w with x's sign applied (sign_epi8); the int16 pairs are
+ * at most 2 * 127 * 127, no saturation, and madd with ones widens them to
+ * int32.
  * q4: the nibbles n in [0, 15] are already unsigned: maddubs(n, x) summed over
  * up to 4 chunks stays within int16 (4 * 4 * 15 * 127 per lane), and the -8
  * offset is maddubs(8, x) per token and chunk, subtracted before widening.
@@ -14,44 +14,52 @@
 
 #include "kernels_x86.h"
 
-KX_INLINE void q8_block(int rb, const struct kx_block *b, int n, float *y, int ldy, int group)
+/* q8: 8 rows x tb tokens (tb = 1 decode, 2 prompts).  The absolute value is
+ * taken of the activations, once per token and chunk, and the weights get
+ * their signs (sign_epi8(w, x)): one op per row fewer than |w| and x with
+ * w's sign, and |x| <= 127 by construction.  (A weight of -128, which no
+ * converter writes and qlm(5) excludes, would get a wrong sign here.)
+ * Tokens one after the other within a group: their 8 row sums are reduced
+ * before the next token's start, so 8 accumulators suffice; the second
+ * token's weight loads hit L1. */
+KX_INLINE void q8_block(int tb, const struct kx_block *b, int n, float *y, int ldy, int group)
 {
-    const int tb = 8 / rb, ng = n / group, nc = group / 32;
+    const int ng = n / group, nc = group / 32;
     const __m256i ones = _mm256_set1_epi16(1);
-    __m256 acc = _mm256_setzero_ps();
+    __m256 acc[2] = { _mm256_setzero_ps(), _mm256_setzero_ps() };
     for (int g = 0; g < ng; g++) {
-        __m256i s[8];
-        UNROLL for (int i = 0; i < 8; i++)
-            s[i] = _mm256_setzero_si256();
-        for (int c = 0; c < nc; c++) {
-            int k = g * group + c * 32;
-            __m256i xv[2];
-            UNROLL for (int t = 0; t < tb; t++)
-                xv[t] = _mm256_loadu_si256((const __m256i *)(b->x[t] + k));
-            UNROLL for (int r = 0; r < rb; r++) {
-                if (rb == 8)
-                    kx_prefetch(b, g, c, r);
-                __m256i w = _mm256_loadu_si256((const __m256i *)kx_chunk(b, g, c, r));
-                __m256i aw = _mm256_abs_epi8(w);
-                UNROLL for (int t = 0; t < tb; t++) {
-                    __m256i p = _mm256_maddubs_epi16(aw, _mm256_sign_epi8(xv[t], w));
-                    s[t * rb + r] = _mm256_add_epi32(s[t * rb + r], _mm256_madd_epi16(p, ones));
+        __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)kx_scales(b, g)));
+        UNROLL for (int t = 0; t < tb; t++) {
+            __m256i s[8];
+            UNROLL for (int i = 0; i < 8; i++)
+                s[i] = _mm256_setzero_si256();
+            for (int c = 0; c < nc; c++) {
+                __m256i xv = _mm256_loadu_si256((const __m256i *)(b->x[t] + g * group + c * 32));
+                __m256i ax = _mm256_abs_epi8(xv);
+                UNROLL for (int r = 0; r < 8; r++) {
+                    if (tb == 1)
+                        kx_prefetch(b, g, c, r);
+                    __m256i w = _mm256_loadu_si256((const __m256i *)kx_chunk(b, g, c, r));
+                    __m256i p = _mm256_maddubs_epi16(ax, _mm256_sign_epi8(w, xv));
+                    s[r] = _mm256_add_epi32(s[r], _mm256_madd_epi16(p, ones));
                 }
             }
+            acc[t] = scale_add(acc[t], hsum8_epi32(s), _mm256_mul_ps(dw, _mm256_set1_ps(b->xd[t][g])));
         }
-        acc = scale_add(acc, hsum8_epi32(s), block_scales(rb, b, g));
     }
-    store_block(y, ldy, rb, b->nr, b->nv, acc);
+    store_block(y, ldy, 8, b->nr, 1, acc[0]);
+    if (tb == 2 && b->nv > 1)
+        store_block(y + ldy, ldy, 8, b->nr, 1, acc[1]);
 }
 
-static void q8_block4(const struct kx_block *b, int n, int group, float *y, int ldy)
+static void q8_block82(const struct kx_block *b, int n, int group, float *y, int ldy)
 {
-    KX_GROUP32(q8_block, 4, b, n, y, ldy);
+    KX_GROUP32(q8_block, 2, b, n, y, ldy);
 }
 
-static void q8_block8(const struct kx_block *b, int n, int group, float *y, int ldy)
+static void q8_block81(const struct kx_block *b, int n, int group, float *y, int ldy)
 {
-    KX_GROUP32(q8_block, 8, b, n, y, ldy);
+    KX_GROUP32(q8_block, 1, b, n, y, ldy);
 }
 
 /* Four int32x8 vectors, each holding two rows' partial sums (4 lanes per
@@ -132,8 +140,8 @@ static void q4_block8(const struct kx_block *b, int n, int group, float *y, int 
     KX_GROUP32(q4_block, 8, b, n, y, ldy);
 }
 
-KX_GEMM_DRIVER(avx2_gemm_q8, 8, q8_block4, q8_block8)
-KX_GEMM_DRIVER(avx2_gemm_q4, 4, q4_block4, q4_block8)
+KX_GEMM_DRIVER(avx2_gemm_q8, 8, 8, q8_block82, q8_block81)
+KX_GEMM_DRIVER(avx2_gemm_q4, 4, 4, q4_block4, q4_block8)
 
 const struct qlm_isa_kernels qlm_kernels_avx2 = {
     .name = "avx2",

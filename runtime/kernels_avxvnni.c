@@ -87,8 +87,8 @@ static void q4_block8(const struct kx_block *b, int n, int group, float *y, int 
     KX_GROUP32(vnni_block, 4, 8, b, n, y, ldy);
 }
 
-KX_GEMM_DRIVER(vnni_gemm_q8, 8, q8_block4, q8_block8)
-KX_GEMM_DRIVER(vnni_gemm_q4, 4, q4_block4, q4_block8)
+KX_GEMM_DRIVER(vnni_gemm_q8, 8, 4, q8_block4, q8_block8)
+KX_GEMM_DRIVER(vnni_gemm_q4, 4, 4, q4_block4, q4_block8)
 
 const struct qlm_isa_kernels VNNI_TABLE = {
     .name = VNNI_NAME,

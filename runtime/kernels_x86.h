@@ -4,7 +4,8 @@
  * with that file's target flags; nothing here is exported.
  *
  * The integer GEMMs all work the same way: a block of (row, token) pairs —
- * 8 of them, (4 rows x 2 tokens) or (8 rows x 1 token), rows from one 8-row
+ * 8 of them, (4 rows x 2 tokens) or (8 rows x 1 token; AVX2 q8 runs two
+ * such blocks, one per token, on the same 8 rows), rows from one 8-row
  * block of the file's interleaved layout — keeps one int32
  * vector of partial dot products per pair for the current group; at the end
  * of the group hsum8() folds the 8 vectors into one vector of 8 exact group
@@ -391,10 +392,10 @@ KX_INLINE void block_tokens(struct kx_block *b, int tb, const int8_t *xq, const 
     }
 }
 
-/* Drives a block kernel fn(b, n, group, y, ldy) over rows [r0, r1) (r0 a
- * multiple of 8) x all tokens: 8 rows x 1 token when nt == 1 (decode), else
- * 4 rows x 2 tokens. */
-#define KX_GEMM_DRIVER(name, bits, block4, block8)                                          \
+/* Drives block kernels fn(b, n, group, y, ldy) over rows [r0, r1) (r0 a
+ * multiple of 8) x all tokens: blockn, 8 rows x 1 token, when nt == 1
+ * (decode); else blockt, prompt_rows (4 or 8) rows x 2 tokens. */
+#define KX_GEMM_DRIVER(name, bits, prompt_rows, blockt, blockn)                             \
     static void name(int n, int group, const void *w, int r0, int r1, const int8_t *xq,     \
                      const float *xd, int nt, float *y, int ldy)                            \
     {                                                                                       \
@@ -406,15 +407,15 @@ KX_INLINE void block_tokens(struct kx_block *b, int tb, const int8_t *xq, const 
             for (int r = r0; r < r1; r += 8) {                                              \
                 block_rows(&b, bits, w, n, group, r, 8, r1);                                \
                 block_tokens(&b, 1, xq, xd, n, ng, 0, 1);                                   \
-                block8(&b, n, group, y + r, ldy);                                           \
+                blockn(&b, n, group, y + r, ldy);                                           \
             }                                                                               \
             return;                                                                         \
         }                                                                                   \
-        for (int r = r0; r < r1; r += 4) {                                                  \
-            block_rows(&b, bits, w, n, group, r, 4, r1);                                    \
+        for (int r = r0; r < r1; r += (prompt_rows)) {                                      \
+            block_rows(&b, bits, w, n, group, r, (prompt_rows), r1);                        \
             for (int t = 0; t < nt; t += 2) {                                               \
                 block_tokens(&b, 2, xq, xd, n, ng, t, nt);                                  \
-                block4(&b, n, group, y + (size_t)t * ldy + r, ldy);                         \
+                blockt(&b, n, group, y + (size_t)t * ldy + r, ldy);                         \
             }                                                                               \
         }                                                                                   \
     }
