@@ -804,21 +804,8 @@ static void attention(struct qlm_session *s, struct worker *w, int l, int p0, in
         const float *q = s->q + (size_t)t * q_dim + (size_t)kvh * per_kv * hd;
         scores(hd, kh, 0, n_pos, q, per_kv, sc, n_ctx);
         for (int j = 0; j < per_kv; j++) {
-            float *sj = sc + (size_t)j * n_ctx, mx = -INFINITY;
-            for (int p = 0; p < n_pos; p++) {
-                sj[p] *= scale;
-                if (sj[p] > mx)
-                    mx = sj[p];
-            }
-            /* softmax, max subtracted so exp never overflows */
-            double sum = 0.0;
-            for (int p = 0; p < n_pos; p++) {
-                sj[p] = expf(sj[p] - mx);
-                sum += sj[p];
-            }
-            float inv = (float)(1.0 / sum);
-            for (int p = 0; p < n_pos; p++)
-                sj[p] *= inv;
+            float *sj = sc + (size_t)j * n_ctx;
+            kern->softmax_f32(sj, n_pos, scale);
             int h = kvh * per_kv + j;
             float *out = s->att + (size_t)t * q_dim + (size_t)h * hd;
             if (f16)

@@ -50,6 +50,11 @@ typedef void (*qlm_wsum_fn)(int n, const float *w, const float *v, int rows, flo
 /* The same over f16 value rows (an f16 KV cache). */
 typedef void (*qlm_wsum_f16_fn)(int n, const float *w, const uint16_t *v, int rows, float *out);
 
+/* x[0 .. n) <- softmax(scale * x), n >= 1: the maximum subtracted first, so
+ * no exponential overflows.  ISAs may differ from the scalar one (libm expf,
+ * a double sum) by a few float roundings. */
+typedef void (*qlm_softmax_fn)(float *x, int n, float scale);
+
 struct qlm_isa_kernels {
     const char *name;            /* "scalar", "avx2", ... */
     qlm_quantize_act_fn quantize_act;
@@ -60,6 +65,7 @@ struct qlm_isa_kernels {
     qlm_gemm_f_fn gemm_bf16;
     qlm_wsum_fn wsum_f32;
     qlm_wsum_f16_fn wsum_f16;
+    qlm_softmax_fn softmax_f32;
 };
 
 extern const struct qlm_isa_kernels qlm_kernels_scalar;

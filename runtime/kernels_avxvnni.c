@@ -100,4 +100,5 @@ const struct qlm_isa_kernels VNNI_TABLE = {
     .gemm_bf16 = x86_gemm_bf16,
     .wsum_f32 = x86_wsum_f32,
     .wsum_f16 = x86_wsum_f16,
+    .softmax_f32 = x86_softmax_f32,
 };

@@ -191,6 +191,24 @@ static void scalar_wsum_f16(int n, const float *w, const uint16_t *v, int rows, 
             out[i] += w[r] * qlm_f16_to_f32(v[(size_t)r * n + i]);
 }
 
+static void scalar_softmax_f32(float *x, int n, float scale)
+{
+    float mx = -INFINITY;
+    for (int i = 0; i < n; i++) {
+        x[i] *= scale;
+        if (x[i] > mx)
+            mx = x[i];
+    }
+    double sum = 0.0;
+    for (int i = 0; i < n; i++) {
+        x[i] = expf(x[i] - mx);
+        sum += x[i];
+    }
+    float inv = (float)(1.0 / sum);
+    for (int i = 0; i < n; i++)
+        x[i] *= inv;
+}
+
 const struct qlm_isa_kernels qlm_kernels_scalar = {
     .name = "scalar",
     .quantize_act = scalar_quantize_act,
@@ -201,4 +219,5 @@ const struct qlm_isa_kernels qlm_kernels_scalar = {
     .gemm_bf16 = scalar_gemm_bf16,
     .wsum_f32 = scalar_wsum_f32,
     .wsum_f16 = scalar_wsum_f16,
+    .softmax_f32 = scalar_softmax_f32,
 };

@@ -312,6 +312,85 @@ static void x86_wsum_f16(int n, const float *w, const uint16_t *v, int rows, flo
     wsum_any(1, n, w, v, rows, out);
 }
 
+/* e^x for x <= 0, 8 at a time: x = n ln2 + r with |r| <= ln2 / 2 (ln2 split
+ * in two so n ln2 is exact), e^r by its Taylor series to degree 7
+ * (truncation < 6e-9 relative, below a float ulp), times 2^n built in the
+ * exponent bits.  Inputs below -87.3 (and NaN) give 2^-126 instead of
+ * underflowing: next to the maximum's e^0 = 1 in a softmax that is nil. */
+KX_INLINE __m256 exp_neg_ps(__m256 x)
+{
+    x = _mm256_max_ps(x, _mm256_set1_ps(-87.3f));
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504f)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693145752f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(1.42860677e-6f), r);
+    __m256 p = _mm256_set1_ps(1.0f / 5040.0f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 720.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)),
+                                  23);
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+
+KX_INLINE float hmax_ps(__m256 v)
+{
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    return _mm_cvtss_f32(_mm_max_ss(m, _mm_shuffle_ps(m, m, 1)));
+}
+
+/* Attention's softmax: the scalar one's three passes, 8 lanes at a time,
+ * the sum in double as there (a float sum of 40k terms would drift by
+ * ~1e-4); the tail goes through an 8-float buffer with the same exp. */
+static void x86_softmax_f32(float *x, int n, float scale)
+{
+    const __m256 vs = _mm256_set1_ps(scale);
+    __m256 m = _mm256_set1_ps(-INFINITY);
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_mul_ps(_mm256_loadu_ps(x + i), vs);
+        _mm256_storeu_ps(x + i, v);
+        m = _mm256_max_ps(m, v);
+    }
+    float mxs = hmax_ps(m);
+    for (int k = i; k < n; k++) {
+        x[k] *= scale;
+        if (x[k] > mxs)
+            mxs = x[k];
+    }
+    const __m256 mx = _mm256_set1_ps(mxs);
+    __m256d sum = _mm256_setzero_pd();
+    for (i = 0; i + 8 <= n; i += 8) {
+        __m256 e = exp_neg_ps(_mm256_sub_ps(_mm256_loadu_ps(x + i), mx));
+        _mm256_storeu_ps(x + i, e);
+        sum = _mm256_add_pd(sum, _mm256_add_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(e)),
+                                               _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1))));
+    }
+    double sums[4];
+    _mm256_storeu_pd(sums, sum);
+    double total = (sums[0] + sums[1]) + (sums[2] + sums[3]);
+    if (i < n) {
+        float tail[8] = { 0 };
+        memcpy(tail, x + i, (size_t)(n - i) * sizeof(float));
+        _mm256_storeu_ps(tail, exp_neg_ps(_mm256_sub_ps(_mm256_loadu_ps(tail), mx)));
+        for (int k = i; k < n; k++) {
+            x[k] = tail[k - i];
+            total += x[k];
+        }
+    }
+    const float invs = (float)(1.0 / total);
+    const __m256 inv = _mm256_set1_ps(invs);
+    for (i = 0; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), inv));
+    for (; i < n; i++)
+        x[i] *= invs;
+}
+
 /* ---- block iteration shared by the integer GEMMs ------------------------ */
 
 /* The default group, 32, gets its own instance of each block kernel (the

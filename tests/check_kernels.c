@@ -106,6 +106,9 @@ END_TEST
 START_TEST(ck_test_wsum) { test_wsum(); }
 END_TEST
 
+START_TEST(ck_test_softmax) { test_softmax(); }
+END_TEST
+
 /* ---- dispatch ----------------------------------------------------------- */
 
 START_TEST(test_dispatch)
@@ -141,6 +144,7 @@ static Suite *kernels_suite(void)
     tcase_add_test(tc, ck_test_gemm_q_extremes);
     tcase_add_test(tc, ck_test_gemm_float);
     tcase_add_test(tc, ck_test_wsum);
+    tcase_add_test(tc, ck_test_softmax);
     suite_add_tcase(s, tc);
     return s;
 }

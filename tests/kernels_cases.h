@@ -14,7 +14,7 @@
  *     scales; the scalar result is also checked against an independent
  *     double-precision sum computed here;
  *   - gemm_f32/f16/bf16 and wsum_f32/f16 agree with an exact sum within
- *     float rounding;
+ *     float rounding, softmax_f32 with a softmax in double;
  *   - nothing outside rows [r0, r1) x nt tokens of y is written.
  * Shapes cover odd group counts, row counts that are not multiples of the row
  * block, nt = 1, 2, 3, 5, 17, r0 > 0 and ldy > rows.
@@ -526,6 +526,73 @@ static void test_wsum(void)
         for (size_t ri = 0; ri < sizeof rows_list / sizeof rows_list[0]; ri++)
             for (int f16 = 0; f16 < 2; f16++)
                 run_wsum(f16, ns[ni], rows_list[ri]);
+}
+
+/* ---- attention's softmax ------------------------------------------------- */
+
+/* Every ISA's softmax_f32 (the scalar one included) against a softmax in
+ * double: each output within 2e-6 relative plus what rounding its argument
+ * x * scale - max to float costs (2 ulps of it), +1e-30 absolute (outputs
+ * below e^-87 may be 2^-126 instead of nearly 0); the outputs summing to 1
+ * within 1e-5, and nothing written past n. */
+static void run_softmax(const float *in, int n, float scale)
+{
+    float *y = xmalloc(sizeof(float) * (n + 1));
+    double *exact = xmalloc(sizeof(double) * n), mx = -INFINITY, sum = 0;
+    for (int i = 0; i < n; i++)
+        if ((double)in[i] * scale > mx)
+            mx = (double)in[i] * scale;
+    for (int i = 0; i < n; i++)
+        sum += exact[i] = exp((double)in[i] * scale - mx);
+    for (int i = 0; i < n; i++)
+        exact[i] /= sum;
+    for (int k = -1; k < n_isas; k++) {
+        const struct qlm_isa_kernels *ks = k < 0 ? &qlm_kernels_scalar : isas[k];
+        if (ks->softmax_f32 == NULL)
+            continue;
+        memcpy(y, in, sizeof(float) * n);
+        y[n] = -777.0f;
+        ks->softmax_f32(y, n, scale);
+        KT_ASSERT(y[n] == -777.0f, "%s softmax_f32 wrote past n = %d", ks->name, n);
+        double total = 0;
+        for (int i = 0; i < n; i++) {
+            total += y[i];
+            /* x * scale - max rounded to float moves e^that by its ulp */
+            double arg = fabs((double)in[i] * scale - mx);
+            KT_ASSERT(fabs(y[i] - exact[i]) <= (2e-6 + 2.4e-7 * arg) * exact[i] + 1e-30,
+                      "%s softmax_f32 n=%d scale=%g out %d: %.9g vs %.9g", ks->name, n,
+                      (double)scale, i, y[i], exact[i]);
+        }
+        KT_ASSERT(fabs(total - 1.0) <= 1e-5, "%s softmax_f32 n=%d sums to %.9g", ks->name, n,
+                  total);
+    }
+    free(y);
+    free(exact);
+}
+
+/* Lengths around the 8-lane blocks up to a long context; scores of attention's
+ * range, all equal, one spike, and spreads wide enough to underflow. */
+static void test_softmax(void)
+{
+    static const int ns[] = { 1, 2, 7, 8, 9, 15, 16, 17, 63, 300, 4099 };
+    float *in = xmalloc(sizeof(float) * 4099);
+    rng_state = 44;
+    for (size_t ni = 0; ni < sizeof ns / sizeof ns[0]; ni++) {
+        int n = ns[ni];
+        for (int i = 0; i < n; i++)
+            in[i] = 30.0f * rnd_float();
+        run_softmax(in, n, 0.125f);
+        run_softmax(in, n, 1.0f);
+        for (int i = 0; i < n; i++)
+            in[i] = 3.0f;
+        run_softmax(in, n, 0.088f);
+        in[n / 2] = 1000.0f;
+        run_softmax(in, n, 1.0f);
+        for (int i = 0; i < n; i++)
+            in[i] = -400.0f * (float)(i % 5);
+        run_softmax(in, n, 1.0f);
+    }
+    free(in);
 }
 
 #endif

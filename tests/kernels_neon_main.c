@@ -45,6 +45,7 @@ int main(void)
         { "gemm_q_extremes", test_gemm_q_extremes },
         { "gemm_float", test_gemm_float },
         { "wsum", test_wsum },
+        { "softmax", test_softmax },
     };
     for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
         tests[i].fn();
