@@ -18,19 +18,8 @@ gen=${QLM_BENCH_GEN:-64}
 reps=${QLM_BENCH_REPS:-1}
 probe=${QLM_BENCH_PROBE_MIB:-1024}
 
-die() { echo "run_table.sh: $*" >&2; exit 1; }
-say() { echo "run_table.sh: $*" >&2; }
-
-# A program from the build directory (top level or its folder), else $PATH.
-find_prog() {
-    for p in "$build/$1" "$build/runtime/$1" "$build/convert/$1" "$build/formats/$1"; do
-        if [ -x "$p" ]; then echo "$p"; return 0; fi
-    done
-    command -v "$1" 2>/dev/null || return 1
-}
-
-# "key": value of a one-line JSON object (jansson's output: no nesting here).
-jget() { sed -n "s/.*\"$1\": \([^,}]*\).*/\1/p" | head -n 1 | tr -d '"'; }
+me=run_table.sh
+. "$(dirname "$0")/lib.sh"
 
 bench=$(find_prog qlm-bench) || die "qlm-bench not found in $build or \$PATH (build it first)"
 mkdir -p "$dir"

@@ -42,6 +42,18 @@ cat "$tmp/out"
 grep -Eq "^decode .* tok/s = .* GB/s of weights = .*% of the .* GB/s probe" "$tmp/out" ||
     fail "no bandwidth line"
 
+# bench/isa_table.sh: one row per kernel set that runs here, scalar first.
+ISA_TABLE="$top_srcdir/bench/isa_table.sh"
+QLM_ISA_LIST="scalar avx2 neon" QLM_ISA_PROMPT=4 QLM_ISA_GEN=1 \
+    "$ISA_TABLE" "$(dirname "$BENCH")" "$Q8" > "$tmp/isa.md" 2> "$tmp/isa.err" ||
+    fail "isa_table.sh: $(cat "$tmp/isa.err")"
+cat "$tmp/isa.md"
+grep -q '^| scalar | [0-9.]* | [0-9.]* | 1.0x | 1.0x |$' "$tmp/isa.md" || fail "isa_table.sh: no scalar row"
+[ "$(grep -c '^| [a-z0-9]* | ' "$tmp/isa.md")" -ge 1 ] || fail "isa_table.sh: no rows"
+QLM_ISA_LIST=bogus "$ISA_TABLE" "$(dirname "$BENCH")" "$Q8" > /dev/null 2> "$tmp/isa.err" &&
+    fail "isa_table.sh ran with no kernel set"
+grep -q "no kernel set ran" "$tmp/isa.err" || fail "isa_table.sh: $(cat "$tmp/isa.err")"
+
 expect_fail "no model" "$BENCH"
 expect_fail "prompt" "$BENCH" "$Q8" --prompt 0
 expect_fail "reps" "$BENCH" "$Q8" --reps x
