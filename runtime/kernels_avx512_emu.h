@@ -53,6 +53,32 @@ KX512_INLINE kx512i kx512_sub_epi32(kx512i a, kx512i b)
     return kx512_make(_mm256_sub_epi32(a.lo, b.lo), _mm256_sub_epi32(a.hi, b.hi));
 }
 
+KX512_INLINE kx512i kx512_add_epi32(kx512i a, kx512i b)
+{
+    return kx512_make(_mm256_add_epi32(a.lo, b.lo), _mm256_add_epi32(a.hi, b.hi));
+}
+
+/* The unpacks work within 128-bit lanes, as AVX2's do within each ymm's two. */
+KX512_INLINE kx512i kx512_unpacklo_epi32(kx512i a, kx512i b)
+{
+    return kx512_make(_mm256_unpacklo_epi32(a.lo, b.lo), _mm256_unpacklo_epi32(a.hi, b.hi));
+}
+
+KX512_INLINE kx512i kx512_unpackhi_epi32(kx512i a, kx512i b)
+{
+    return kx512_make(_mm256_unpackhi_epi32(a.lo, b.lo), _mm256_unpackhi_epi32(a.hi, b.hi));
+}
+
+KX512_INLINE kx512i kx512_unpacklo_epi64(kx512i a, kx512i b)
+{
+    return kx512_make(_mm256_unpacklo_epi64(a.lo, b.lo), _mm256_unpacklo_epi64(a.hi, b.hi));
+}
+
+KX512_INLINE kx512i kx512_unpackhi_epi64(kx512i a, kx512i b)
+{
+    return kx512_make(_mm256_unpackhi_epi64(a.lo, b.lo), _mm256_unpackhi_epi64(a.hi, b.hi));
+}
+
 KX512_INLINE kx512i kx512_dpbusd_epi32(kx512i src, kx512i a, kx512i b)
 {
     /* kx_dpbusd_emu (kernels_x86.h) on each half */
@@ -110,6 +136,11 @@ KX512_INLINE kx512i kx512_shuffle_i64x2(kx512i a, kx512i b, int imm)
 #undef _mm512_set1_epi8
 #undef _mm512_xor_si512
 #undef _mm512_sub_epi32
+#undef _mm512_add_epi32
+#undef _mm512_unpacklo_epi32
+#undef _mm512_unpackhi_epi32
+#undef _mm512_unpacklo_epi64
+#undef _mm512_unpackhi_epi64
 #undef _mm512_dpbusd_epi32
 #undef _mm512_broadcast_i64x4
 #undef _mm512_castsi256_si512
@@ -123,6 +154,11 @@ KX512_INLINE kx512i kx512_shuffle_i64x2(kx512i a, kx512i b, int imm)
 #define _mm512_set1_epi8 kx512_set1_epi8
 #define _mm512_xor_si512 kx512_xor_si512
 #define _mm512_sub_epi32 kx512_sub_epi32
+#define _mm512_add_epi32 kx512_add_epi32
+#define _mm512_unpacklo_epi32 kx512_unpacklo_epi32
+#define _mm512_unpackhi_epi32 kx512_unpackhi_epi32
+#define _mm512_unpacklo_epi64 kx512_unpacklo_epi64
+#define _mm512_unpackhi_epi64 kx512_unpackhi_epi64
 #define _mm512_dpbusd_epi32 kx512_dpbusd_epi32
 #define _mm512_broadcast_i64x4 kx512_broadcast_i64x4
 #define _mm512_castsi256_si512 kx512_castsi256_si512

@@ -8,9 +8,8 @@
  * all tokens of the block, and group size 32, 64 or 128 all work the same.
  * Arithmetic as kernels_avxvnni.c (u8 x s8 with a per-token correction):
  *   q8: sum (w ^ 0x80) * x - 128 * sum x;  q4: sum n * x - 8 * sum x.
- * At the end of a group the halves are split into 8 ymm per token and
- * reduced with the same hsum8 as the AVX2 kernels; the float part matches
- * the scalar reference bit for bit.  The float GEMMs are the 256-bit FMA ones
+ * At the end of a group each token's 4 zmm are folded to its 8 row sums
+ * (z_hsum_pairs); the float part matches the scalar reference bit for bit.  The float GEMMs are the 256-bit FMA ones
  * of kernels_x86.h (they are bandwidth-bound).
  *
  * Built a second time for the tests with QLM_AVX512_EMULATE (AVX2 flags only):
@@ -51,7 +50,30 @@ KX_INLINE __m512i pair_q4(const struct kx_block *b, int g, int c, int p)
     return _mm512_shuffle_i64x2(z, z, _MM_SHUFFLE(3, 1, 2, 0));
 }
 
-/* 8 rows x tb tokens (tb 1..4); bits 8 or 4. */
+/* One token's group sums from its 4 zmm of row pairs (low 256 bits row 2p,
+ * high row 2p+1, each 8 partial sums), in row order.  Folding in zmm first
+ * (unpack and add in each 128-bit lane: four zmm -> one holding, per lane,
+ * rows 0 2 4 6 or 1 3 5 7) costs 9 zmm + 6 ymm ops instead of splitting into
+ * 8 ymm for hsum8 (4 + 21). */
+KX_INLINE __m256i z_hsum_pairs(const __m512i d[4])
+{
+    __m512i a = _mm512_add_epi32(_mm512_unpacklo_epi32(d[0], d[1]),
+                                 _mm512_unpackhi_epi32(d[0], d[1]));
+    __m512i b = _mm512_add_epi32(_mm512_unpacklo_epi32(d[2], d[3]),
+                                 _mm512_unpackhi_epi32(d[2], d[3]));
+    /* per 128-bit lane: [d0 d1 d2 d3] partial sums; lanes 0, 1 from the pairs'
+     * even rows (0 2 4 6), lanes 2, 3 from their odd rows (1 3 5 7) */
+    __m512i f = _mm512_add_epi32(_mm512_unpacklo_epi64(a, b), _mm512_unpackhi_epi64(a, b));
+    __m256i ev = _mm512_castsi512_si256(f), od = _mm512_extracti64x4_epi64(f, 1);
+    __m256i u = _mm256_unpacklo_epi32(ev, od), v = _mm256_unpackhi_epi32(ev, od);
+    /* u = [rows 0-3 | rows 0-3], v = [rows 4-7 | rows 4-7], each half a partial */
+    return _mm256_add_epi32(_mm256_permute2x128_si256(u, v, 0x20),
+                            _mm256_permute2x128_si256(u, v, 0x31));
+}
+
+/* 8 rows x tb tokens (tb 1..4); bits 8 or 4.  A group's accumulators start
+ * at minus the token's bias correction (its dpbusd of the bias against the
+ * group's activations), so the sums come out corrected. */
 KX_INLINE void z_block(int bits, int tb, const struct kx_block *b, int n, float *y, int ldy,
                        int group)
 {
@@ -61,19 +83,21 @@ KX_INLINE void z_block(int bits, int tb, const struct kx_block *b, int n, float 
     UNROLL for (int t = 0; t < 4; t++)
         acc[t] = _mm256_setzero_ps();
     for (int g = 0; g < ng; g++) {
-        __m512i s[4][4], cx[4];
-        UNROLL for (int t = 0; t < 4; t++) {
-            cx[t] = _mm512_setzero_si512();
+        __m512i s[4][4], ncx[4];
+        UNROLL for (int t = 0; t < tb; t++) {
+            __m512i cx = _mm512_setzero_si512();
+            for (int c = 0; c < group / 32; c++)
+                cx = _mm512_dpbusd_epi32(cx, bias, _mm512_broadcast_i64x4(_mm256_loadu_si256(
+                                                       (const __m256i *)(b->x[t] + g * group + c * 32))));
+            ncx[t] = _mm512_sub_epi32(_mm512_setzero_si512(), cx);
             UNROLL for (int p = 0; p < 4; p++)
-                s[p][t] = _mm512_setzero_si512();
+                s[p][t] = ncx[t];
         }
         for (int c = 0; c < group / 32; c++) {
             int k = g * group + c * 32;
             __m512i xb[4];
-            UNROLL for (int t = 0; t < tb; t++) {
+            UNROLL for (int t = 0; t < tb; t++)
                 xb[t] = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(b->x[t] + k)));
-                cx[t] = _mm512_dpbusd_epi32(cx[t], bias, xb[t]);
-            }
             UNROLL for (int p = 0; p < 4; p++) {
                 if (tb == 1)
                     kx_prefetch(b, g, c, 2 * p);
@@ -84,13 +108,8 @@ KX_INLINE void z_block(int bits, int tb, const struct kx_block *b, int n, float 
         }
         __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)kx_scales(b, g)));
         UNROLL for (int t = 0; t < tb; t++) {
-            __m256i v[8];
-            UNROLL for (int p = 0; p < 4; p++) {
-                __m512i d = _mm512_sub_epi32(s[p][t], cx[t]);
-                v[2 * p] = _mm512_castsi512_si256(d);
-                v[2 * p + 1] = _mm512_extracti64x4_epi64(d, 1);
-            }
-            acc[t] = scale_add(acc[t], hsum8_epi32(v),
+            __m512i d[4] = { s[0][t], s[1][t], s[2][t], s[3][t] };
+            acc[t] = scale_add(acc[t], z_hsum_pairs(d),
                                _mm256_mul_ps(dw, _mm256_set1_ps(b->xd[t][g])));
         }
     }
