@@ -35,17 +35,23 @@ KX_INLINE void vnni_block(int bits, int rb, const struct kx_block *b, int n, flo
     const __m256i bias = _mm256_set1_epi8(bits == 8 ? (char)0x80 : 8);
     __m256 acc = _mm256_setzero_ps();
     for (int g = 0; g < ng; g++) {
-        __m256i s[8], cx[2];
-        UNROLL for (int i = 0; i < 8; i++)
-            s[i] = _mm256_setzero_si256();
-        cx[0] = cx[1] = _mm256_setzero_si256();
+        /* the sums start at minus the tokens' bias corrections (the bias's
+         * dpbusd against the group's activations): no subtractions after */
+        __m256i s[8];
+        UNROLL for (int t = 0; t < tb; t++) {
+            __m256i cx = _mm256_setzero_si256();
+            for (int c = 0; c < group / 32; c++)
+                cx = dpbusd(cx, bias,
+                            _mm256_loadu_si256((const __m256i *)(b->x[t] + g * group + c * 32)));
+            cx = _mm256_sub_epi32(_mm256_setzero_si256(), cx);
+            UNROLL for (int r = 0; r < rb; r++)
+                s[t * rb + r] = cx;
+        }
         for (int c = 0; c < group / 32; c++) {
             int k = g * group + c * 32;
             __m256i xv[2];
-            UNROLL for (int t = 0; t < tb; t++) {
+            UNROLL for (int t = 0; t < tb; t++)
                 xv[t] = _mm256_loadu_si256((const __m256i *)(b->x[t] + k));
-                cx[t] = dpbusd(cx[t], bias, xv[t]);
-            }
             UNROLL for (int r = 0; r < rb; r++) {
                 if (rb == 8)
                     kx_prefetch(b, g, c, r);
@@ -59,9 +65,6 @@ KX_INLINE void vnni_block(int bits, int rb, const struct kx_block *b, int n, flo
                     s[t * rb + r] = dpbusd(s[t * rb + r], w, xv[t]);
             }
         }
-        UNROLL for (int t = 0; t < tb; t++)
-            UNROLL for (int r = 0; r < rb; r++)
-                s[t * rb + r] = _mm256_sub_epi32(s[t * rb + r], cx[t]);
         acc = scale_add(acc, hsum8_epi32(s), block_scales(rb, b, g));
     }
     store_block(y, ldy, rb, b->nr, b->nv, acc);
