@@ -2,7 +2,7 @@
 # scripts/fuzz.sh [SECONDS] — builds the libFuzzer harnesses (clang,
 # -fsanitize=fuzzer + ASan + UBSan) in build-fuzz/, replays each seed corpus
 # (tests/fuzz/corpus/<harness>/) and regression set (tests/fuzz/regressions/
-# <harness>/), then fuzzes each harness for SECONDS (default 30; 0 = replay
+# <harness>/), then fuzzes each harness for SECONDS (default 20; 0 = replay
 # only) and prints the executions per harness.  New corpus entries go to
 # build-fuzz/fuzz-corpus/<harness>/ (the committed seeds are not touched).
 # Exits non-zero on any crash, leak or timeout; the input is saved as
@@ -11,7 +11,7 @@
 #   QLM_FUZZ_BUILD=DIR  build tree (default build-fuzz)
 #   QLM_FUZZ_ONLY="fuzz_qlm ..."  run only these harnesses
 set -eu
-secs=${1:-30}
+secs=${1:-20}
 case $secs in '' | *[!0-9]*) echo "fuzz.sh: SECONDS must be a whole number, not '$secs'" >&2; exit 2 ;; esac
 top=$(cd "$(dirname "$0")/.." && pwd)
 bld=${QLM_FUZZ_BUILD:-$top/build-fuzz}

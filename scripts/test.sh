@@ -3,7 +3,7 @@
 # runs `make check`, then builds with clang under AddressSanitizer +
 # UndefinedBehaviorSanitizer and runs the same tests again, then replays and
 # briefly runs the fuzzers.  Build trees: build/ and build-asan/, build-fuzz/.
-#   QLM_FUZZ_SECONDS=N  fuzzing time per harness (default 30; 0 = replay only)
+#   QLM_FUZZ_SECONDS=N  fuzzing time per harness (default 20; 0 = replay only)
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -31,7 +31,7 @@ mkdir -p build-asan
         make -s -j"$jobs" check) || { cat build-asan/test-suite.log 2>/dev/null | tail -80; exit 1; }
 
 if [ -x scripts/fuzz.sh ]; then
-    step "fuzzing (libFuzzer, ${QLM_FUZZ_SECONDS:-30} s per harness)"
-    scripts/fuzz.sh "${QLM_FUZZ_SECONDS:-30}"
+    step "fuzzing (libFuzzer, ${QLM_FUZZ_SECONDS:-20} s per harness)"
+    scripts/fuzz.sh "${QLM_FUZZ_SECONDS:-20}"
 fi
 step "all tests passed"
