@@ -19,6 +19,7 @@
 
 #include <arm_neon.h>
 #include <assert.h>
+#include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
@@ -310,6 +311,112 @@ static void neon_gemm_bf16(int n, const void *w, int r0, int r1, const float *x,
     f_gemm(2, n, w, r0, r1, x, nt, y, ldy);
 }
 
+/* ---- attention: value sums and softmax --------------------------------- */
+
+/* out = sum_r w[r] v[r] over f32 (kind 0) or f16 (kind 1) value rows: 32
+ * outputs at a time in 8 accumulators over all rows, then 4, then 1. */
+KN_INLINE void wsum_any(int kind, int n, const float *w, const void *v, int rows, float *out)
+{
+    int i0 = 0;
+    for (; i0 + 32 <= n; i0 += 32) {
+        float32x4_t acc[8];
+        UNROLL for (int j = 0; j < 8; j++)
+            acc[j] = vdupq_n_f32(0.0f);
+        for (int r = 0; r < rows; r++) {
+            float32x4_t wr = vdupq_n_f32(w[r]);
+            size_t row = (size_t)r * n + i0;
+            UNROLL for (int j = 0; j < 8; j++)
+                acc[j] = vfmaq_f32(acc[j], wr, load_w4(kind, v, row + 4 * j));
+        }
+        UNROLL for (int j = 0; j < 8; j++)
+            vst1q_f32(out + i0 + 4 * j, acc[j]);
+    }
+    for (; i0 + 4 <= n; i0 += 4) {
+        float32x4_t acc = vdupq_n_f32(0.0f);
+        for (int r = 0; r < rows; r++)
+            acc = vfmaq_f32(acc, vdupq_n_f32(w[r]), load_w4(kind, v, (size_t)r * n + i0));
+        vst1q_f32(out + i0, acc);
+    }
+    for (; i0 < n; i0++) {
+        float acc = 0.0f;
+        for (int r = 0; r < rows; r++)
+            acc += w[r] * load_w1(kind, v, (size_t)r * n + i0);
+        out[i0] = acc;
+    }
+}
+
+static void neon_wsum_f32(int n, const float *w, const float *v, int rows, float *out)
+{
+    wsum_any(0, n, w, v, rows, out);
+}
+
+static void neon_wsum_f16(int n, const float *w, const uint16_t *v, int rows, float *out)
+{
+    wsum_any(1, n, w, v, rows, out);
+}
+
+/* e^x for x <= 0, 4 at a time, as kernels_x86.h's exp_neg_ps: x = n ln2 + r,
+ * e^r by its Taylor series to degree 7, 2^n in the exponent bits; below
+ * -87.3 (and NaN) 2^-126. */
+KN_INLINE float32x4_t exp_neg4(float32x4_t x)
+{
+    x = vmaxnmq_f32(x, vdupq_n_f32(-87.3f));
+    float32x4_t n = vrndnq_f32(vmulq_f32(x, vdupq_n_f32(1.44269504f)));
+    float32x4_t r = vfmsq_f32(x, n, vdupq_n_f32(0.693145752f));
+    r = vfmsq_f32(r, n, vdupq_n_f32(1.42860677e-6f));
+    float32x4_t p = vdupq_n_f32(1.0f / 5040.0f);
+    p = vfmaq_f32(vdupq_n_f32(1.0f / 720.0f), p, r);
+    p = vfmaq_f32(vdupq_n_f32(1.0f / 120.0f), p, r);
+    p = vfmaq_f32(vdupq_n_f32(1.0f / 24.0f), p, r);
+    p = vfmaq_f32(vdupq_n_f32(1.0f / 6.0f), p, r);
+    p = vfmaq_f32(vdupq_n_f32(0.5f), p, r);
+    p = vfmaq_f32(vdupq_n_f32(1.0f), p, r);
+    p = vfmaq_f32(vdupq_n_f32(1.0f), p, r);
+    int32x4_t e = vshlq_n_s32(vaddq_s32(vcvtq_s32_f32(n), vdupq_n_s32(127)), 23);
+    return vmulq_f32(p, vreinterpretq_f32_s32(e));
+}
+
+/* The scalar softmax's three passes, 4 lanes at a time, the sum in double;
+ * the tail through a 4-float buffer with the same exp. */
+static void neon_softmax_f32(float *x, int n, float scale)
+{
+    float32x4_t m = vdupq_n_f32(-INFINITY);
+    int i = 0;
+    for (; i + 4 <= n; i += 4) {
+        float32x4_t v = vmulq_n_f32(vld1q_f32(x + i), scale);
+        vst1q_f32(x + i, v);
+        m = vmaxq_f32(m, v);
+    }
+    float mxs = vmaxvq_f32(m);
+    for (int k = i; k < n; k++) {
+        x[k] *= scale;
+        if (x[k] > mxs)
+            mxs = x[k];
+    }
+    const float32x4_t mx = vdupq_n_f32(mxs);
+    float64x2_t sum = vdupq_n_f64(0.0);
+    for (i = 0; i + 4 <= n; i += 4) {
+        float32x4_t e = exp_neg4(vsubq_f32(vld1q_f32(x + i), mx));
+        vst1q_f32(x + i, e);
+        sum = vaddq_f64(sum, vaddq_f64(vcvt_f64_f32(vget_low_f32(e)), vcvt_high_f64_f32(e)));
+    }
+    double total = vaddvq_f64(sum);
+    if (i < n) {
+        float tail[4] = { 0 };
+        memcpy(tail, x + i, (size_t)(n - i) * sizeof(float));
+        vst1q_f32(tail, exp_neg4(vsubq_f32(vld1q_f32(tail), mx)));
+        for (int k = i; k < n; k++) {
+            x[k] = tail[k - i];
+            total += x[k];
+        }
+    }
+    const float inv = (float)(1.0 / total);
+    for (i = 0; i + 4 <= n; i += 4)
+        vst1q_f32(x + i, vmulq_n_f32(vld1q_f32(x + i), inv));
+    for (; i < n; i++)
+        x[i] *= inv;
+}
+
 const struct qlm_isa_kernels qlm_kernels_neon = {
     .name = "neon",
     .quantize_act = neon_quantize_act,
@@ -318,4 +425,7 @@ const struct qlm_isa_kernels qlm_kernels_neon = {
     .gemm_f32 = neon_gemm_f32,
     .gemm_f16 = neon_gemm_f16,
     .gemm_bf16 = neon_gemm_bf16,
+    .wsum_f32 = neon_wsum_f32,
+    .wsum_f16 = neon_wsum_f16,
+    .softmax_f32 = neon_softmax_f32,
 };
