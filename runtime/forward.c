@@ -825,12 +825,9 @@ static void swiglu(struct worker *w, float *gate, const float *up, int nt, int n
                    struct qlm_acts *na, const struct qlm_matrix *next)
 {
     int group = acts_expect(na, next), t;
+    qlm_silu_mul_fn silu_mul = qlm_kernels_active()->silu_mul_f32;
     while (claim(w, nt, &t)) {
-        for (int i = 0; i < n; i++) {
-            size_t j = (size_t)t * n + i;
-            float g = gate[j];
-            gate[j] = g / (1.0f + expf(-g)) * up[j];
-        }
+        silu_mul(gate + (size_t)t * n, up + (size_t)t * n, n);
         acts_row(na, group, t, 0, n);
     }
     phase_end(w, nt);

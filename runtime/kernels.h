@@ -55,6 +55,10 @@ typedef void (*qlm_wsum_f16_fn)(int n, const float *w, const uint16_t *v, int ro
  * a double sum) by a few float roundings. */
 typedef void (*qlm_softmax_fn)(float *x, int n, float scale);
 
+/* gate[i] <- silu(gate[i]) * up[i] = gate[i] / (1 + e^-gate[i]) * up[i]: the
+ * SwiGLU of the feed-forward block.  Same tolerance as softmax_f32. */
+typedef void (*qlm_silu_mul_fn)(float *gate, const float *up, int n);
+
 struct qlm_isa_kernels {
     const char *name;            /* "scalar", "avx2", ... */
     qlm_quantize_act_fn quantize_act;
@@ -66,6 +70,7 @@ struct qlm_isa_kernels {
     qlm_wsum_fn wsum_f32;
     qlm_wsum_f16_fn wsum_f16;
     qlm_softmax_fn softmax_f32;
+    qlm_silu_mul_fn silu_mul_f32;
 };
 
 extern const struct qlm_isa_kernels qlm_kernels_scalar;

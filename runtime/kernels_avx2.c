@@ -154,4 +154,5 @@ const struct qlm_isa_kernels qlm_kernels_avx2 = {
     .wsum_f32 = x86_wsum_f32,
     .wsum_f16 = x86_wsum_f16,
     .softmax_f32 = x86_softmax_f32,
+    .silu_mul_f32 = x86_silu_mul_f32,
 };

@@ -163,4 +163,5 @@ const struct qlm_isa_kernels Z_TABLE = {
     .wsum_f32 = x86_wsum_f32,
     .wsum_f16 = x86_wsum_f16,
     .softmax_f32 = x86_softmax_f32,
+    .silu_mul_f32 = x86_silu_mul_f32,
 };

@@ -189,6 +189,7 @@ static void set_active(const struct qlm_isa_kernels *k)
     FILL(wsum_f32);
     FILL(wsum_f16);
     FILL(softmax_f32);
+    FILL(silu_mul_f32);
     atomic_store(&active, &merged);
 }
 

@@ -357,9 +357,10 @@ static void neon_wsum_f16(int n, const float *w, const uint16_t *v, int rows, fl
 
 /* e^x for x <= 0, 4 at a time, as kernels_x86.h's exp_neg_ps: x = n ln2 + r,
  * e^r by its Taylor series to degree 7, 2^n in the exponent bits; below
- * -87.3 (and NaN) 2^-126. */
+ * -87.3 0, NaN 2^-126. */
 KN_INLINE float32x4_t exp_neg4(float32x4_t x)
 {
+    uint32x4_t under = vcltq_f32(x, vdupq_n_f32(-87.3f));
     x = vmaxnmq_f32(x, vdupq_n_f32(-87.3f));
     float32x4_t n = vrndnq_f32(vmulq_f32(x, vdupq_n_f32(1.44269504f)));
     float32x4_t r = vfmsq_f32(x, n, vdupq_n_f32(0.693145752f));
@@ -373,7 +374,8 @@ KN_INLINE float32x4_t exp_neg4(float32x4_t x)
     p = vfmaq_f32(vdupq_n_f32(1.0f), p, r);
     p = vfmaq_f32(vdupq_n_f32(1.0f), p, r);
     int32x4_t e = vshlq_n_s32(vaddq_s32(vcvtq_s32_f32(n), vdupq_n_s32(127)), 23);
-    return vmulq_f32(p, vreinterpretq_f32_s32(e));
+    float32x4_t y = vmulq_f32(p, vreinterpretq_f32_s32(e));
+    return vreinterpretq_f32_u32(vbicq_u32(vreinterpretq_u32_f32(y), under));
 }
 
 /* The scalar softmax's three passes, 4 lanes at a time, the sum in double;
@@ -417,6 +419,29 @@ static void neon_softmax_f32(float *x, int n, float scale)
         x[i] *= inv;
 }
 
+/* silu(g) * u, 4 lanes, as kernels_x86.h's silu_mul8. */
+KN_INLINE float32x4_t silu_mul4(float32x4_t g, float32x4_t u)
+{
+    const float32x4_t one = vdupq_n_f32(1.0f);
+    float32x4_t e = exp_neg4(vnegq_f32(vabsq_f32(g)));
+    float32x4_t num = vbslq_f32(vcgeq_f32(g, vdupq_n_f32(0.0f)), one, e);
+    return vmulq_f32(vmulq_f32(g, vdivq_f32(num, vaddq_f32(one, e))), u);
+}
+
+static void neon_silu_mul_f32(float *gate, const float *up, int n)
+{
+    int i = 0;
+    for (; i + 4 <= n; i += 4)
+        vst1q_f32(gate + i, silu_mul4(vld1q_f32(gate + i), vld1q_f32(up + i)));
+    if (i < n) {
+        float g[4] = { 0 }, u[4] = { 0 };
+        memcpy(g, gate + i, (size_t)(n - i) * sizeof(float));
+        memcpy(u, up + i, (size_t)(n - i) * sizeof(float));
+        vst1q_f32(g, silu_mul4(vld1q_f32(g), vld1q_f32(u)));
+        memcpy(gate + i, g, (size_t)(n - i) * sizeof(float));
+    }
+}
+
 const struct qlm_isa_kernels qlm_kernels_neon = {
     .name = "neon",
     .quantize_act = neon_quantize_act,
@@ -428,4 +453,5 @@ const struct qlm_isa_kernels qlm_kernels_neon = {
     .wsum_f32 = neon_wsum_f32,
     .wsum_f16 = neon_wsum_f16,
     .softmax_f32 = neon_softmax_f32,
+    .silu_mul_f32 = neon_silu_mul_f32,
 };

@@ -209,6 +209,12 @@ static void scalar_softmax_f32(float *x, int n, float scale)
         x[i] *= inv;
 }
 
+static void scalar_silu_mul_f32(float *gate, const float *up, int n)
+{
+    for (int i = 0; i < n; i++)
+        gate[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+}
+
 const struct qlm_isa_kernels qlm_kernels_scalar = {
     .name = "scalar",
     .quantize_act = scalar_quantize_act,
@@ -220,4 +226,5 @@ const struct qlm_isa_kernels qlm_kernels_scalar = {
     .wsum_f32 = scalar_wsum_f32,
     .wsum_f16 = scalar_wsum_f16,
     .softmax_f32 = scalar_softmax_f32,
+    .silu_mul_f32 = scalar_silu_mul_f32,
 };

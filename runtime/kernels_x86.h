@@ -315,11 +315,13 @@ static void x86_wsum_f16(int n, const float *w, const uint16_t *v, int rows, flo
 /* e^x for x <= 0, 8 at a time: x = n ln2 + r with |r| <= ln2 / 2 (ln2 split
  * in two so n ln2 is exact), e^r by its Taylor series to degree 7
  * (truncation < 6e-9 relative, below a float ulp), times 2^n built in the
- * exponent bits.  Inputs below -87.3 (and NaN) give 2^-126 instead of
- * underflowing: next to the maximum's e^0 = 1 in a softmax that is nil. */
+ * exponent bits.  Inputs below -87.3 give 0 (e^x is then below the
+ * normal floats), NaN gives 2^-126. */
 KX_INLINE __m256 exp_neg_ps(__m256 x)
 {
-    x = _mm256_max_ps(x, _mm256_set1_ps(-87.3f));
+    const __m256 lo = _mm256_set1_ps(-87.3f);
+    __m256 under = _mm256_cmp_ps(x, lo, _CMP_LT_OQ);
+    x = _mm256_max_ps(x, lo);
     __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504f)),
                                _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693145752f), x);
@@ -334,7 +336,7 @@ KX_INLINE __m256 exp_neg_ps(__m256 x)
     p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
     __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)),
                                   23);
-    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+    return _mm256_andnot_ps(under, _mm256_mul_ps(p, _mm256_castsi256_ps(e)));
 }
 
 KX_INLINE float hmax_ps(__m256 v)
@@ -389,6 +391,31 @@ static void x86_softmax_f32(float *x, int n, float scale)
         _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), inv));
     for (; i < n; i++)
         x[i] *= invs;
+}
+
+/* silu(g) * u, 8 lanes: sigmoid(g) from e = e^-|g| (never above 1, so
+ * exp_neg_ps covers it): 1 / (1 + e) for g >= 0, e / (1 + e) below. */
+KX_INLINE __m256 silu_mul8(__m256 g, __m256 u)
+{
+    const __m256 one = _mm256_set1_ps(1.0f);
+    __m256 ag = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), g);
+    __m256 e = exp_neg_ps(_mm256_sub_ps(_mm256_setzero_ps(), ag));
+    __m256 num = _mm256_blendv_ps(e, one, _mm256_cmp_ps(g, _mm256_setzero_ps(), _CMP_GE_OQ));
+    return _mm256_mul_ps(_mm256_mul_ps(g, _mm256_div_ps(num, _mm256_add_ps(one, e))), u);
+}
+
+static void x86_silu_mul_f32(float *gate, const float *up, int n)
+{
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(gate + i, silu_mul8(_mm256_loadu_ps(gate + i), _mm256_loadu_ps(up + i)));
+    if (i < n) {
+        float g[8] = { 0 }, u[8] = { 0 };
+        memcpy(g, gate + i, (size_t)(n - i) * sizeof(float));
+        memcpy(u, up + i, (size_t)(n - i) * sizeof(float));
+        _mm256_storeu_ps(g, silu_mul8(_mm256_loadu_ps(g), _mm256_loadu_ps(u)));
+        memcpy(gate + i, g, (size_t)(n - i) * sizeof(float));
+    }
 }
 
 /* ---- block iteration shared by the integer GEMMs ------------------------ */

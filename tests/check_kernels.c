@@ -109,6 +109,9 @@ END_TEST
 START_TEST(ck_test_softmax) { test_softmax(); }
 END_TEST
 
+START_TEST(ck_test_silu) { test_silu(); }
+END_TEST
+
 /* ---- dispatch ----------------------------------------------------------- */
 
 START_TEST(test_dispatch)
@@ -145,6 +148,7 @@ static Suite *kernels_suite(void)
     tcase_add_test(tc, ck_test_gemm_float);
     tcase_add_test(tc, ck_test_wsum);
     tcase_add_test(tc, ck_test_softmax);
+    tcase_add_test(tc, ck_test_silu);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -14,7 +14,7 @@
  *     scales; the scalar result is also checked against an independent
  *     double-precision sum computed here;
  *   - gemm_f32/f16/bf16 and wsum_f32/f16 agree with an exact sum within
- *     float rounding, softmax_f32 with a softmax in double;
+ *     float rounding, softmax_f32 and silu_mul_f32 with double references;
  *   - nothing outside rows [r0, r1) x nt tokens of y is written.
  * Shapes cover odd group counts, row counts that are not multiples of the row
  * block, nt = 1, 2, 3, 5, 17, r0 > 0 and ldy > rows.
@@ -533,8 +533,8 @@ static void test_wsum(void)
 /* Every ISA's softmax_f32 (the scalar one included) against a softmax in
  * double: each output within 2e-6 relative plus what rounding its argument
  * x * scale - max to float costs (2 ulps of it), +1e-30 absolute (outputs
- * below e^-87 may be 2^-126 instead of nearly 0); the outputs summing to 1
- * within 1e-5, and nothing written past n. */
+ * below e^-87 may be 0); the outputs summing to 1 within 1e-5, and nothing
+ * written past n. */
 static void run_softmax(const float *in, int n, float scale)
 {
     float *y = xmalloc(sizeof(float) * (n + 1));
@@ -593,6 +593,57 @@ static void test_softmax(void)
         run_softmax(in, n, 1.0f);
     }
     free(in);
+}
+
+/* ---- SwiGLU -------------------------------------------------------------- */
+
+/* Every ISA's silu_mul_f32 against silu(g) * u in double: within 2e-6
+ * relative plus 1e-35 absolute (below e^-87.3 a sigmoid may be 0, so silu
+ * of a gate under -87.3 may be 0 instead of ~1e-36), nothing written past n. */
+static void run_silu(const float *g, const float *u, int n)
+{
+    float *y = xmalloc(sizeof(float) * (n + 1));
+    for (int k = -1; k < n_isas; k++) {
+        const struct qlm_isa_kernels *ks = k < 0 ? &qlm_kernels_scalar : isas[k];
+        if (ks->silu_mul_f32 == NULL)
+            continue;
+        memcpy(y, g, sizeof(float) * n);
+        y[n] = -777.0f;
+        ks->silu_mul_f32(y, u, n);
+        KT_ASSERT(y[n] == -777.0f, "%s silu_mul_f32 wrote past n = %d", ks->name, n);
+        for (int i = 0; i < n; i++) {
+            double exact = (double)g[i] / (1.0 + exp(-(double)g[i])) * u[i];
+            KT_ASSERT(fabs(y[i] - exact) <= 2e-6 * fabs(exact) + 1e-35,
+                      "%s silu_mul_f32 n=%d at %d: silu(%.9g) * %.9g = %.9g, want %.9g", ks->name,
+                      n, i, (double)g[i], (double)u[i], (double)y[i], exact);
+        }
+    }
+    free(y);
+}
+
+/* Lengths around the vector widths; gates of activations' range, beyond
+ * exp's (+-100), zeros and tiny values. */
+static void test_silu(void)
+{
+    static const int ns[] = { 1, 3, 4, 7, 8, 9, 31, 3072 };
+    float *g = xmalloc(sizeof(float) * 3072), *u = xmalloc(sizeof(float) * 3072);
+    rng_state = 55;
+    for (size_t ni = 0; ni < sizeof ns / sizeof ns[0]; ni++) {
+        int n = ns[ni];
+        for (int i = 0; i < n; i++) {
+            g[i] = 12.0f * rnd_float();
+            u[i] = 4.0f * rnd_float();
+        }
+        run_silu(g, u, n);
+        for (int i = 0; i < n; i++) {
+            static const float special[] = { 0.0f, -0.0f, 1e-30f, -1e-30f, 100.0f, -100.0f,
+                                             88.0f, -88.0f, 20.0f, -20.0f };
+            g[i] = special[i % 10];
+        }
+        run_silu(g, u, n);
+    }
+    free(g);
+    free(u);
 }
 
 #endif

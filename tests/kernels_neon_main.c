@@ -46,6 +46,7 @@ int main(void)
         { "gemm_float", test_gemm_float },
         { "wsum", test_wsum },
         { "softmax", test_softmax },
+        { "silu", test_silu },
     };
     for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
         tests[i].fn();
