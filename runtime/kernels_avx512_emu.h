@@ -43,41 +43,20 @@ KX512_INLINE kx512i kx512_set1_epi8(char c)
     return kx512_make(_mm256_set1_epi8(c), _mm256_set1_epi8(c));
 }
 
-KX512_INLINE kx512i kx512_xor_si512(kx512i a, kx512i b)
-{
-    return kx512_make(_mm256_xor_si256(a.lo, b.lo), _mm256_xor_si256(a.hi, b.hi));
-}
-
-KX512_INLINE kx512i kx512_sub_epi32(kx512i a, kx512i b)
-{
-    return kx512_make(_mm256_sub_epi32(a.lo, b.lo), _mm256_sub_epi32(a.hi, b.hi));
-}
-
-KX512_INLINE kx512i kx512_add_epi32(kx512i a, kx512i b)
-{
-    return kx512_make(_mm256_add_epi32(a.lo, b.lo), _mm256_add_epi32(a.hi, b.hi));
-}
-
-/* The unpacks work within 128-bit lanes, as AVX2's do within each ymm's two. */
-KX512_INLINE kx512i kx512_unpacklo_epi32(kx512i a, kx512i b)
-{
-    return kx512_make(_mm256_unpacklo_epi32(a.lo, b.lo), _mm256_unpacklo_epi32(a.hi, b.hi));
-}
-
-KX512_INLINE kx512i kx512_unpackhi_epi32(kx512i a, kx512i b)
-{
-    return kx512_make(_mm256_unpackhi_epi32(a.lo, b.lo), _mm256_unpackhi_epi32(a.hi, b.hi));
-}
-
-KX512_INLINE kx512i kx512_unpacklo_epi64(kx512i a, kx512i b)
-{
-    return kx512_make(_mm256_unpacklo_epi64(a.lo, b.lo), _mm256_unpacklo_epi64(a.hi, b.hi));
-}
-
-KX512_INLINE kx512i kx512_unpackhi_epi64(kx512i a, kx512i b)
-{
-    return kx512_make(_mm256_unpackhi_epi64(a.lo, b.lo), _mm256_unpackhi_epi64(a.hi, b.hi));
-}
+/* Ops that act on each 256-bit half alone (the unpacks work within 128-bit
+ * lanes, as AVX2's do within each ymm's two): kx512_<name> = <op256> twice. */
+#define KX512_PER_HALF(name, op256)                                                   \
+    KX512_INLINE kx512i kx512_##name(kx512i a, kx512i b)                              \
+    {                                                                                 \
+        return kx512_make(op256(a.lo, b.lo), op256(a.hi, b.hi));                      \
+    }
+KX512_PER_HALF(xor_si512, _mm256_xor_si256)
+KX512_PER_HALF(sub_epi32, _mm256_sub_epi32)
+KX512_PER_HALF(add_epi32, _mm256_add_epi32)
+KX512_PER_HALF(unpacklo_epi32, _mm256_unpacklo_epi32)
+KX512_PER_HALF(unpackhi_epi32, _mm256_unpackhi_epi32)
+KX512_PER_HALF(unpacklo_epi64, _mm256_unpacklo_epi64)
+KX512_PER_HALF(unpackhi_epi64, _mm256_unpackhi_epi64)
 
 KX512_INLINE kx512i kx512_dpbusd_epi32(kx512i src, kx512i a, kx512i b)
 {
