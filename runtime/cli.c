@@ -177,12 +177,10 @@ out:
 enum qlm_err qlm_cli_parse_kv_type(const char *opt, const char *s, int *out,
                                    struct qlm_error *err)
 {
-    if (strcmp(s, "f32") == 0)
-        *out = QLM_F32;
-    else if (strcmp(s, "f16") == 0)
-        *out = QLM_F16;
-    else
+    int t = qlm_dtype_from_name(s);
+    if (t != QLM_F32 && t != QLM_F16)
         return qlm_error_set(err, QLM_E_INVALID, "%s '%s': expected f16 or f32", opt, s);
+    *out = t;
     return QLM_OK;
 }
 
