@@ -495,6 +495,21 @@ static size_t kv_elem_size(enum qlm_dtype t)
     return t == QLM_F16 ? sizeof(uint16_t) : sizeof(float);
 }
 
+/* A zeroed K and V cache of type t for n_ctx positions, both or neither. */
+static bool kv_alloc(const struct qlm_hparams *hp, int n_ctx, enum qlm_dtype t, void **k,
+                     void **v)
+{
+    size_t kv_dim = (size_t)hp->n_kv_heads * hp->head_dim;
+    *k = alloc3((size_t)hp->n_layers, (size_t)n_ctx, kv_dim, kv_elem_size(t), true);
+    *v = alloc3((size_t)hp->n_layers, (size_t)n_ctx, kv_dim, kv_elem_size(t), true);
+    if (*k && *v)
+        return true;
+    free(*k);
+    free(*v);
+    *k = *v = NULL;
+    return false;
+}
+
 enum qlm_err qlm_session_new(struct qlm_session **out, const struct qlm_model *m, int n_ctx,
                              int n_threads, struct qlm_error *err)
 {
@@ -525,8 +540,7 @@ enum qlm_err qlm_session_new(struct qlm_session **out, const struct qlm_model *m
         max_in = (size_t)hp->ffn_hidden;
 
     s->kv_type = default_kv_type(hp);
-    s->k_cache = alloc3((size_t)hp->n_layers, (size_t)n_ctx, kv_dim, kv_elem_size(s->kv_type), true);
-    s->v_cache = alloc3((size_t)hp->n_layers, (size_t)n_ctx, kv_dim, kv_elem_size(s->kv_type), true);
+    kv_alloc(hp, n_ctx, s->kv_type, &s->k_cache, &s->v_cache);
     s->rope_cos = alloc3((size_t)n_ctx, half, 1, sizeof(float), false);
     s->rope_sin = alloc3((size_t)n_ctx, half, 1, sizeof(float), false);
     s->x = alloc3(nb, (size_t)hp->hidden, 1, sizeof(float), false);
@@ -931,15 +945,10 @@ enum qlm_err qlm_session_set_kv_type(struct qlm_session *s, enum qlm_dtype t,
         return qlm_error_set(err, QLM_E_INVALID,
                              "%s: the KV cache type cannot change while the cache holds %d tokens",
                              path, s->pos);
-    size_t kv_dim = (size_t)hp->n_kv_heads * hp->head_dim;
-    void *k = alloc3((size_t)hp->n_layers, (size_t)s->n_ctx, kv_dim, kv_elem_size(t), true);
-    void *v = alloc3((size_t)hp->n_layers, (size_t)s->n_ctx, kv_dim, kv_elem_size(t), true);
-    if (!k || !v) {
-        free(k);
-        free(v);
+    void *k, *v;
+    if (!kv_alloc(hp, s->n_ctx, t, &k, &v))
         return qlm_error_set(err, QLM_E_NOMEM, "%s: out of memory for a %s KV cache of %d positions",
                              path, qlm_dtype_name(t), s->n_ctx);
-    }
     free(s->k_cache);
     free(s->v_cache);
     s->k_cache = k;
