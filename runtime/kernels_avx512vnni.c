@@ -9,8 +9,9 @@
  * Arithmetic as kernels_avxvnni.c (u8 x s8 with a per-token correction):
  *   q8: sum (w ^ 0x80) * x - 128 * sum x;  q4: sum n * x - 8 * sum x.
  * At the end of a group each token's 4 zmm are folded to its 8 row sums
- * (z_hsum_pairs); the float part matches the scalar reference bit for bit.  The float GEMMs are the 256-bit FMA ones
- * of kernels_x86.h (they are bandwidth-bound).
+ * (z_hsum_pairs); the float part matches the scalar reference bit for bit.
+ * The float GEMMs are the 256-bit FMA ones of kernels_x86.h (they are
+ * bandwidth-bound).
  *
  * Built a second time for the tests with QLM_AVX512_EMULATE (AVX2 flags only):
  * the AVX-512 intrinsics are then emulated exactly with AVX2
