@@ -3,8 +3,8 @@
  * safetensors, builds the plan (policy.c), imports the tokenizer, declares
  * every tensor and then streams them one row block at a time:
  *
- *   source rows (BF16/F16/F32) -> f32 block -> NaN/Inf check -> output
- *   encoding (f32/bf16/f16, or q8/q4 quants + f16 scales) -> writer
+ *   source rows (BF16/F16/F32) -> f32 rows -> NaN/Inf check -> the output
+ *   type's block codec (qlm_type_traits: f32/bf16/f16 rows, q8/q4 tiles) -> writer
  *
  * and drops each block's source pages as it goes, so peak memory is a few
  * row blocks plus one tensor's scales, whatever the model's size.
@@ -16,7 +16,6 @@
 #include "hf_tokenizer.h"
 #include "policy.h"
 
-#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,18 +63,6 @@ static enum qlm_err werr(struct qlm_writer *w, enum qlm_err rc, struct qlm_error
             return werr(w, wtry_rc_, err);                                     \
     } while (0)
 
-/* Largest magnitude the output encoding can hold (the clamp for +-inf). */
-static float finite_max(enum qlm_dtype t)
-{
-    switch (t) {
-    case QLM_BF16: return 3.38953139e38f;      /* 0x7f7f */
-    case QLM_F16: return 65504.0f;
-    case QLM_Q8: return 65504.0f * 127.0f;     /* the f16 scale's limit */
-    case QLM_Q4: return 65504.0f * 7.0f;
-    default: return FLT_MAX;
-    }
-}
-
 struct job {
     const struct qlm_convert_opts *o;
     const struct qlm_plan *plan;
@@ -107,37 +94,6 @@ static const char *src_file(const struct qlm_convert_opts *o, const struct qlm_s
     return (t->shard >= 0 && t->shard < m->n_shards) ? m->shard_paths[t->shard] : o->model_dir;
 }
 
-/* What one tensor's rows are encoded to. */
-struct enc {
-    enum qlm_dtype t;
-    uint64_t cols, out_row;   /* encoded bytes per row (quants only for q8/q4) */
-    uint32_t group;
-    uint64_t n_groups;        /* scales per row */
-};
-
-/* Encode one f32 row into y (and its scales into d for q8/q4). */
-static void encode_row(const struct enc *e, const float *x, unsigned char *y, uint16_t *d)
-{
-    switch (e->t) {
-    case QLM_F32: memcpy(y, x, (size_t)e->cols * 4); break;
-    case QLM_F16:
-        for (uint64_t c = 0; c < e->cols; c++) {
-            uint16_t h = qlm_f32_to_f16(x[c]);
-            memcpy(y + 2 * c, &h, 2);
-        }
-        break;
-    case QLM_BF16:
-        for (uint64_t c = 0; c < e->cols; c++) {
-            uint16_t h = qlm_f32_to_bf16(x[c]);
-            memcpy(y + 2 * c, &h, 2);
-        }
-        break;
-    case QLM_Q8: qlm_quantize_row_q8(x, (size_t)e->cols, e->group, (int8_t *)y, d); break;
-    case QLM_Q4: qlm_quantize_row_q4(x, (size_t)e->cols, e->group, y, d); break;
-    default: break;
-    }
-}
-
 static bool row_finite(const float *x, uint64_t n)
 {
     for (uint64_t c = 0; c < n; c++)
@@ -146,18 +102,17 @@ static bool row_finite(const float *x, uint64_t n)
     return true;
 }
 
-/* Rows [r0, r0 + nr) of the item: widen to f32, check, encode into j->obuf
- * (row i's scales into scales + i * n_groups).  One parallel loop with dynamic
- * chunks: on a busy machine a descheduled thread's rows go to the others
- * instead of holding everyone at a barrier. */
-static enum qlm_err encode_block(struct job *j, const struct qlm_st_model *m,
-                                 const struct qlm_plan_item *it, const struct enc *e,
-                                 uint64_t r0, uint64_t nr, uint16_t *scales,
-                                 struct qlm_error *err)
+/* Rows [r0, r0 + nr) of the item widened to f32 into j->fbuf and checked:
+ * a non-finite value is an error, or with --allow-nonfinite replaced (NaN
+ * -> 0, +-Inf -> the largest magnitude the output type holds).  One
+ * parallel loop with dynamic chunks: on a busy machine a descheduled
+ * thread's rows go to the others instead of holding everyone at a barrier. */
+static enum qlm_err widen_block(struct job *j, const struct qlm_st_model *m,
+                                const struct qlm_plan_item *it, uint64_t r0, uint64_t nr,
+                                struct qlm_error *err)
 {
-    const uint64_t cols = e->cols;
+    const uint64_t cols = it->cols;
     float *fb = j->fbuf;
-    unsigned char *ob = j->obuf;
     int64_t bad = INT64_MAX;
     int nt = j->nt;
     int64_t chunk = (int64_t)(65536 / cols) + 1;
@@ -167,12 +122,8 @@ static enum qlm_err encode_block(struct job *j, const struct qlm_st_model *m,
     for (int64_t i = 0; i < (int64_t)nr; i++) {
         float *x = fb + (uint64_t)i * cols;
         qlm_st_to_f32(it->src, (r0 + (uint64_t)i) * cols, cols, x);
-        if (!row_finite(x, cols)) {
+        if (!row_finite(x, cols))
             bad = i < bad ? i : bad;
-            continue;
-        }
-        encode_row(e, x, ob + (uint64_t)i * e->out_row,
-                   scales ? scales + (uint64_t)i * e->n_groups : NULL);
     }
     if (bad == INT64_MAX)
         return QLM_OK;
@@ -185,24 +136,16 @@ static enum qlm_err encode_block(struct job *j, const struct qlm_st_model *m,
                              src_file(j->o, it->src, m), it->name, nan ? "NaN" : "Inf",
                              (unsigned long long)(r0 + (uint64_t)bad));
     }
-    /* --allow-nonfinite: NaN -> 0, +-Inf -> the largest magnitude the
-     * output holds; the rows so fixed are encoded here (rare path). */
-    const float lim = finite_max(e->t);
+    const float lim = qlm_type_traits(it->dtype)->max_abs;
     uint64_t fixed = 0;
-    for (uint64_t i = (uint64_t)bad; i < nr; i++) {
-        float *x = fb + i * cols;
-        if (row_finite(x, cols))
-            continue;
-        for (uint64_t c = 0; c < cols; c++) {
-            if (isnan(x[c])) {
-                x[c] = 0.0f;
-                fixed++;
-            } else if (isinf(x[c])) {
-                x[c] = x[c] > 0 ? lim : -lim;
-                fixed++;
-            }
+    for (uint64_t k = (uint64_t)bad * cols; k < nr * cols; k++) {
+        if (isnan(fb[k])) {
+            fb[k] = 0.0f;
+            fixed++;
+        } else if (isinf(fb[k])) {
+            fb[k] = fb[k] > 0 ? lim : -lim;
+            fixed++;
         }
-        encode_row(e, x, ob + i * e->out_row, scales ? scales + i * e->n_groups : NULL);
     }
     j->n_fixed += fixed;
     if (j->o->warn) {
@@ -217,6 +160,23 @@ static enum qlm_err encode_block(struct job *j, const struct qlm_st_model *m,
     return QLM_OK;
 }
 
+/* The nr f32 rows of j->fbuf encoded into nb blocks of bb bytes at j->obuf,
+ * one block per iteration of a parallel loop. */
+static void encode_blocks(struct job *j, const struct qlm_plan_item *it,
+                          const struct qlm_type_traits *tr, uint64_t nr, uint64_t bb)
+{
+    const uint64_t cols = it->cols, br = tr->block_rows;
+    int64_t nb = (int64_t)((nr + br - 1) / br);
+    int nt = j->nt;
+    (void)nt;
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
+    for (int64_t b = 0; b < nb; b++) {
+        uint64_t r = (uint64_t)b * br;
+        tr->encode(j->fbuf + r * cols, (unsigned)(nr - r < br ? nr - r : br), cols, it->group,
+                   (unsigned char *)j->obuf + (uint64_t)b * bb);
+    }
+}
+
 static void progress(struct job *j, uint64_t add)
 {
     j->done += add;
@@ -228,65 +188,34 @@ static enum qlm_err write_tensor(struct job *j, const struct qlm_st_model *m,
                                  const struct qlm_plan_item *it, struct qlm_error *err)
 {
     struct qlm_writer *w = j->w;
+    const struct qlm_type_traits *tr = qlm_type_traits(it->dtype);
     const uint64_t rows = it->rows, cols = it->cols;
-    const bool quant = qlm_dtype_is_quant(it->dtype);
     const uint64_t src_row = it->src->size / (rows ? rows : 1);
-    struct enc e = {.t = it->dtype, .cols = cols, .group = it->group,
-                    .n_groups = quant ? cols / it->group : 0};
-    switch (it->dtype) {
-    case QLM_F32: e.out_row = cols * 4; break;
-    case QLM_F16:
-    case QLM_BF16: e.out_row = cols * 2; break;
-    case QLM_Q8: e.out_row = cols; break;
-    case QLM_Q4: e.out_row = cols / 2; break;
-    default: return qlm_error_set(err, QLM_E_INVALID, "tensor '%s': bad output type", it->name);
-    }
+    const uint64_t bb = tr->block_bytes(cols, it->group);
+    if (bb == UINT64_MAX)
+        return qlm_error_set(err, QLM_E_INVALID, "tensor '%s': bad output type", it->name);
+    /* rows per write: whole blocks of about BLOCK_BYTES of f32 */
     uint64_t block = BLOCK_BYTES / (cols * 4);
-    if (quant) /* whole 8-row blocks of tiles per write */
-        block -= block % QLM_QBLOCK_ROWS;
+    block -= block % tr->block_rows;
     if (block == 0)
-        block = quant ? QLM_QBLOCK_ROWS : 1;
+        block = tr->block_rows;
     if (block > rows)
         block = rows;
-    QLM_TRY(grow((void **)&j->fbuf, &j->fcap, (size_t)(block * cols * 4), err));
-    QLM_TRY(grow(&j->obuf, &j->ocap, (size_t)(block * e.out_row), err));
+    uint64_t max_blocks = (block + tr->block_rows - 1) / tr->block_rows;
+    QLM_TRY(grow((void **)&j->fbuf, &j->fcap, (size_t)(max_blocks * tr->block_rows * cols * 4),
+                 err));
+    QLM_TRY(grow(&j->obuf, &j->ocap, (size_t)(max_blocks * bb), err));
 
-    /* q8/q4: rows are encoded row-major with their scales, then interleaved
-     * into the file's 8-row blocks (qlm_quant_pack_block). */
-    uint16_t *scales = NULL;
-    unsigned char *packed = NULL;
-    uint64_t qblock = quant ? qlm_quant_block_bytes(it->dtype, cols, it->group) : 0;
-    if (quant) {
-        scales = malloc((size_t)(block * e.n_groups * 2));
-        packed = malloc((size_t)((block + QLM_QBLOCK_ROWS - 1) / QLM_QBLOCK_ROWS * qblock));
-        if (!scales || !packed) {
-            free(scales);
-            free(packed);
-            return qlm_error_set(err, QLM_E_NOMEM, "tensor '%s': out of memory for scales",
-                                 it->name);
-        }
-    }
     enum qlm_err rc = QLM_OK;
     uint64_t written = 0;
     for (uint64_t r0 = 0; r0 < rows && rc == QLM_OK; r0 += block) {
         uint64_t nr = rows - r0 < block ? rows - r0 : block;
-        rc = encode_block(j, m, it, &e, r0, nr, scales, err);
+        rc = widen_block(j, m, it, r0, nr, err);
         if (rc != QLM_OK)
             break;
-        const unsigned char *out = j->obuf;
-        uint64_t out_bytes = nr * e.out_row;
-        if (quant) {
-            uint64_t nb = 0;
-            for (uint64_t k = 0; k < nr; k += QLM_QBLOCK_ROWS, nb++)
-                qlm_quant_pack_block(it->dtype, cols, it->group, j->obuf + k * e.out_row,
-                                     scales + k * e.n_groups,
-                                     (unsigned)(nr - k < QLM_QBLOCK_ROWS ? nr - k
-                                                                         : QLM_QBLOCK_ROWS),
-                                     packed + nb * qblock);
-            out = packed;
-            out_bytes = nb * qblock;
-        }
-        rc = qlm_writer_write(w, out, (size_t)out_bytes);
+        encode_blocks(j, it, tr, nr, bb);
+        uint64_t out_bytes = (nr + tr->block_rows - 1) / tr->block_rows * bb;
+        rc = qlm_writer_write(w, j->obuf, (size_t)out_bytes);
         if (rc != QLM_OK) {
             rc = werr(w, rc, err);
             break;
@@ -295,8 +224,6 @@ static enum qlm_err write_tensor(struct job *j, const struct qlm_st_model *m,
         qlm_release_range((const unsigned char *)it->src->data + r0 * src_row, nr * src_row);
         progress(j, nr * src_row);
     }
-    free(packed);
-    free(scales);
     if (rc == QLM_OK && written != it->bytes)
         rc = qlm_error_set(err, QLM_E_RANGE, "tensor '%s': wrote %llu bytes, declared %llu",
                            it->name, (unsigned long long)written, (unsigned long long)it->bytes);

@@ -1,73 +1,8 @@
-/* dtype.c — dtype names and sizes, and bf16/f16 <-> f32 conversion with
- * round-to-nearest-even (NaN preserved, f16 overflow -> inf). */
+/* dtype.c — bf16/f16 <-> f32 conversion with round-to-nearest-even (NaN
+ * preserved, f16 overflow -> inf).  Names and sizes: traits.c. */
 #include "qlm_format.h"
 
 #include <string.h>
-
-static const char *const dtype_names[QLM_DTYPE_COUNT] = {"f32", "f16", "bf16", "q8", "q4"};
-
-const char *qlm_dtype_name(enum qlm_dtype t)
-{
-    return (unsigned)t < QLM_DTYPE_COUNT ? dtype_names[t] : "?";
-}
-
-int qlm_dtype_from_name(const char *name)
-{
-    for (int i = 0; name && i < QLM_DTYPE_COUNT; i++)
-        if (strcmp(name, dtype_names[i]) == 0)
-            return i;
-    return -1;
-}
-
-bool qlm_dtype_is_quant(enum qlm_dtype t)
-{
-    return t == QLM_Q8 || t == QLM_Q4;
-}
-
-static bool mul_u64(uint64_t a, uint64_t b, uint64_t *out)
-{
-    return !__builtin_mul_overflow(a, b, out);
-}
-
-uint32_t qlm_dtype_layout(enum qlm_dtype t)
-{
-    return qlm_dtype_is_quant(t) ? QLM_QBLOCK_ROWS : 0;
-}
-
-uint64_t qlm_quant_tile_bytes(enum qlm_dtype t, uint32_t group)
-{
-    return 16 + (uint64_t)QLM_QBLOCK_ROWS * (t == QLM_Q8 ? group : group / 2);
-}
-
-uint64_t qlm_quant_block_bytes(enum qlm_dtype t, uint64_t cols, uint32_t group)
-{
-    uint64_t b;
-    if (group == 0 || !mul_u64(cols / group, qlm_quant_tile_bytes(t, group), &b))
-        return UINT64_MAX;
-    return b;
-}
-
-bool qlm_tensor_bytes(enum qlm_dtype t, uint64_t rows, uint64_t cols, uint32_t group,
-                      uint64_t *out)
-{
-    uint64_t n;
-    switch (t) {
-    case QLM_F32:
-        return mul_u64(rows, cols, &n) && mul_u64(n, 4, out);
-    case QLM_F16:
-    case QLM_BF16:
-        return mul_u64(rows, cols, &n) && mul_u64(n, 2, out);
-    case QLM_Q8:
-    case QLM_Q4:
-        if (group == 0 || group % 32 != 0 || cols % group != 0)
-            return false;
-        return mul_u64(rows / QLM_QBLOCK_ROWS + (rows % QLM_QBLOCK_ROWS != 0),
-                       qlm_quant_block_bytes(t, cols, group), out) &&
-               *out != UINT64_MAX;
-    default:
-        return false;
-    }
-}
 
 static uint32_t f32_bits(float f)
 {

@@ -144,20 +144,66 @@ enum qlm_dtype {
     QLM_DTYPE_COUNT
 };
 
-const char *qlm_dtype_name(enum qlm_dtype t);       /* "f32", "q8", ... */
+/* ---- weight-type traits ------------------------------------------------ */
+/* Everything the format, the converter and the loader need to know about a
+ * dtype, in one table indexed by enum qlm_dtype (formats/traits.c), so that
+ * no code outside the codecs switches on the type.  A tensor of rows x cols
+ * is stored as ceil(rows / block_rows) blocks of block_bytes(cols, group)
+ * bytes each: float types row by row (block_rows 1), q8/q4 in the 8-row
+ * interleaved tiles described above. */
+struct qlm_type_traits {
+    const char *name;           /* "f32", "q8", ... as in --type and quant.type */
+    unsigned code_bits;         /* bits of one element's code: 32, 16, 8, 4 */
+    unsigned block_rows;        /* rows stored together: 1, or QLM_QBLOCK_ROWS */
+    unsigned group_multiple;    /* quantized: group % this == 0; 0: no groups */
+    float qmax;                 /* quantized: largest code magnitude (127, 7); else 0 */
+    float max_abs;              /* largest finite magnitude the type represents */
+    /* Bytes of one block of cols columns; UINT64_MAX when that overflows or
+     * the group does not fit (group % group_multiple, cols % group). */
+    uint64_t (*block_bytes)(uint64_t cols, uint32_t group);
+    /* Encode nr (1..block_rows) rows of cols finite floats, row-major, into
+     * one block (rows past nr are zero: scale 0, codes 0). */
+    void (*encode)(const float *x, unsigned nr, uint64_t cols, uint32_t group, void *block);
+    /* Row i (< block_rows) of a block back to cols floats. */
+    void (*decode_row)(const void *block, unsigned i, uint64_t cols, uint32_t group, float *y);
+    /* Whether every code of a block is one the format allows (q8: no -128,
+     * which the kernels could not negate); NULL when every byte is. */
+    bool (*check)(const void *block, uint64_t cols, uint32_t group);
+};
+
+/* The traits of t; NULL for a value outside enum qlm_dtype. */
+const struct qlm_type_traits *qlm_type_traits(enum qlm_dtype t);
+const char *qlm_dtype_name(enum qlm_dtype t);       /* "f32", "q8", ...; "?" if unknown */
 int qlm_dtype_from_name(const char *name);          /* -1 if unknown */
-bool qlm_dtype_is_quant(enum qlm_dtype t);
-/* Bytes of a rows x cols tensor of type t (quant: whole 8-row blocks of
- * tiles); false on overflow or, for q8/q4, unless group % 32 == 0 and
- * cols % group == 0. */
+bool qlm_dtype_is_quant(enum qlm_dtype t);          /* has per-group scales */
+/* Bits per weight of a rows x cols tensor of type t stored at this group,
+ * scales included (q8 g32: 8.5); 0 when the shape does not fit. */
+double qlm_dtype_bits(enum qlm_dtype t, uint64_t cols, uint32_t group);
+/* Bytes of a rows x cols tensor of type t (whole blocks); false on overflow
+ * or, for quantized types, unless group % 32 == 0 and cols % group == 0. */
 bool qlm_tensor_bytes(enum qlm_dtype t, uint64_t rows, uint64_t cols, uint32_t group,
                       uint64_t *out);
 /* Bytes of one q8/q4 tile (8 rows x one group) and of one 8-row block
  * (UINT64_MAX when that overflows or group is 0). */
 uint64_t qlm_quant_tile_bytes(enum qlm_dtype t, uint32_t group);
 uint64_t qlm_quant_block_bytes(enum qlm_dtype t, uint64_t cols, uint32_t group);
-/* The dir entry's layout value for a tensor of type t. */
+/* The dir entry's layout value for a tensor of type t (its block_rows when
+ * it is blocked, else 0). */
 uint32_t qlm_dtype_layout(enum qlm_dtype t);
+
+/* The q8/q4 tile geometry as constants, for kernels that address it:
+ * bytes of a tile of `group` elements of `bits`-bit codes, of one 32-element
+ * chunk of one row, and the offset of row i's chunk c inside a tile. */
+#define QLM_TILE_SCALE_BYTES (2 * QLM_QBLOCK_ROWS) /* the 8 rows' f16 scales */
+#define QLM_TILE_BYTES(bits, group) (QLM_TILE_SCALE_BYTES + (bits) * QLM_QBLOCK_ROWS / 8 * (group))
+#define QLM_CHUNK_BYTES(bits) (32 * (bits) / 8)
+#define QLM_CHUNK_OFFSET(bits, c, i)                                                         \
+    (QLM_TILE_SCALE_BYTES + ((c) * QLM_QBLOCK_ROWS + (i)) * QLM_CHUNK_BYTES(bits))
+#ifndef __cplusplus
+_Static_assert(QLM_TILE_BYTES(8, 32) == 272, "q8 g32 tile: 16 scale bytes + 8 x 32 quants");
+_Static_assert(QLM_TILE_BYTES(4, 32) == 144, "q4 g32 tile: 16 scale bytes + 8 x 16 bytes");
+_Static_assert(QLM_CHUNK_OFFSET(4, 1, 7) == 16 + 15 * 16, "q4: chunk 1 of row 7");
+#endif
 
 float qlm_bf16_to_f32(uint16_t h);
 uint16_t qlm_f32_to_bf16(float f);   /* round to nearest even; NaN stays NaN */
@@ -327,7 +373,8 @@ struct qlm_file {
  * (qlm_file_verify does).  Everything is checked before it is used. */
 enum qlm_err qlm_file_open(struct qlm_file **f, const char *path, struct qlm_error *err);
 void qlm_file_close(struct qlm_file *f);
-/* Recompute every tensor's XXH3; error names the first bad tensor.
+/* Recompute every tensor's XXH3 and check its codes (qlm_type_traits'
+ * check: a q8 code of -128 is refused); error names the first bad tensor.
  * progress (may be NULL) is called with bytes done / total. */
 enum qlm_err qlm_file_verify(const struct qlm_file *f,
                              void (*progress)(uint64_t done, uint64_t total, void *ctx),

@@ -116,30 +116,21 @@ void qlm_dequantize_row_q4(const uint8_t *q, const uint16_t *d, size_t n, uint32
     }
 }
 
-/* Where row i's chunk c of group g and its scale lie inside a block. */
-static size_t chunk_bytes(enum qlm_dtype t)
-{
-    return t == QLM_Q8 ? 32 : 16;
-}
-
-static const uint8_t *tile_at(enum qlm_dtype t, uint32_t group, const void *block, uint64_t g)
-{
-    return (const uint8_t *)block + g * qlm_quant_tile_bytes(t, group);
-}
-
+/* Row-major codes to and from the 8-row tiles (QLM_CHUNK_OFFSET). */
 void qlm_quant_pack_block(enum qlm_dtype t, uint64_t cols, uint32_t group, const void *q,
                           const uint16_t *d, unsigned nr, void *block)
 {
     assert(qlm_dtype_is_quant(t) && nr >= 1 && nr <= QLM_QBLOCK_ROWS);
-    size_t cb = chunk_bytes(t), row_bytes = (size_t)cols / 32 * cb;
-    uint64_t ng = cols / group, nc = group / 32;
+    unsigned bits = qlm_type_traits(t)->code_bits;
+    size_t cb = QLM_CHUNK_BYTES(bits), row_bytes = (size_t)cols / 32 * cb;
+    uint64_t ng = cols / group, nc = group / 32, tile = qlm_quant_tile_bytes(t, group);
     memset(block, 0, (size_t)qlm_quant_block_bytes(t, cols, group));
     for (uint64_t g = 0; g < ng; g++) {
-        uint8_t *tile = (uint8_t *)block + g * qlm_quant_tile_bytes(t, group);
+        uint8_t *tp = (uint8_t *)block + g * tile;
         for (unsigned i = 0; i < nr; i++) {
-            memcpy(tile + 2 * i, d + (size_t)i * ng + g, 2);
+            memcpy(tp + 2 * i, d + (size_t)i * ng + g, 2);
             for (uint64_t c = 0; c < nc; c++)
-                memcpy(tile + 16 + (c * QLM_QBLOCK_ROWS + i) * cb,
+                memcpy(tp + QLM_CHUNK_OFFSET(bits, c, i),
                        (const uint8_t *)q + i * row_bytes + (g * nc + c) * cb, cb);
         }
     }
@@ -149,55 +140,13 @@ void qlm_quant_unpack_row(enum qlm_dtype t, uint64_t cols, uint32_t group, const
                           unsigned i, void *q, uint16_t *d)
 {
     assert(qlm_dtype_is_quant(t) && i < QLM_QBLOCK_ROWS);
-    size_t cb = chunk_bytes(t);
-    uint64_t ng = cols / group, nc = group / 32;
+    unsigned bits = qlm_type_traits(t)->code_bits;
+    size_t cb = QLM_CHUNK_BYTES(bits);
+    uint64_t ng = cols / group, nc = group / 32, tile = qlm_quant_tile_bytes(t, group);
     for (uint64_t g = 0; g < ng; g++) {
-        const uint8_t *tile = tile_at(t, group, block, g);
-        memcpy(d + g, tile + 2 * i, 2);
+        const uint8_t *tp = (const uint8_t *)block + g * tile;
+        memcpy(d + g, tp + 2 * i, 2);
         for (uint64_t c = 0; c < nc; c++)
-            memcpy((uint8_t *)q + (g * nc + c) * cb,
-                   tile + 16 + (c * QLM_QBLOCK_ROWS + i) * cb, cb);
-    }
-}
-
-void qlm_dequantize_row(enum qlm_dtype t, const void *tensor_data, uint64_t rows, uint64_t cols,
-                        uint32_t group, uint64_t r, float *y)
-{
-    const uint8_t *base = tensor_data;
-    assert(r < rows);
-    switch (t) {
-    case QLM_F32:
-        memcpy(y, base + r * cols * 4, cols * 4);
-        break;
-    case QLM_F16:
-        qlm_f16_to_f32_row((const uint16_t *)(const void *)(base + r * cols * 2), y, cols);
-        break;
-    case QLM_BF16:
-        qlm_bf16_to_f32_row((const uint16_t *)(const void *)(base + r * cols * 2), y, cols);
-        break;
-    case QLM_Q8:
-    case QLM_Q4: {
-        /* one group at a time through the row codecs: no allocation */
-        const uint8_t *block = base + r / QLM_QBLOCK_ROWS * qlm_quant_block_bytes(t, cols, group);
-        unsigned i = (unsigned)(r % QLM_QBLOCK_ROWS);
-        size_t cb = chunk_bytes(t);
-        uint64_t nc = group / 32;
-        for (uint64_t g = 0; g < cols / group; g++) {
-            const uint8_t *tile = tile_at(t, group, block, g);
-            uint16_t dg;
-            memcpy(&dg, tile + 2 * i, 2);
-            for (uint64_t c = 0; c < nc; c++) {
-                const uint8_t *qc = tile + 16 + (c * QLM_QBLOCK_ROWS + i) * cb;
-                float *yc = y + g * group + c * 32;
-                if (t == QLM_Q8)
-                    qlm_dequantize_row_q8((const int8_t *)qc, &dg, 32, 32, yc);
-                else
-                    qlm_dequantize_row_q4(qc, &dg, 32, 32, yc);
-            }
-        }
-        break;
-    }
-    default:
-        assert(0 && "bad dtype");
+            memcpy((uint8_t *)q + (g * nc + c) * cb, tp + QLM_CHUNK_OFFSET(bits, c, i), cb);
     }
 }

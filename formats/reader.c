@@ -390,14 +390,26 @@ enum qlm_err qlm_file_verify(const struct qlm_file *f,
     qsort(order, n, sizeof *order, cmp_tensor_ptr_off);
     XXH3_state_t *st = XXH3_createState();
     enum qlm_err rc = st ? QLM_OK : qlm_error_set(err, QLM_E_NOMEM, "%s: out of memory", f->path);
-    const uint64_t chunk = 16u << 20;
     for (uint32_t i = 0; i < n && rc == QLM_OK; i++) {
         const struct qlm_tensor_info *t = order[i];
+        const struct qlm_type_traits *tr = qlm_type_traits(t->dtype);
+        uint64_t cols = t->dims[t->n_dims - 1], bb = tr->block_bytes(cols, t->group);
+        bool checked = tr->check != NULL && bb > 0 && bb != UINT64_MAX;
+        if (!checked)
+            bb = 1;
+        /* whole blocks of about 1 MiB: each is checked while still in cache */
+        uint64_t chunk = ((uint64_t)1 << 20) / bb * bb;
+        if (chunk == 0)
+            chunk = bb;
         const uint8_t *d = t->data;
+        uint64_t bad = UINT64_MAX;
         XXH3_64bits_reset(st);
         for (uint64_t o = 0; o < t->size; o += chunk) {
             size_t len = (size_t)(t->size - o < chunk ? t->size - o : chunk);
             XXH3_64bits_update(st, d + o, len);
+            for (uint64_t b = 0; checked && bad == UINT64_MAX && b < len; b += bb)
+                if (!tr->check(d + o + b, cols, t->group))
+                    bad = (o + b) / bb;
             done += len;
             if (progress)
                 progress(done, total, ctx);
@@ -405,6 +417,10 @@ enum qlm_err qlm_file_verify(const struct qlm_file *f,
         if (XXH3_64bits_digest(st) != t->xxh3)
             rc = qlm_error_set(err, QLM_E_CHECKSUM, "%s: tensor '%s': checksum mismatch",
                                f->path, t->name);
+        else if (bad != UINT64_MAX)
+            rc = qlm_error_set(err, QLM_E_FORMAT,
+                               "%s: tensor '%s': block %llu holds a code outside the %s range",
+                               f->path, t->name, (unsigned long long)bad, tr->name);
     }
     if (rc == QLM_OK && progress && n == 0)
         progress(0, 0, ctx);

@@ -487,7 +487,7 @@ void qlm_session_free(struct qlm_session *s)
  * model is a reference and keeps an exact f32 cache. */
 static enum qlm_dtype default_kv_type(const struct qlm_hparams *hp)
 {
-    return hp->wtype == QLM_Q8 || hp->wtype == QLM_Q4 ? QLM_F16 : QLM_F32;
+    return qlm_dtype_is_quant(hp->wtype) ? QLM_F16 : QLM_F32;
 }
 
 static size_t kv_elem_size(enum qlm_dtype t)

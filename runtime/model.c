@@ -106,7 +106,7 @@ static enum qlm_err read_hparams(const struct qlm_file *f, struct qlm_hparams *h
 /* ---- tensors ----------------------------------------------------------- */
 
 #define ALLOW_FLOAT ((1u << QLM_F32) | (1u << QLM_F16) | (1u << QLM_BF16))
-#define ALLOW_ALL (ALLOW_FLOAT | (1u << QLM_Q8) | (1u << QLM_Q4))
+#define ALLOW_ALL ((1u << QLM_DTYPE_COUNT) - 1)
 
 static enum qlm_err find_tensor(const struct qlm_file *f, const char *name, int n_dims,
                                 uint64_t d0, uint64_t d1, unsigned allowed,
@@ -136,7 +136,7 @@ static enum qlm_err find_tensor(const struct qlm_file *f, const char *name, int 
                                                                   : "unknown");
     if (qlm_dtype_is_quant(t->dtype)) {
         uint32_t g = t->group;
-        bool ok = g > 0 && d1 % g == 0 && (t->dtype != QLM_Q4 || g % 32 == 0);
+        bool ok = g > 0 && d1 % g == 0 && g % qlm_type_traits(t->dtype)->group_multiple == 0;
         if (!ok)
             return qlm_error_set(err, QLM_E_FORMAT, "%s: tensor '%s' has bad group size %" PRIu32
                                  " for %" PRIu64 " columns", f->path, name, g, d1);
@@ -194,16 +194,12 @@ static uint64_t matrix_bytes(const struct qlm_matrix *m)
     return b;
 }
 
-/* Bytes of one row of m (what an embedding lookup reads): an eighth of an
- * 8-row block when quantized. */
+/* Bytes of one row of m (what an embedding lookup reads): its share of a
+ * block of rows. */
 static uint64_t matrix_row_bytes(const struct qlm_matrix *m)
 {
-    uint64_t b = 0;
-    if (qlm_dtype_is_quant(m->type))
-        return qlm_quant_block_bytes(m->type, (uint64_t)m->cols, (uint32_t)m->group) /
-               QLM_QBLOCK_ROWS;
-    qlm_tensor_bytes(m->type, 1, (uint64_t)m->cols, (uint32_t)m->group, &b);
-    return b;
+    const struct qlm_type_traits *tr = qlm_type_traits(m->type);
+    return tr->block_bytes((uint64_t)m->cols, (uint32_t)m->group) / tr->block_rows;
 }
 
 static enum qlm_err load_weights(struct qlm_model *m, struct qlm_error *err)

@@ -32,7 +32,7 @@ if ! "$cc" -std=gnu11 -static -O2 $flags -ffp-contract=off -Wall -Wextra \
         -I"$tmp" -I"$srcdir/formats" -I"$srcdir/runtime" \
         "$srcdir/tests/kernels_neon_main.c" "$srcdir/runtime/kernels_scalar.c" \
         "$srcdir/runtime/kernels_neon.c" "$srcdir/formats/dtype.c" \
-        "$srcdir/formats/quant_ref.c" -o "$tmp/kernels_neon" -lm; then
+        "$srcdir/formats/traits.c" "$srcdir/formats/quant_ref.c" -o "$tmp/kernels_neon" -lm; then
     echo "neon_qemu: cross build failed"
     exit 1
 fi
