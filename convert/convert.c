@@ -245,30 +245,20 @@ static const char *base_name(const char *dir, char *buf, size_t len)
     return buf;
 }
 
+/* The schema's hyper-parameters (tied as the plan decided), then what
+ * produced the file and how it is quantized. */
 static enum qlm_err write_meta(struct qlm_writer *w, const struct qlm_convert_opts *o,
-                               const struct qlm_hf_config *c, const struct qlm_plan *p,
+                               const struct qlm_model_params *c, const struct qlm_plan *p,
                                struct qlm_error *err)
 {
     char name[256];
-    bool quant = qlm_dtype_is_quant(o->type);
-    WTRY(qlm_writer_meta_str(w, QLM_KEY_ARCH, qlm_arch_name(c->arch)));
+    struct qlm_model_params mp = *c;
+    mp.tied = p->tied;
+    WTRY(qlm_schema_write_meta(w, &mp));
     WTRY(qlm_writer_meta_str(w, QLM_KEY_NAME, base_name(o->model_dir, name, sizeof name)));
     WTRY(qlm_writer_meta_str(w, QLM_KEY_CONVERTER, "qlm-convert " PACKAGE_VERSION));
-    WTRY(qlm_writer_meta_u64(w, QLM_KEY_N_LAYERS, c->n_layers));
-    WTRY(qlm_writer_meta_u64(w, QLM_KEY_HIDDEN, c->hidden));
-    WTRY(qlm_writer_meta_u64(w, QLM_KEY_N_HEADS, c->n_heads));
-    WTRY(qlm_writer_meta_u64(w, QLM_KEY_N_KV_HEADS, c->n_kv_heads));
-    WTRY(qlm_writer_meta_u64(w, QLM_KEY_HEAD_DIM, c->head_dim));
-    WTRY(qlm_writer_meta_u64(w, QLM_KEY_FFN_HIDDEN, c->ffn_hidden));
-    WTRY(qlm_writer_meta_u64(w, QLM_KEY_VOCAB_SIZE, c->vocab_size));
-    WTRY(qlm_writer_meta_u64(w, QLM_KEY_MAX_POS, c->max_pos));
-    WTRY(qlm_writer_meta_f64(w, QLM_KEY_ROPE_THETA, c->rope_theta));
-    WTRY(qlm_writer_meta_f64(w, QLM_KEY_RMS_EPS, c->rms_eps));
-    WTRY(qlm_writer_meta_u64(w, QLM_KEY_TIED, p->tied ? 1 : 0));
-    WTRY(qlm_writer_meta_u64(w, QLM_KEY_QK_NORM, c->qk_norm ? 1 : 0));
-    WTRY(qlm_writer_meta_u64(w, QLM_KEY_QKV_BIAS, c->qkv_bias ? 1 : 0));
     WTRY(qlm_writer_meta_str(w, QLM_KEY_QUANT_TYPE, qlm_dtype_name(o->type)));
-    WTRY(qlm_writer_meta_u64(w, QLM_KEY_QUANT_GROUP, quant ? o->group : 0));
+    WTRY(qlm_writer_meta_u64(w, QLM_KEY_QUANT_GROUP, qlm_dtype_is_quant(o->type) ? o->group : 0));
     return QLM_OK;
 }
 
@@ -285,7 +275,7 @@ static enum qlm_err write_tokenizer(struct qlm_writer *w, const struct qlm_tokda
     return QLM_OK;
 }
 
-static enum qlm_err run(const struct qlm_convert_opts *o, const struct qlm_hf_config *cfg,
+static enum qlm_err run(const struct qlm_convert_opts *o, const struct qlm_model_params *cfg,
                         const struct qlm_st_model *m, const struct qlm_plan *plan,
                         const struct qlm_tokdata *tok, struct qlm_convert_stats *st,
                         struct qlm_error *err)
@@ -338,7 +328,7 @@ enum qlm_err qlm_convert(const struct qlm_convert_opts *o, struct qlm_convert_st
                              "--group %u is not supported (a multiple of 32, 32 .. 4096)",
                              o->group);
 
-    struct qlm_hf_config cfg;
+    struct qlm_model_params cfg;
     QLM_TRY(qlm_hf_config_load(o->model_dir, &cfg, err));
     struct qlm_st_model *m = NULL;
     QLM_TRY(qlm_st_open(&m, o->model_dir, err));

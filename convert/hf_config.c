@@ -1,5 +1,5 @@
 /*
- * hf_config.c — config.json -> struct qlm_hf_config, strictly: every key the
+ * hf_config.c — config.json -> struct qlm_model_params, strictly: every key the
  * model needs is present with the right JSON type and a sane value, and each
  * problem is one message naming the file and the key.
  */
@@ -13,16 +13,6 @@
 #include <string.h>
 
 #define SIZE_LIMIT ((uint64_t)1 << 31) /* every dimension stays below 2^31 */
-
-const char *qlm_arch_name(enum qlm_arch a)
-{
-    switch (a) {
-    case QLM_ARCH_QWEN3: return "qwen3";
-    case QLM_ARCH_QWEN2: return "qwen2";
-    case QLM_ARCH_LLAMA: return "llama";
-    }
-    return "?";
-}
 
 /* A positive integer key below 2^31; absent -> *v = dflt, or an error if dflt == 0. */
 static enum qlm_err get_size(json_t *root, const char *name, const char *key, uint64_t dflt,
@@ -79,7 +69,7 @@ static enum qlm_err get_bool(json_t *root, const char *name, const char *key, bo
     return QLM_OK;
 }
 
-static enum qlm_err parse_root(json_t *root, const char *name, struct qlm_hf_config *c,
+static enum qlm_err parse_root(json_t *root, const char *name, struct qlm_model_params *c,
                                struct qlm_error *err)
 {
     if (!json_is_object(root))
@@ -91,17 +81,12 @@ static enum qlm_err parse_root(json_t *root, const char *name, struct qlm_hf_con
     if (!json_is_string(mt))
         return qlm_error_set(err, QLM_E_FORMAT, "%s: key 'model_type' must be a string", name);
     const char *type = json_string_value(mt);
-    if (strcmp(type, "qwen3") == 0)
-        c->arch = QLM_ARCH_QWEN3;
-    else if (strcmp(type, "qwen2") == 0)
-        c->arch = QLM_ARCH_QWEN2;
-    else if (strcmp(type, "llama") == 0)
-        c->arch = QLM_ARCH_LLAMA;
-    else
+    int arch = qlm_arch_from_name(type);
+    if (arch < 0)
         return qlm_error_set(err, QLM_E_FORMAT,
                              "%s: model_type '%.40s' is not supported (qwen3, qwen2, llama)", name,
                              type);
-    snprintf(c->model_type, sizeof c->model_type, "%s", qlm_arch_name(c->arch));
+    c->arch = (enum qlm_arch)arch;
 
     /* The forward pass is SwiGLU with plain RoPE and full attention: refuse
      * configs that ask for anything else rather than run them wrongly. */
@@ -177,7 +162,7 @@ static enum qlm_err parse_root(json_t *root, const char *name, struct qlm_hf_con
 }
 
 enum qlm_err qlm_hf_config_parse(const char *json, size_t len, const char *name,
-                                 struct qlm_hf_config *cfg, struct qlm_error *err)
+                                 struct qlm_model_params *cfg, struct qlm_error *err)
 {
     memset(cfg, 0, sizeof *cfg);
     json_error_t je;
@@ -190,7 +175,7 @@ enum qlm_err qlm_hf_config_parse(const char *json, size_t len, const char *name,
     return rc;
 }
 
-enum qlm_err qlm_hf_config_load(const char *model_dir, struct qlm_hf_config *cfg,
+enum qlm_err qlm_hf_config_load(const char *model_dir, struct qlm_model_params *cfg,
                                 struct qlm_error *err)
 {
     char path[4096];

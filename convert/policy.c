@@ -9,29 +9,6 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-static bool ends_with(const char *s, const char *suffix)
-{
-    size_t n = strlen(s), k = strlen(suffix);
-    return n >= k && memcmp(s + n - k, suffix, k) == 0;
-}
-
-enum qlm_role qlm_policy_role(const char *name)
-{
-    if (strcmp(name, "model.embed_tokens.weight") == 0)
-        return QLM_ROLE_EMBED;
-    if (strcmp(name, "lm_head.weight") == 0)
-        return QLM_ROLE_HEAD;
-    if (ends_with(name, "rotary_emb.inv_freq"))
-        return QLM_ROLE_SKIP;
-    if (ends_with(name, ".bias"))
-        return QLM_ROLE_BIAS;
-    if (ends_with(name, "norm.weight"))
-        return QLM_ROLE_NORM;
-    if (strncmp(name, "model.layers.", 13) == 0 && ends_with(name, "_proj.weight"))
-        return QLM_ROLE_LINEAR;
-    return QLM_ROLE_UNKNOWN;
-}
-
 enum qlm_dtype qlm_policy_dtype(enum qlm_role role, enum qlm_dtype chosen)
 {
     switch (role) {
@@ -73,7 +50,7 @@ void qlm_release_range(const void *p, uint64_t len)
 }
 
 struct builder {
-    const struct qlm_hf_config *cfg;
+    const struct qlm_model_params *cfg;
     const struct qlm_st_model *m;
     const char *name;
     enum qlm_dtype chosen;
@@ -97,29 +74,10 @@ static void mark_seen(struct builder *b, const struct qlm_st_tensor *t)
         b->seen[i] = 1;
 }
 
-static enum qlm_err check_shape(struct builder *b, const struct qlm_st_tensor *t, int n_dims,
-                                const uint64_t *dims, struct qlm_error *err)
+/* The dtype check of a checkpoint tensor: the converter reads floats only. */
+static enum qlm_err check_dtype(struct builder *b, const struct qlm_st_tensor *t,
+                                struct qlm_error *err)
 {
-    bool ok = t->n_dims == n_dims;
-    for (int i = 0; ok && i < n_dims; i++)
-        ok = t->dims[i] == dims[i];
-    if (!ok) {
-        char want[64], got[96];
-        if (n_dims == 1)
-            snprintf(want, sizeof want, "[%llu]", (unsigned long long)dims[0]);
-        else
-            snprintf(want, sizeof want, "[%llu, %llu]", (unsigned long long)dims[0],
-                     (unsigned long long)dims[1]);
-        size_t k = 0;
-        got[k++] = '[';
-        for (int i = 0; i < t->n_dims && i < 8 && k < sizeof got - 24; i++)
-            k += (size_t)snprintf(got + k, sizeof got - k, "%s%llu", i ? ", " : "",
-                                  (unsigned long long)t->dims[i]);
-        snprintf(got + k, sizeof got - k, "]");
-        return qlm_error_set(err, QLM_E_FORMAT,
-                             "%s: tensor '%s' has shape %s, config.json implies %s", st_file(b, t),
-                             t->name, got, want);
-    }
     if (t->dtype != QLM_ST_F32 && t->dtype != QLM_ST_F16 && t->dtype != QLM_ST_BF16)
         return qlm_error_set(err, QLM_E_FORMAT,
                              "%s: tensor '%s' has dtype %s (BF16, F16 or F32 expected)",
@@ -127,17 +85,27 @@ static enum qlm_err check_shape(struct builder *b, const struct qlm_st_tensor *t
     return QLM_OK;
 }
 
-/* Append the tensor `tname` (role from its name) with the expected shape. */
-static enum qlm_err add(struct builder *b, const char *tname, int n_dims, uint64_t d0, uint64_t d1,
+/* The checkpoint tensor of schema entry want, present with its shape and a
+ * float dtype. */
+static enum qlm_err find(struct builder *b, const struct qlm_schema_tensor *want,
+                         const struct qlm_st_tensor **out, struct qlm_error *err)
+{
+    const struct qlm_st_tensor *t = qlm_st_find(b->m, want->name);
+    if (t == NULL)
+        return qlm_schema_check_shape(b->name, want, 0, NULL, err);
+    QLM_TRY(qlm_schema_check_shape(st_file(b, t), want, t->n_dims, t->dims, err));
+    QLM_TRY(check_dtype(b, t, err));
+    mark_seen(b, t);
+    *out = t;
+    return QLM_OK;
+}
+
+/* Append the tensor of schema entry want to the plan. */
+static enum qlm_err add(struct builder *b, const struct qlm_schema_tensor *want,
                         struct qlm_error *err)
 {
-    const struct qlm_st_tensor *t = qlm_st_find(b->m, tname);
-    if (!t)
-        return qlm_error_set(err, QLM_E_NOTFOUND, "%s: missing tensor '%s'", b->name, tname);
-    uint64_t dims[2] = {d0, d1};
-    QLM_TRY(check_shape(b, t, n_dims, dims, err));
-    mark_seen(b, t);
-
+    const struct qlm_st_tensor *t;
+    QLM_TRY(find(b, want, &t, err));
     struct qlm_plan *p = b->plan;
     if (p->n == b->cap) {
         size_t ncap = b->cap ? b->cap * 2 : 64;
@@ -147,14 +115,14 @@ static enum qlm_err add(struct builder *b, const char *tname, int n_dims, uint64
         p->items = ni;
         b->cap = ncap;
     }
+    int n_dims = want->n_dims;
+    uint64_t d0 = want->dims[0], d1 = want->dims[1];
     struct qlm_plan_item *it = &p->items[p->n];
     memset(it, 0, sizeof *it);
-    snprintf(it->name, sizeof it->name, "%s", tname);
+    snprintf(it->name, sizeof it->name, "%s", want->name);
     it->src = t;
-    it->role = qlm_policy_role(tname);
+    it->role = want->role;
     it->dtype = n_dims == 2 ? qlm_policy_dtype(it->role, b->chosen) : QLM_F32;
-    if (n_dims == 1 && it->role != QLM_ROLE_NORM && it->role != QLM_ROLE_BIAS)
-        it->dtype = QLM_F32;
     it->group = qlm_dtype_is_quant(it->dtype) ? b->group : 0;
     it->n_dims = n_dims;
     it->dims[0] = d0;
@@ -165,9 +133,10 @@ static enum qlm_err add(struct builder *b, const char *tname, int n_dims, uint64
         return qlm_error_set(err, QLM_E_INVALID,
                              "%s: tensor '%s' has %llu input columns, not a multiple of "
                              "group %u (try --group 32 or a float --type)",
-                             b->name, tname, (unsigned long long)it->cols, it->group);
+                             b->name, it->name, (unsigned long long)it->cols, it->group);
     if (!qlm_tensor_bytes(it->dtype, it->rows, it->cols, it->group, &it->bytes))
-        return qlm_error_set(err, QLM_E_RANGE, "%s: tensor '%s' is too large", b->name, tname);
+        return qlm_error_set(err, QLM_E_RANGE, "%s: tensor '%s' is too large", b->name,
+                             it->name);
     p->n++;
     p->n_params += t->numel;
     p->bytes_out += it->bytes;
@@ -193,64 +162,47 @@ static bool same_bytes(const struct qlm_st_tensor *a, const struct qlm_st_tensor
     return eq;
 }
 
-static enum qlm_err build(struct builder *b, struct qlm_error *err)
+/* lm_head.weight: written only when the head differs from the embedding
+ * (tie_word_embeddings false and other bytes); otherwise checked and
+ * dropped, and the file says tied. */
+static enum qlm_err add_head(struct builder *b, const struct qlm_schema_tensor *want,
+                             struct qlm_error *err)
 {
-    const struct qlm_hf_config *c = b->cfg;
-    uint64_t H = c->hidden, q_out = c->n_heads * c->head_dim, kv_out = c->n_kv_heads * c->head_dim;
-    char nm[128];
-
-    QLM_TRY(add(b, "model.embed_tokens.weight", 2, c->vocab_size, H, err));
-    for (uint64_t l = 0; l < c->n_layers; l++) {
-#define L(suffix) (snprintf(nm, sizeof nm, "model.layers.%llu.%s", (unsigned long long)l, suffix), nm)
-        QLM_TRY(add(b, L("input_layernorm.weight"), 1, H, 0, err));
-        QLM_TRY(add(b, L("self_attn.q_proj.weight"), 2, q_out, H, err));
-        if (c->qkv_bias)
-            QLM_TRY(add(b, L("self_attn.q_proj.bias"), 1, q_out, 0, err));
-        QLM_TRY(add(b, L("self_attn.k_proj.weight"), 2, kv_out, H, err));
-        if (c->qkv_bias)
-            QLM_TRY(add(b, L("self_attn.k_proj.bias"), 1, kv_out, 0, err));
-        QLM_TRY(add(b, L("self_attn.v_proj.weight"), 2, kv_out, H, err));
-        if (c->qkv_bias)
-            QLM_TRY(add(b, L("self_attn.v_proj.bias"), 1, kv_out, 0, err));
-        if (c->qk_norm) {
-            QLM_TRY(add(b, L("self_attn.q_norm.weight"), 1, c->head_dim, 0, err));
-            QLM_TRY(add(b, L("self_attn.k_norm.weight"), 1, c->head_dim, 0, err));
-        }
-        QLM_TRY(add(b, L("self_attn.o_proj.weight"), 2, H, q_out, err));
-        QLM_TRY(add(b, L("post_attention_layernorm.weight"), 1, H, 0, err));
-        QLM_TRY(add(b, L("mlp.gate_proj.weight"), 2, c->ffn_hidden, H, err));
-        QLM_TRY(add(b, L("mlp.up_proj.weight"), 2, c->ffn_hidden, H, err));
-        QLM_TRY(add(b, L("mlp.down_proj.weight"), 2, H, c->ffn_hidden, err));
-#undef L
-    }
-    QLM_TRY(add(b, "model.norm.weight", 1, H, 0, err));
-
-    const struct qlm_st_tensor *head = qlm_st_find(b->m, "lm_head.weight");
     struct qlm_plan *p = b->plan;
-    if (!head) {
-        if (!c->tied)
+    const struct qlm_st_tensor *head = qlm_st_find(b->m, want->name);
+    if (head == NULL) {
+        if (!b->cfg->tied)
             return qlm_error_set(err, QLM_E_NOTFOUND,
                                  "%s: missing tensor 'lm_head.weight' (tie_word_embeddings is "
                                  "false)",
                                  b->name);
         p->tied = true;
-    } else {
-        uint64_t dims[2] = {c->vocab_size, H};
-        QLM_TRY(check_shape(b, head, 2, dims, err));
-        mark_seen(b, head);
-        const struct qlm_st_tensor *emb = p->items[0].src;
-        if (c->tied) {
-            p->tied = p->head_dropped = true;
-        } else if (same_bytes(emb, head)) {
-            p->tied = p->head_dropped = p->head_equal = true;
-        } else {
-            QLM_TRY(add(b, "lm_head.weight", 2, c->vocab_size, H, err));
-        }
+        return QLM_OK;
     }
+    QLM_TRY(find(b, want, &head, err));
+    if (b->cfg->tied) {
+        p->tied = p->head_dropped = true;
+        return QLM_OK;
+    }
+    if (same_bytes(p->items[0].src, head)) {
+        p->tied = p->head_dropped = p->head_equal = true;
+        return QLM_OK;
+    }
+    return add(b, want, err);
+}
+
+static enum qlm_err build(struct builder *b, struct qlm_error *err)
+{
+    /* the schema's tensors, the head included: the policy decides on it */
+    struct qlm_model_params c = *b->cfg;
+    c.tied = false;
+    struct qlm_schema_tensor want;
+    for (size_t pos = 0; qlm_schema_next(&c, &pos, &want);)
+        QLM_TRY(want.kind == QLM_T_HEAD ? add_head(b, &want, err) : add(b, &want, err));
 
     for (size_t i = 0; i < b->m->n_tensors; i++) {
         const struct qlm_st_tensor *t = &b->m->tensors[i];
-        if (b->seen[i] || qlm_policy_role(t->name) == QLM_ROLE_SKIP)
+        if (b->seen[i] || qlm_schema_role(t->name) == QLM_ROLE_SKIP)
             continue;
         return qlm_error_set(err, QLM_E_FORMAT,
                              "%s: unexpected tensor '%.200s' (not implied by config.json)",
@@ -259,7 +211,7 @@ static enum qlm_err build(struct builder *b, struct qlm_error *err)
     return QLM_OK;
 }
 
-enum qlm_err qlm_plan_build(const struct qlm_hf_config *cfg, const struct qlm_st_model *m,
+enum qlm_err qlm_plan_build(const struct qlm_model_params *cfg, const struct qlm_st_model *m,
                             const char *name, enum qlm_dtype chosen, uint32_t group,
                             struct qlm_plan *plan, struct qlm_error *err)
 {

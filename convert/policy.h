@@ -15,22 +15,10 @@
 #define QLM_POLICY_H
 
 #include "hf_config.h"
-#include "qlm_format.h"
-
-enum qlm_role {
-    QLM_ROLE_UNKNOWN = 0,
-    QLM_ROLE_EMBED,
-    QLM_ROLE_HEAD,
-    QLM_ROLE_LINEAR,
-    QLM_ROLE_NORM,
-    QLM_ROLE_BIAS,
-    QLM_ROLE_SKIP,
-};
+#include "qlm_schema.h"
 
 #define QLM_DEFAULT_GROUP 32
 
-/* Role of a tensor from its Hugging Face name. */
-enum qlm_role qlm_policy_role(const char *name);
 /* Output dtype of a tensor of this role when the user chose `chosen`. */
 enum qlm_dtype qlm_policy_dtype(enum qlm_role role, enum qlm_dtype chosen);
 /* Checks a --group value: a multiple of 32 in [32, 4096]. */
@@ -64,7 +52,7 @@ struct qlm_plan {
  * shape and a float dtype (F32/F16/BF16); anything else in the checkpoint is
  * an error, except rotary inv_freq buffers.  name (e.g. MODEL_DIR) is used in
  * messages.  chosen: the --type; group: the --group (ignored for floats). */
-enum qlm_err qlm_plan_build(const struct qlm_hf_config *cfg, const struct qlm_st_model *m,
+enum qlm_err qlm_plan_build(const struct qlm_model_params *cfg, const struct qlm_st_model *m,
                             const char *name, enum qlm_dtype chosen, uint32_t group,
                             struct qlm_plan *plan, struct qlm_error *err);
 void qlm_plan_free(struct qlm_plan *plan);

@@ -248,29 +248,6 @@ struct qlm_meta_entry {
     } v;
 };
 
-/* ---- metadata keys written by qlm-convert, read by the runtime ---------- */
-/* Tensor names in a .qlm are the Hugging Face names ("model.embed_tokens.weight",
- * "model.layers.0.self_attn.q_proj.weight", ...).  A tied output head is not
- * stored: "lm_head.weight" is present only when the model's head differs. */
-#define QLM_KEY_ARCH        "general.architecture" /* str: qwen3 | qwen2 | llama */
-#define QLM_KEY_NAME        "general.name"         /* str: model directory name */
-#define QLM_KEY_CONVERTER   "general.converter"    /* str: "qlm-convert 0.1.0" */
-#define QLM_KEY_N_LAYERS    "model.n_layers"       /* u64 */
-#define QLM_KEY_HIDDEN      "model.hidden"         /* u64 hidden_size */
-#define QLM_KEY_N_HEADS     "model.n_heads"        /* u64 */
-#define QLM_KEY_N_KV_HEADS  "model.n_kv_heads"     /* u64 */
-#define QLM_KEY_HEAD_DIM    "model.head_dim"       /* u64 */
-#define QLM_KEY_FFN_HIDDEN  "model.ffn_hidden"     /* u64 intermediate_size */
-#define QLM_KEY_VOCAB_SIZE  "model.vocab_size"     /* u64 embedding rows */
-#define QLM_KEY_MAX_POS     "model.max_pos"        /* u64 max_position_embeddings */
-#define QLM_KEY_ROPE_THETA  "model.rope_theta"     /* f64 */
-#define QLM_KEY_RMS_EPS     "model.rms_eps"        /* f64 */
-#define QLM_KEY_TIED        "model.tied"           /* u64 0/1: head = embedding */
-#define QLM_KEY_QK_NORM     "model.qk_norm"        /* u64 0/1 (Qwen3) */
-#define QLM_KEY_QKV_BIAS    "model.qkv_bias"       /* u64 0/1 (Qwen2) */
-#define QLM_KEY_QUANT_TYPE  "quant.type"           /* str: f32|bf16|f16|q8|q4 */
-#define QLM_KEY_QUANT_GROUP "quant.group"          /* u64 (0 for float types) */
-
 /* ---- tokenizer data ---------------------------------------------------- */
 
 enum qlm_tok_kind { QLM_TOK_NORMAL = 0, QLM_TOK_ADDED = 1, QLM_TOK_SPECIAL = 2 };

@@ -35,7 +35,7 @@ static const char *builddir(void)
     return s && *s ? s : ".";
 }
 
-static enum qlm_err parse(const char *json, struct qlm_hf_config *c, struct qlm_error *e)
+static enum qlm_err parse(const char *json, struct qlm_model_params *c, struct qlm_error *e)
 {
     memset(e, 0, sizeof *e);
     return qlm_hf_config_parse(json, strlen(json), "m/config.json", c, e);
@@ -286,7 +286,7 @@ static struct qlm_convert_opts opts_for(const char *dir, const char *out, enum q
 
 START_TEST(config_valid)
 {
-    struct qlm_hf_config c;
+    struct qlm_model_params c;
     struct qlm_error e;
     ck_assert_int_eq(parse("{" BASE_CFG ", \"tie_word_embeddings\": true}", &c, &e), QLM_OK);
     ck_assert_int_eq(c.arch, QLM_ARCH_QWEN3);
@@ -308,7 +308,7 @@ END_TEST
 
 START_TEST(config_defaults)
 {
-    struct qlm_hf_config c;
+    struct qlm_model_params c;
     struct qlm_error e;
     const char *j = "{\"model_type\": \"qwen2\", \"hidden_size\": 96, \"intermediate_size\": 64,"
                     " \"num_hidden_layers\": 1, \"num_attention_heads\": 3, \"vocab_size\": 10,"
@@ -326,7 +326,7 @@ END_TEST
 
 static void expect_bad(const char *json, const char *needle)
 {
-    struct qlm_hf_config c;
+    struct qlm_model_params c;
     struct qlm_error e;
     enum qlm_err rc = parse(json, &c, &e);
     ck_assert_int_ne(rc, QLM_OK);
@@ -392,19 +392,8 @@ END_TEST
 
 /* ---- policy ------------------------------------------------------------- */
 
-START_TEST(policy_roles_and_types)
+START_TEST(policy_types)
 {
-    ck_assert_int_eq(qlm_policy_role("model.embed_tokens.weight"), QLM_ROLE_EMBED);
-    ck_assert_int_eq(qlm_policy_role("lm_head.weight"), QLM_ROLE_HEAD);
-    ck_assert_int_eq(qlm_policy_role("model.layers.3.mlp.down_proj.weight"), QLM_ROLE_LINEAR);
-    ck_assert_int_eq(qlm_policy_role("model.layers.3.self_attn.q_norm.weight"), QLM_ROLE_NORM);
-    ck_assert_int_eq(qlm_policy_role("model.layers.0.input_layernorm.weight"), QLM_ROLE_NORM);
-    ck_assert_int_eq(qlm_policy_role("model.norm.weight"), QLM_ROLE_NORM);
-    ck_assert_int_eq(qlm_policy_role("model.layers.0.self_attn.q_proj.bias"), QLM_ROLE_BIAS);
-    ck_assert_int_eq(qlm_policy_role("model.layers.0.self_attn.rotary_emb.inv_freq"),
-                     QLM_ROLE_SKIP);
-    ck_assert_int_eq(qlm_policy_role("model.foo"), QLM_ROLE_UNKNOWN);
-
     enum qlm_dtype all[] = {QLM_F32, QLM_BF16, QLM_F16, QLM_Q8, QLM_Q4};
     for (size_t i = 0; i < 5; i++) {
         ck_assert_int_eq(qlm_policy_dtype(QLM_ROLE_NORM, all[i]), QLM_F32);
@@ -426,7 +415,7 @@ static enum qlm_err plan_of(const struct mini *mo, enum qlm_dtype t, uint32_t gr
 {
     char *d = mkdtemp_dir();
     write_mini(d, mo);
-    struct qlm_hf_config c;
+    struct qlm_model_params c;
     memset(e, 0, sizeof *e);
     ck_assert_int_eq(qlm_hf_config_load(d, &c, e), QLM_OK);
     struct qlm_st_model *m = NULL;
@@ -591,7 +580,7 @@ static void check_close(const char *dir, const char *out, enum qlm_dtype chosen,
     for (size_t i = 0; i < m->n_tensors; i++) {
         const struct qlm_st_tensor *s = &m->tensors[i];
         const struct qlm_tensor_info *t = qlm_file_tensor(f, s->name);
-        enum qlm_role role = qlm_policy_role(s->name);
+        enum qlm_role role = qlm_schema_role(s->name);
         if (role == QLM_ROLE_SKIP || role == QLM_ROLE_HEAD) {
             ck_assert_ptr_null(t);
             continue;
@@ -1002,7 +991,7 @@ static Suite *convert_suite(void)
     tcase_add_test(tc, config_bad);
     suite_add_tcase(s, tc);
     tc = tcase_create("policy");
-    tcase_add_test(tc, policy_roles_and_types);
+    tcase_add_test(tc, policy_types);
     tcase_add_test(tc, plan_q4_tied);
     tcase_add_test(tc, plan_head_equal_bytes_dropped);
     tcase_add_test(tc, plan_head_untied_kept);

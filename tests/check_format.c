@@ -17,6 +17,7 @@
 #include <xxhash.h>
 
 #include "qlm_format.h"
+#include "qlm_schema.h"
 
 static char tmpdir[256];
 

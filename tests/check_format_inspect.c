@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "qlm_format.h"
+#include "qlm_schema.h"
 
 static char tmpdir[256], qlm[300], bad[300], prog[1024];
 

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "qlm.h"
+#include "qlm_schema.h"
 
 /* ---- a synthetic model ----------------------------------------------------- */
 

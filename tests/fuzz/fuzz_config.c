@@ -11,7 +11,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    struct qlm_hf_config cfg;
+    struct qlm_model_params cfg;
     struct qlm_error err;
     if (qlm_hf_config_parse((const char *)data, size, "config.json", &cfg, &err) != QLM_OK) {
         if (!err.msg[0] || strchr(err.msg, '\n'))

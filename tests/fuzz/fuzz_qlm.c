@@ -13,6 +13,7 @@
 
 #include "fuzz_common.h"
 #include "qlm_format.h"
+#include "qlm_schema.h"
 #include "tokenizer.h"
 
 static uint64_t rd64(const uint8_t *p)
