@@ -124,15 +124,6 @@ static enum qlm_err parse_root(json_t *root, const char *name, struct qlm_model_
     QLM_TRY(get_size(root, name, "vocab_size", 0, &c->vocab_size, err));
     uint64_t dflt_pos = c->arch == QLM_ARCH_LLAMA ? 2048 : 32768; /* transformers' defaults */
     QLM_TRY(get_size(root, name, "max_position_embeddings", dflt_pos, &c->max_pos, err));
-    if (c->n_layers > 4096)
-        return qlm_error_set(err, QLM_E_FORMAT, "%s: num_hidden_layers %llu is not sane", name,
-                             (unsigned long long)c->n_layers);
-    if (c->n_heads % c->n_kv_heads != 0)
-        return qlm_error_set(err, QLM_E_FORMAT,
-                             "%s: num_attention_heads %llu is not a multiple of "
-                             "num_key_value_heads %llu",
-                             name, (unsigned long long)c->n_heads,
-                             (unsigned long long)c->n_kv_heads);
     json_t *hd = json_object_get(root, "head_dim");
     if (!hd || json_is_null(hd)) {
         if (c->hidden % c->n_heads != 0)
@@ -144,21 +135,12 @@ static enum qlm_err parse_root(json_t *root, const char *name, struct qlm_model_
     }
     QLM_TRY(get_size(root, name, "head_dim", c->hidden / c->n_heads ? c->hidden / c->n_heads : 1,
                      &c->head_dim, err));
-    if (c->head_dim % 2 != 0)
-        return qlm_error_set(err, QLM_E_FORMAT, "%s: head_dim %llu must be even (RoPE pairs)",
-                             name, (unsigned long long)c->head_dim);
-    if (c->n_heads * c->head_dim >= SIZE_LIMIT)
-        return qlm_error_set(err, QLM_E_FORMAT,
-                             "%s: num_attention_heads x head_dim is out of range", name);
     QLM_TRY(get_real(root, name, "rms_norm_eps", 0, &c->rms_eps, err));
-    if (c->rms_eps >= 1)
-        return qlm_error_set(err, QLM_E_FORMAT, "%s: rms_norm_eps %g is not sane (< 1)", name,
-                             c->rms_eps);
     QLM_TRY(get_real(root, name, "rope_theta", 10000.0, &c->rope_theta, err));
     QLM_TRY(get_bool(root, name, "tie_word_embeddings", false, &c->tied, err));
     c->qk_norm = c->arch == QLM_ARCH_QWEN3;
     c->qkv_bias = c->arch == QLM_ARCH_QWEN2;
-    return QLM_OK;
+    return qlm_schema_check(c, name, QLM_SCHEMA_CONFIG, err);
 }
 
 enum qlm_err qlm_hf_config_parse(const char *json, size_t len, const char *name,

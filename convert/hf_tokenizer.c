@@ -3,6 +3,7 @@
 #include "config.h"
 
 #include "hf_tokenizer.h"
+#include "qlm_schema.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -567,7 +568,8 @@ static enum qlm_err split_regex(struct builder *b, json_t *split)
     }
     if (!b->regex)
         return qlm_error_set(b->err, QLM_E_NOMEM, "%s: out of memory", b->name);
-    return QLM_OK;
+    /* compiled as the runtime will, so a file that converts also loads */
+    return qlm_schema_regex(b->regex, b->name, NULL, b->err);
 }
 
 static enum qlm_err check_pre_tokenizer(struct builder *b, json_t *pre)

@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include "tokenizer.h"
+#include "qlm_schema.h"
 
 #include <stdatomic.h>
 #include <stdint.h>
@@ -344,17 +345,8 @@ static enum qlm_err build_tables(struct qlm_tok *t, struct qlm_error *err)
             t->merges[i] = (struct merge_slot){.key = key, .rank = r, .result = m->result};
     }
 
-    /* the pre-split regex */
-    int ecode;
-    PCRE2_SIZE eoff;
-    t->re = pcre2_compile((PCRE2_SPTR)d->regex, PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_UCP,
-                          &ecode, &eoff, NULL);
-    if (!t->re) {
-        PCRE2_UCHAR msg[160];
-        pcre2_get_error_message(ecode, msg, sizeof msg);
-        return qlm_error_set(err, QLM_E_FORMAT, "%s: tokenizer regex: %s at offset %zu", nm,
-                             (const char *)msg, (size_t)eoff);
-    }
+    /* the pre-split regex, compiled as the converter checked it */
+    QLM_TRY(qlm_schema_regex(d->regex, nm, &t->re, err));
     pcre2_jit_compile(t->re, PCRE2_JIT_COMPLETE); /* falls back to the interpreter */
     return QLM_OK;
 }

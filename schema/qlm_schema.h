@@ -64,11 +64,30 @@ struct qlm_model_params {
 #define QLM_KEY_QUANT_TYPE  "quant.type"           /* str: f32|bf16|f16|q8|q4 */
 #define QLM_KEY_QUANT_GROUP "quant.group"          /* u64 (0 for float types) */
 
+/* Where hyper-parameters came from, for naming a field in messages: the
+ * config.json key or the metadata key. */
+enum qlm_schema_source { QLM_SCHEMA_CONFIG, QLM_SCHEMA_META };
+
+/* The one validation of hyper-parameters, run by the converter on what
+ * config.json says and by the loader on what the metadata says: every
+ * value within the range the runtime executes, heads dividing, head_dim
+ * even.  "NAME: key 'rope_theta' = 1e-300 out of range [1, 1e+12]". */
+enum qlm_err qlm_schema_check(const struct qlm_model_params *p, const char *name,
+                              enum qlm_schema_source src, struct qlm_error *err);
+
+/* The tokenizer's pre-split regex compiled exactly as the runtime runs it
+ * (PCRE2, UTF + UCP, at most QLM_SCHEMA_REGEX_MAX bytes): the runtime keeps
+ * *code (pcre2_code_free), the converter passes code NULL to only check. */
+#define QLM_SCHEMA_REGEX_MAX 65536
+struct pcre2_real_code_8;
+enum qlm_err qlm_schema_regex(const char *pattern, const char *name,
+                              struct pcre2_real_code_8 **code, struct qlm_error *err);
+
 /* The hyper-parameters as metadata: general.architecture and the model.*
  * keys above. */
 enum qlm_err qlm_schema_write_meta(struct qlm_writer *w, const struct qlm_model_params *p);
-/* Read them back from f, each present with its type and within the range
- * the runtime executes (messages name f and the key).  The flags default to
+/* Read them back from f, each present with its type, then
+ * qlm_schema_check (messages name f and the key).  The flags default to
  * the architecture's (qk_norm for qwen3, qkv_bias for qwen2) when absent. */
 enum qlm_err qlm_schema_read_meta(const struct qlm_file *f, struct qlm_model_params *p,
                                   struct qlm_error *err);

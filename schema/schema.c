@@ -4,7 +4,10 @@
  */
 #include "qlm_schema.h"
 
+#define PCRE2_CODE_UNIT_WIDTH 8
 #include <inttypes.h>
+#include <pcre2.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -30,6 +33,99 @@ int qlm_arch_from_name(const char *name)
 #define MAX_LAYERS 1024
 #define MAX_VOCAB (1 << 24)
 
+/* Each numeric hyper-parameter: its names in config.json and in the
+ * metadata, and the range the runtime executes.  Larger values are corrupt
+ * or hostile input (or a model far beyond a laptop). */
+struct field {
+    const char *config, *meta;
+    size_t off;                   /* in struct qlm_model_params */
+    bool real;                    /* a double, else a uint64_t */
+    double lo, hi;
+};
+
+#define U64(cfg, key, member, lo, hi) {cfg, key, offsetof(struct qlm_model_params, member), false, lo, hi}
+#define F64(cfg, key, member, lo, hi) {cfg, key, offsetof(struct qlm_model_params, member), true, lo, hi}
+static const struct field fields[] = {
+    U64("num_hidden_layers", QLM_KEY_N_LAYERS, n_layers, 1, MAX_LAYERS),
+    U64("hidden_size", QLM_KEY_HIDDEN, hidden, 1, MAX_DIM),
+    U64("num_attention_heads", QLM_KEY_N_HEADS, n_heads, 1, 4096),
+    U64("num_key_value_heads", QLM_KEY_N_KV_HEADS, n_kv_heads, 1, 4096),
+    U64("head_dim", QLM_KEY_HEAD_DIM, head_dim, 2, 4096),
+    U64("intermediate_size", QLM_KEY_FFN_HIDDEN, ffn_hidden, 1, MAX_DIM),
+    U64("vocab_size", QLM_KEY_VOCAB_SIZE, vocab_size, 1, MAX_VOCAB),
+    U64("max_position_embeddings", QLM_KEY_MAX_POS, max_pos, 1, 1 << 24),
+    F64("rope_theta", QLM_KEY_ROPE_THETA, rope_theta, 1.0, 1e12),
+    F64("rms_norm_eps", QLM_KEY_RMS_EPS, rms_eps, 1e-30, 1.0),
+};
+#undef U64
+#undef F64
+
+enum qlm_err qlm_schema_check(const struct qlm_model_params *p, const char *name,
+                              enum qlm_schema_source src, struct qlm_error *err)
+{
+    const bool cfg = src == QLM_SCHEMA_CONFIG;
+    const char *what = cfg ? "key" : "metadata";
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+        const struct field *f = &fields[i];
+        const char *key = cfg ? f->config : f->meta;
+        const char *v = (const char *)p + f->off;
+        if (f->real) {
+            double x;
+            memcpy(&x, v, sizeof x);
+            if (!(x >= f->lo && x <= f->hi))
+                return qlm_error_set(err, QLM_E_RANGE, "%s: %s '%s' = %g out of range [%g, %g]",
+                                     name, what, key, x, f->lo, f->hi);
+        } else {
+            uint64_t x;
+            memcpy(&x, v, sizeof x);
+            if (x < (uint64_t)f->lo || x > (uint64_t)f->hi)
+                return qlm_error_set(err, QLM_E_RANGE,
+                                     "%s: %s '%s' = %" PRIu64 " out of range [%.0f, %.0f]", name,
+                                     what, key, x, f->lo, f->hi);
+        }
+    }
+    if (p->n_heads % p->n_kv_heads != 0)
+        return qlm_error_set(err, QLM_E_FORMAT,
+                             "%s: %s '%s' = %" PRIu64 " is not a multiple of '%s' = %" PRIu64,
+                             name, what, cfg ? "num_attention_heads" : QLM_KEY_N_HEADS,
+                             p->n_heads, cfg ? "num_key_value_heads" : QLM_KEY_N_KV_HEADS,
+                             p->n_kv_heads);
+    if (p->head_dim % 2 != 0)
+        return qlm_error_set(err, QLM_E_FORMAT,
+                             "%s: %s '%s' = %" PRIu64 " is odd (RoPE rotates pairs)", name, what,
+                             cfg ? "head_dim" : QLM_KEY_HEAD_DIM, p->head_dim);
+    if (p->n_heads * p->head_dim > MAX_DIM)
+        return qlm_error_set(err, QLM_E_RANGE,
+                             "%s: attention heads x head_dim = %" PRIu64 " is out of range "
+                             "(at most %d)", name, p->n_heads * p->head_dim, MAX_DIM);
+    return QLM_OK;
+}
+
+enum qlm_err qlm_schema_regex(const char *pattern, const char *name,
+                              struct pcre2_real_code_8 **code, struct qlm_error *err)
+{
+    size_t len = strlen(pattern);
+    if (len > QLM_SCHEMA_REGEX_MAX)
+        return qlm_error_set(err, QLM_E_RANGE,
+                             "%s: tokenizer regex of %zu bytes is too long (at most %d)", name,
+                             len, QLM_SCHEMA_REGEX_MAX);
+    int ecode;
+    PCRE2_SIZE eoff;
+    pcre2_code *re = pcre2_compile((PCRE2_SPTR)pattern, len, PCRE2_UTF | PCRE2_UCP, &ecode,
+                                   &eoff, NULL);
+    if (re == NULL) {
+        PCRE2_UCHAR msg[160];
+        pcre2_get_error_message(ecode, msg, sizeof msg);
+        return qlm_error_set(err, QLM_E_FORMAT, "%s: tokenizer regex: %s at offset %zu", name,
+                             (const char *)msg, (size_t)eoff);
+    }
+    if (code != NULL)
+        *code = re;
+    else
+        pcre2_code_free(re);
+    return QLM_OK;
+}
+
 enum qlm_err qlm_schema_write_meta(struct qlm_writer *w, const struct qlm_model_params *p)
 {
     QLM_TRY(qlm_writer_meta_str(w, QLM_KEY_ARCH, qlm_arch_name(p->arch)));
@@ -49,18 +145,13 @@ enum qlm_err qlm_schema_write_meta(struct qlm_writer *w, const struct qlm_model_
     return QLM_OK;
 }
 
-static enum qlm_err meta_int(const struct qlm_file *f, const char *key, uint64_t lo, uint64_t hi,
-                             uint64_t *out, struct qlm_error *err)
+static enum qlm_err meta_int(const struct qlm_file *f, const char *key, uint64_t *out,
+                             struct qlm_error *err)
 {
-    uint64_t v;
-    enum qlm_err rc = qlm_file_meta_u64(f, key, &v, err);
+    enum qlm_err rc = qlm_file_meta_u64(f, key, out, err);
     if (rc != QLM_OK)
         return qlm_error_set(err, rc, "%s: metadata '%s' %s", f->path, key,
                              rc == QLM_E_NOTFOUND ? "missing" : "is not an unsigned integer");
-    if (v < lo || v > hi)
-        return qlm_error_set(err, QLM_E_RANGE, "%s: metadata '%s' = %" PRIu64
-                             " out of range [%" PRIu64 ", %" PRIu64 "]", f->path, key, v, lo, hi);
-    *out = v;
     return QLM_OK;
 }
 
@@ -79,18 +170,13 @@ static enum qlm_err meta_bool(const struct qlm_file *f, const char *key, bool df
     return QLM_OK;
 }
 
-static enum qlm_err meta_real(const struct qlm_file *f, const char *key, double lo, double hi,
-                              double *out, struct qlm_error *err)
+static enum qlm_err meta_real(const struct qlm_file *f, const char *key, double *out,
+                              struct qlm_error *err)
 {
-    double v;
-    enum qlm_err rc = qlm_file_meta_f64(f, key, &v, err);
+    enum qlm_err rc = qlm_file_meta_f64(f, key, out, err);
     if (rc != QLM_OK)
         return qlm_error_set(err, rc, "%s: metadata '%s' %s", f->path, key,
                              rc == QLM_E_NOTFOUND ? "missing" : "is not a float");
-    if (!(v >= lo && v <= hi))
-        return qlm_error_set(err, QLM_E_RANGE, "%s: metadata '%s' = %g out of range [%g, %g]",
-                             f->path, key, v, lo, hi);
-    *out = v;
     return QLM_OK;
 }
 
@@ -108,30 +194,22 @@ enum qlm_err qlm_schema_read_meta(const struct qlm_file *f, struct qlm_model_par
                              "%s: architecture '%.40s' not supported (qwen3, qwen2, llama)",
                              f->path, arch);
     p->arch = (enum qlm_arch)a;
-    QLM_TRY(meta_int(f, QLM_KEY_N_LAYERS, 1, MAX_LAYERS, &p->n_layers, err));
-    QLM_TRY(meta_int(f, QLM_KEY_HIDDEN, 1, MAX_DIM, &p->hidden, err));
-    QLM_TRY(meta_int(f, QLM_KEY_N_HEADS, 1, 4096, &p->n_heads, err));
-    QLM_TRY(meta_int(f, QLM_KEY_N_KV_HEADS, 1, 4096, &p->n_kv_heads, err));
-    QLM_TRY(meta_int(f, QLM_KEY_HEAD_DIM, 2, 4096, &p->head_dim, err));
-    QLM_TRY(meta_int(f, QLM_KEY_FFN_HIDDEN, 1, MAX_DIM, &p->ffn_hidden, err));
-    QLM_TRY(meta_int(f, QLM_KEY_VOCAB_SIZE, 1, MAX_VOCAB, &p->vocab_size, err));
-    QLM_TRY(meta_int(f, QLM_KEY_MAX_POS, 1, 1 << 24, &p->max_pos, err));
-    QLM_TRY(meta_real(f, QLM_KEY_ROPE_THETA, 1.0, 1e12, &p->rope_theta, err));
-    QLM_TRY(meta_real(f, QLM_KEY_RMS_EPS, 1e-30, 1.0, &p->rms_eps, err));
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+        char *v = (char *)p + fields[i].off;
+        if (fields[i].real) {
+            double x;
+            QLM_TRY(meta_real(f, fields[i].meta, &x, err));
+            memcpy(v, &x, sizeof x);
+        } else {
+            uint64_t x;
+            QLM_TRY(meta_int(f, fields[i].meta, &x, err));
+            memcpy(v, &x, sizeof x);
+        }
+    }
     QLM_TRY(meta_bool(f, QLM_KEY_TIED, false, &p->tied, err));
     QLM_TRY(meta_bool(f, QLM_KEY_QK_NORM, p->arch == QLM_ARCH_QWEN3, &p->qk_norm, err));
     QLM_TRY(meta_bool(f, QLM_KEY_QKV_BIAS, p->arch == QLM_ARCH_QWEN2, &p->qkv_bias, err));
-    if (p->n_heads % p->n_kv_heads != 0)
-        return qlm_error_set(err, QLM_E_FORMAT,
-                             "%s: n_heads %" PRIu64 " not a multiple of n_kv_heads %" PRIu64,
-                             f->path, p->n_heads, p->n_kv_heads);
-    if (p->head_dim % 2 != 0)
-        return qlm_error_set(err, QLM_E_FORMAT,
-                             "%s: head_dim %" PRIu64 " is odd (RoPE needs pairs)", f->path,
-                             p->head_dim);
-    if (p->n_heads * p->head_dim > MAX_DIM)
-        return qlm_error_set(err, QLM_E_RANGE, "%s: n_heads x head_dim too large", f->path);
-    return QLM_OK;
+    return qlm_schema_check(p, f->path, QLM_SCHEMA_META, err);
 }
 
 /* ---- tensors ------------------------------------------------------------- */

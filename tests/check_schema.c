@@ -165,7 +165,8 @@ START_TEST(meta_refused)
     p.n_kv_heads = 3;
     f = write_meta(&p, NULL, 0);
     ck_assert_int_eq(qlm_schema_read_meta(f, &q, &err), QLM_E_FORMAT);
-    ck_assert_ptr_nonnull(strstr(err.msg, "not a multiple of n_kv_heads 3"));
+    ck_assert_ptr_nonnull(strstr(err.msg, "'model.n_heads' = 4 is not a multiple of "
+                                          "'model.n_kv_heads' = 3"));
     qlm_file_close(f);
     p = params(QLM_ARCH_QWEN3);
     p.rope_theta = 1e300;
@@ -174,6 +175,55 @@ START_TEST(meta_refused)
     ck_assert_ptr_nonnull(strstr(err.msg, "'model.rope_theta'"));
     qlm_file_close(f);
     unlink(path);
+}
+END_TEST
+
+/* The one validation names the field as its source spells it. */
+START_TEST(check_ranges)
+{
+    struct qlm_error err = {0};
+    struct qlm_model_params p = params(QLM_ARCH_QWEN3);
+    ck_assert_int_eq(qlm_schema_check(&p, "c.json", QLM_SCHEMA_CONFIG, &err), QLM_OK);
+    struct { const char *field, *config, *meta; } cases[] = {
+        {"rope_theta_small", "key 'rope_theta' = 1e-300 out of range", "'model.rope_theta'"},
+        {"rope_theta_large", "key 'rope_theta' = 1e+308 out of range", "'model.rope_theta'"},
+        {"max_pos", "key 'max_position_embeddings' = 2147483647 out of range", "'model.max_pos'"},
+        {"eps", "key 'rms_norm_eps' = 9.99989e-321 out of range", "'model.rms_eps'"},
+        {"odd_head", "key 'head_dim' = 63 is odd", "'model.head_dim' = 63 is odd"},
+        {"layers", "key 'num_hidden_layers' = 1025 out of range [1, 1024]", "'model.n_layers'"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        p = params(QLM_ARCH_QWEN3);
+        switch (i) {
+        case 0: p.rope_theta = 1e-300; break;
+        case 1: p.rope_theta = 1e308; break;
+        case 2: p.max_pos = 2147483647; break;
+        case 3: p.rms_eps = 1e-320; break;
+        case 4: p.head_dim = 63; break;
+        default: p.n_layers = 1025; break;
+        }
+        ck_assert_int_ne(qlm_schema_check(&p, "c.json", QLM_SCHEMA_CONFIG, &err), QLM_OK);
+        ck_assert_msg(strstr(err.msg, cases[i].config) && strncmp(err.msg, "c.json: ", 8) == 0,
+                      "%s: %s", cases[i].field, err.msg);
+        ck_assert_int_ne(qlm_schema_check(&p, "m.qlm", QLM_SCHEMA_META, &err), QLM_OK);
+        ck_assert_msg(strstr(err.msg, cases[i].meta) && strstr(err.msg, "metadata"), "%s: %s",
+                      cases[i].field, err.msg);
+    }
+}
+END_TEST
+
+START_TEST(regex_compiled)
+{
+    struct qlm_error err = {0};
+    ck_assert_int_eq(qlm_schema_regex("\\p{L}+|\\s+", "t.json", NULL, &err), QLM_OK);
+    ck_assert_int_eq(qlm_schema_regex("(unclosed", "t.json", NULL, &err), QLM_E_FORMAT);
+    ck_assert_ptr_nonnull(strstr(err.msg, "t.json: tokenizer regex: "));
+    char *big = malloc(QLM_SCHEMA_REGEX_MAX + 2);
+    memset(big, 'a', QLM_SCHEMA_REGEX_MAX + 1);
+    big[QLM_SCHEMA_REGEX_MAX + 1] = 0;
+    ck_assert_int_eq(qlm_schema_regex(big, "t.json", NULL, &err), QLM_E_RANGE);
+    ck_assert_ptr_nonnull(strstr(err.msg, "too long"));
+    free(big);
 }
 END_TEST
 
@@ -187,6 +237,8 @@ static Suite *schema_suite(void)
     tcase_add_test(c, shape_check);
     tcase_add_test(c, meta_roundtrip);
     tcase_add_test(c, meta_refused);
+    tcase_add_test(c, check_ranges);
+    tcase_add_test(c, regex_compiled);
     suite_add_tcase(s, c);
     return s;
 }

@@ -194,6 +194,17 @@ d=$(cfg cfg-layers 's/"num_hidden_layers": 4/"num_hidden_layers": 99999999999/')
 bad cfg-huge-layers config.json 'num_hidden_layers' "$CONVERT" "$d"
 d=$(cfg cfg-rope 's/"rope_scaling": null/"rope_scaling": {"type": "yarn"}/')
 bad cfg-rope-scaling config.json 'rope_scaling' "$CONVERT" "$d"
+# values the runtime refuses are refused at conversion too (one validation)
+d=$(cfg cfg-theta-tiny 's/"rope_theta": 10000.0/"rope_theta": 1e-300/')
+bad cfg-rope-theta-tiny config.json "key 'rope_theta' = 1e-300 out of range" "$CONVERT" "$d"
+d=$(cfg cfg-theta-huge 's/"rope_theta": 10000.0/"rope_theta": 1e308/')
+bad cfg-rope-theta-huge config.json "key 'rope_theta' = 1e\\+308 out of range" "$CONVERT" "$d"
+d=$(cfg cfg-maxpos 's/"max_position_embeddings": 1024/"max_position_embeddings": 2147483647/')
+bad cfg-max-pos-huge config.json "max_position_embeddings' = 2147483647 out of range" "$CONVERT" "$d"
+d=$(cfg cfg-eps-tiny 's/"rms_norm_eps": 1e-06/"rms_norm_eps": 1e-320/')
+bad cfg-eps-denormal config.json "key 'rms_norm_eps' = .* out of range" "$CONVERT" "$d"
+d=$(cfg cfg-layers-big 's/"num_hidden_layers": 4/"num_hidden_layers": 1025/')
+bad cfg-layers-past-runtime config.json "num_hidden_layers' = 1025 out of range" "$CONVERT" "$d"
 d=$(cfg cfg-vocab 's/"vocab_size": 2304/"vocab_size": 2000/')
 bad cfg-vocab-vs-tensor 'model.safetensors|config.json' 'embed_tokens|vocab|shape' "$CONVERT" "$d"
 
@@ -212,6 +223,13 @@ d=$(tok tok-added-range 's/"id": 2256,/"id": 4000000000,/')
 bad tok-added-id-out-of-range tokenizer.json 'id|range|added' "$CONVERT" "$d"
 d=$(tok tok-model 's/"type": "BPE"/"type": "WordPiece"/')
 bad tok-not-bpe tokenizer.json 'BPE|WordPiece|type' "$CONVERT" "$d"
+# the split regex is compiled at conversion as the runtime compiles it
+d=$(tok tok-regex-invalid '61s/"Regex": "(?i:/"Regex": "((?i:/')
+bad tok-regex-invalid tokenizer.json 'tokenizer regex: .*offset' "$CONVERT" "$d"
+d=$(model tok-regex-huge) && rm "$d/tokenizer.json" &&
+    awk 'NR == 61 { printf "     \"Regex\": \""; for (i = 0; i < 200000; i++) printf "abcdefghij"; print "\"" ; next } { print }' \
+        "$TINY/tokenizer.json" >"$d/tokenizer.json"
+bad tok-regex-2mb tokenizer.json 'regex of 2000000 bytes is too long' "$CONVERT" "$d"
 d=$(tok tok-vocab-dup '/^   "\\"": 1,$/s/1/0/')
 bad tok-vocab-id-twice tokenizer.json 'twice|duplicate|id 0' "$CONVERT" "$d"
 
