@@ -42,13 +42,15 @@ static void set_hparams(const struct qlm_model_params *p, struct qlm_hparams *hp
 #define ALLOW_ALL ((1u << QLM_DTYPE_COUNT) - 1)
 
 /* The file's tensor of schema entry want: present, with the schema's shape
- * and a type in allowed (a mask of 1 << dtype). */
+ * and a type in allowed (a mask of 1 << dtype); marked in claimed (one flag
+ * per file tensor). */
 static enum qlm_err find_tensor(const struct qlm_file *f, const struct qlm_schema_tensor *want,
-                                unsigned allowed, const struct qlm_tensor_info **out,
-                                struct qlm_error *err)
+                                unsigned allowed, bool *claimed,
+                                const struct qlm_tensor_info **out, struct qlm_error *err)
 {
     const struct qlm_tensor_info *t = qlm_file_tensor(f, want->name);
     QLM_TRY(qlm_schema_check_shape(f->path, want, t ? t->n_dims : 0, t ? t->dims : NULL, err));
+    claimed[t - f->tensors] = true;
     const char *name = want->name;
     uint64_t d1 = want->dims[1];
     if ((unsigned)t->dtype >= QLM_DTYPE_COUNT || !(allowed & (1u << t->dtype)))
@@ -68,10 +70,10 @@ static enum qlm_err find_tensor(const struct qlm_file *f, const struct qlm_schem
 }
 
 static enum qlm_err get_matrix(const struct qlm_file *f, const struct qlm_schema_tensor *want,
-                               struct qlm_matrix *m, struct qlm_error *err)
+                               bool *claimed, struct qlm_matrix *m, struct qlm_error *err)
 {
     const struct qlm_tensor_info *t;
-    QLM_TRY(find_tensor(f, want, ALLOW_ALL, &t, err));
+    QLM_TRY(find_tensor(f, want, ALLOW_ALL, claimed, &t, err));
     uint64_t rows = want->dims[0], cols = want->dims[1], need;
     if (!qlm_tensor_bytes(t->dtype, rows, cols, t->group, &need) || need != t->size)
         return qlm_error_set(err, QLM_E_FORMAT, "%s: tensor '%s' size %" PRIu64
@@ -87,10 +89,11 @@ static enum qlm_err get_matrix(const struct qlm_file *f, const struct qlm_schema
 /* A vector (norm weight, bias) as f32: the mapping itself when stored as f32,
  * else converted into the model's small owned buffer at *pool. */
 static enum qlm_err get_vector(const struct qlm_file *f, const struct qlm_schema_tensor *want,
-                               float **pool, const float **out, struct qlm_error *err)
+                               bool *claimed, float **pool, const float **out,
+                               struct qlm_error *err)
 {
     const struct qlm_tensor_info *t;
-    QLM_TRY(find_tensor(f, want, ALLOW_FLOAT, &t, err));
+    QLM_TRY(find_tensor(f, want, ALLOW_FLOAT, claimed, &t, err));
     size_t n = (size_t)want->dims[0];
     if (t->size != (uint64_t)n * (t->dtype == QLM_F32 ? 4u : 2u))
         return qlm_error_set(err, QLM_E_FORMAT, "%s: tensor '%s' size %" PRIu64
@@ -153,10 +156,11 @@ static void slots(struct qlm_model *m, const struct qlm_schema_tensor *t,
     }
 }
 
-/* Every tensor of the schema, checked and viewed in the mapping; bytes per
- * token sums what a token reads: one embedding row, every other weight. */
+/* Every tensor of the schema, checked and viewed in the mapping (each
+ * marked in claimed); bytes per token sums what a token reads: one
+ * embedding row, every other weight. */
 static enum qlm_err load_weights(struct qlm_model *m, const struct qlm_model_params *p,
-                                 struct qlm_error *err)
+                                 bool *claimed, struct qlm_error *err)
 {
     const struct qlm_file *f = m->file;
     /* Worst case for the converted vectors: every norm and bias non-f32. */
@@ -176,10 +180,10 @@ static enum qlm_err load_weights(struct qlm_model *m, const struct qlm_model_par
         const float **vec;
         slots(m, &t, &mat, &vec);
         if (vec != NULL) {
-            QLM_TRY(get_vector(f, &t, &pool, vec, err));
+            QLM_TRY(get_vector(f, &t, claimed, &pool, vec, err));
             bytes += 4 * t.dims[0];
         } else {
-            QLM_TRY(get_matrix(f, &t, mat, err));
+            QLM_TRY(get_matrix(f, &t, claimed, mat, err));
             bytes += t.kind == QLM_T_EMBED ? matrix_row_bytes(mat) : matrix_bytes(mat);
         }
     }
@@ -188,21 +192,62 @@ static enum qlm_err load_weights(struct qlm_model *m, const struct qlm_model_par
         bytes += matrix_bytes(&m->head);
     }
     m->bytes_per_token = bytes;
-
-    /* The main linear type: what q_proj of the first layer is stored as. */
-    m->hp.wtype = m->layers[0].wq.type;
-    m->hp.group = m->layers[0].wq.group;
     return QLM_OK;
 }
 
-/* Hyper-parameters and weights; a file without lm_head.weight is tied. */
+/* quant.type / quant.group name the main linear weight type: at least one
+ * linear weight must be stored so (others may have more bits). */
+static enum qlm_err check_quant(struct qlm_model *m, struct qlm_error *err)
+{
+    const struct qlm_file *f = m->file;
+    const char *qt;
+    uint64_t g;
+    if (qlm_file_meta_str(f, QLM_KEY_QUANT_TYPE, &qt, err) != QLM_OK)
+        return qlm_error_set(err, QLM_E_FORMAT, "%s: metadata '%s' missing or not a string",
+                             f->path, QLM_KEY_QUANT_TYPE);
+    int t = qlm_dtype_from_name(qt);
+    if (t < 0)
+        return qlm_error_set(err, QLM_E_FORMAT, "%s: metadata '%s' = '%.20s' is not a type",
+                             f->path, QLM_KEY_QUANT_TYPE, qt);
+    if (qlm_file_meta_u64(f, QLM_KEY_QUANT_GROUP, &g, err) != QLM_OK)
+        return qlm_error_set(err, QLM_E_FORMAT, "%s: metadata '%s' missing or not an integer",
+                             f->path, QLM_KEY_QUANT_GROUP);
+    for (int i = 0; i < m->hp.n_layers; i++) {
+        const struct qlm_layer *l = &m->layers[i];
+        const struct qlm_matrix *ms[] = {&l->wq, &l->wk, &l->wv, &l->wo,
+                                         &l->wgate, &l->wup, &l->wdown};
+        for (size_t j = 0; j < sizeof ms / sizeof ms[0]; j++)
+            if ((int)ms[j]->type == t && (uint64_t)ms[j]->group == g) {
+                m->hp.wtype = (enum qlm_dtype)t;
+                m->hp.group = (int)g;
+                return QLM_OK;
+            }
+    }
+    return qlm_error_set(err, QLM_E_FORMAT,
+                         "%s: metadata says the weights are %s (group %" PRIu64 "), but no "
+                         "linear weight is stored so", f->path, qt, g);
+}
+
+/* Hyper-parameters and weights, every tensor of the file accounted for:
+ * metadata that disagrees with the directory (fewer layers, no q/k norm,
+ * tied with a head stored) is refused rather than run wrongly. */
 static enum qlm_err load(struct qlm_model *m, struct qlm_error *err)
 {
+    const struct qlm_file *f = m->file;
     struct qlm_model_params p;
-    QLM_TRY(qlm_schema_read_meta(m->file, &p, err));
-    p.tied = qlm_file_tensor(m->file, "lm_head.weight") == NULL;
+    QLM_TRY(qlm_schema_read_meta(f, &p, err));
     set_hparams(&p, &m->hp);
-    return load_weights(m, &p, err);
+    bool *claimed = calloc(f->n_tensors ? f->n_tensors : 1, sizeof *claimed);
+    if (claimed == NULL)
+        return qlm_error_set(err, QLM_E_NOMEM, "%s: out of memory", f->path);
+    enum qlm_err rc = load_weights(m, &p, claimed, err);
+    for (uint32_t i = 0; rc == QLM_OK && i < f->n_tensors; i++)
+        if (!claimed[i])
+            rc = qlm_error_set(err, QLM_E_FORMAT,
+                               "%s: unexpected tensor '%.200s' (not implied by the metadata)",
+                               f->path, f->tensors[i].name);
+    free(claimed);
+    return rc == QLM_OK ? check_quant(m, err) : rc;
 }
 
 enum qlm_err qlm_model_open(struct qlm_model **out, const char *path, struct qlm_error *err)

@@ -310,6 +310,36 @@ bad d-tok-raw-size-run d-tok-raw.qlm 'tokenizer|inflate|size' "$RUN" "$f" -p hi 
 f=$(qlm d-tok-zlib.qlm) && "$CRAFT" flip "$f" $((tok_offset + tok_size / 2)) && "$CRAFT" rehash "$f"
 bad d-tok-zlib-run d-tok-zlib.qlm 'tokenizer|inflate|zlib|corrupt' "$RUN" "$f" -p hi -n 1
 
+# ---- metadata that disagrees with the directory (checksums valid) ---------
+# meta ID PROBLEM KEY WIDTH VALUE: the fixture with KEY's value (or a
+# string's first bytes) rewritten, then qlm-run must refuse it.
+meta() {
+    f=$(qlm "$1.qlm") && off=$("$CRAFT" meta-off "$f" "$3") &&
+        "$CRAFT" put "$f" "$off" "$4" "$5" && "$CRAFT" rehash "$f"
+    bad "$1" "$1.qlm" "$2" "$RUN" "$f" -p hi -n 1
+}
+meta m-fewer-layers "unexpected tensor 'model.layers.3\." model.n_layers 8 3
+meta m-more-layers "missing tensor 'model.layers.4\." model.n_layers 8 5
+meta m-no-qk-norm "unexpected tensor 'model.layers.0.self_attn.[qk]_norm" model.qk_norm 8 0
+meta m-qkv-bias "missing tensor 'model.layers.0.self_attn.q_proj.bias'" model.qkv_bias 8 1
+meta m-untied-no-head "missing tensor 'lm_head.weight'" model.tied 8 0
+meta m-flag-2 "'model.tied' must be 0 or 1" model.tied 8 2
+meta m-max-pos "metadata 'model.max_pos' = 2147483647 out of range" model.max_pos 8 2147483647
+meta m-theta-tiny "metadata 'model.rope_theta' = 1e-300 out of range" model.rope_theta 8 \
+    0x01a56e1fc2f8f359
+meta m-eps-denormal "metadata 'model.rms_eps' = .* out of range" model.rms_eps 8 2024
+meta m-odd-head-dim "'model.head_dim' = 63 is odd" model.head_dim 8 63
+meta m-kv-not-dividing "'model.n_heads' = 4 is not a multiple of 'model.n_kv_heads' = 3" \
+    model.n_kv_heads 8 3
+# quant.type is a u32 length then bytes: rewrite "q8" (0x3871) as "q4" / "zz"
+qt=$(($("$CRAFT" meta-off "$Q" quant.type) + 4))
+f=$(qlm m-qtype-q4.qlm) && "$CRAFT" put "$f" "$qt" 2 0x3471 && "$CRAFT" rehash "$f"
+bad m-quant-type-q4 m-qtype-q4.qlm 'weights are q4 \(group 32\), but no linear weight' \
+    "$RUN" "$f" -p hi -n 1
+f=$(qlm m-qtype-zz.qlm) && "$CRAFT" put "$f" "$qt" 2 0x7a7a && "$CRAFT" rehash "$f"
+bad m-quant-type-unknown m-qtype-zz.qlm "'quant.type' = 'zz' is not a type" "$RUN" "$f" -p hi -n 1
+meta m-quant-group "weights are q8 \(group 64\), but no linear weight" quant.group 8 64
+
 # ---- non-finite weights ---------------------------------------------------
 # A NaN / an Inf (bf16 0x7fc0 / 0xff80) in one weight: refused, naming the
 # tensor; --allow-nonfinite converts it with a warning naming the tensor.

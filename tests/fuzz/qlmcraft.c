@@ -98,7 +98,7 @@ static const char *const FIELDS[] = {"file_size",  "meta_offset", "meta_size",  
 int main(int argc, char **argv)
 {
     if (argc < 3)
-        die("usage: qlmcraft hdr|rehash|get|put|flip|st|st-off FILE ...", NULL);
+        die("usage: qlmcraft hdr|rehash|get|put|flip|st|st-off|meta-off FILE ...", NULL);
     const char *cmd = argv[1], *path = argv[2];
     size_t n;
     if (!strcmp(cmd, "st")) {
@@ -177,6 +177,27 @@ int main(int argc, char **argv)
             die("cannot parse the entry of", argv[3]);
         printf("%llu %s\n", (unsigned long long)(8 + hl + a), dtype);
         free(h);
+    } else if (!strcmp(cmd, "meta-off")) {
+        /* the offset of a metadata key's value (a string's: its u32 length) */
+        if (argc != 4 || n < 256)
+            die("usage: qlmcraft meta-off FILE KEY", NULL);
+        uint64_t o = rd(b + 24, 8), end = o + rd(b + 32, 8);
+        if (end > n || o + 4 > end)
+            die("metadata section past the end of", path);
+        uint64_t count = rd(b + o, 4), p = o + 4;
+        for (uint64_t i = 0; i < count && p + 2 <= end; i++) {
+            uint64_t kl = rd(b + p, 2), v = p + 2 + kl + 1;
+            if (v > end)
+                break;
+            int type = b[v - 1];
+            if (kl == strlen(argv[3]) && !memcmp(b + p + 2, argv[3], kl)) {
+                printf("%llu\n", (unsigned long long)v);
+                free(b);
+                return 0;
+            }
+            p = v + (type == 4 ? 4 + rd(b + v, 4) : 8);
+        }
+        die("metadata key not found", argv[3]);
     } else {
         die("unknown command", cmd);
     }
