@@ -108,6 +108,31 @@ static enum qlm_err parse_root(json_t *root, const char *name, struct qlm_model_
     if (b)
         return qlm_error_set(err, QLM_E_FORMAT, "%s: use_sliding_window true is not supported",
                              name);
+    /* layer_types (newer transformers): every layer must be full attention */
+    json_t *lt = json_object_get(root, "layer_types");
+    if (lt && !json_is_null(lt)) {
+        size_t i;
+        json_t *e;
+        if (!json_is_array(lt))
+            return qlm_error_set(err, QLM_E_FORMAT, "%s: key 'layer_types' must be an array",
+                                 name);
+        json_array_foreach(lt, i, e) {
+            if (!json_is_string(e) || strcmp(json_string_value(e), "full_attention") != 0)
+                return qlm_error_set(err, QLM_E_FORMAT,
+                                     "%s: layer_types[%zu] is not \"full_attention\" (sliding-"
+                                     "window layers are not supported)", name, i);
+        }
+    }
+    json_t *prf = json_object_get(root, "partial_rotary_factor");
+    if (prf && !json_is_null(prf) && !(json_is_number(prf) && json_number_value(prf) == 1.0))
+        return qlm_error_set(err, QLM_E_FORMAT,
+                             "%s: partial_rotary_factor other than 1 is not supported (RoPE "
+                             "rotates all of head_dim)", name);
+    json_t *qc = json_object_get(root, "quantization_config");
+    if (qc && !json_is_null(qc))
+        return qlm_error_set(err, QLM_E_FORMAT,
+                             "%s: quantization_config: a pre-quantized checkpoint is not "
+                             "supported (convert the BF16/F16/F32 weights)", name);
     QLM_TRY(get_bool(root, name, "mlp_bias", false, &b, err));
     if (b)
         return qlm_error_set(err, QLM_E_FORMAT, "%s: mlp_bias true is not supported", name);

@@ -190,6 +190,7 @@ struct builder {
     uint32_t n_eos;
     int32_t bos_id, pad_id;
     bool add_bos;
+    int32_t post_bos;       /* the BOS a TemplateProcessing prepends, or -1 */
 };
 
 static enum qlm_err fmt_err(struct builder *b, const char *fmt, const char *what)
@@ -596,6 +597,70 @@ static enum qlm_err check_pre_tokenizer(struct builder *b, json_t *pre)
                       "ByteLevel)", pre ? type_of(pre) : "(missing)");
 }
 
+/* One TemplateProcessing piece: {"SpecialToken": {"id": NAME}} gives the
+ * single id special_tokens[NAME].ids holds (else -1); a Sequence A gives -2. */
+static int64_t template_piece(json_t *tp, json_t *piece)
+{
+    json_t *seq = json_object_get(piece, "Sequence");
+    if (json_is_object(seq) && json_is_string(json_object_get(seq, "id")) &&
+        strcmp(json_string_value(json_object_get(seq, "id")), "A") == 0)
+        return -2;
+    json_t *sp = json_object_get(piece, "SpecialToken");
+    json_t *nm = json_is_object(sp) ? json_object_get(sp, "id") : NULL;
+    if (!json_is_string(nm))
+        return -1;
+    json_t *st = json_object_get(json_object_get(tp, "special_tokens"), json_string_value(nm));
+    json_t *ids = json_is_object(st) ? json_object_get(st, "ids") : NULL;
+    uint32_t id;
+    if (!json_is_array(ids) || json_array_size(ids) != 1 || !get_id(json_array_get(ids, 0), &id))
+        return -1;
+    return id;
+}
+
+/* Post-processors change what encoding adds around the text.  ByteLevel
+ * only adjusts offsets; a TemplateProcessing whose single-sequence template
+ * is "$A" or "BOS $A" (Llama 3's "<|begin_of_text|> $A") is executed as
+ * add_bos_token; anything else (an EOS appended, other pieces) would run
+ * wrongly and is refused. */
+static enum qlm_err check_post_processor(struct builder *b, json_t *pp)
+{
+    b->post_bos = -1;
+    if (!pp || json_is_null(pp) || type_is(pp, "ByteLevel"))
+        return QLM_OK;
+    if (type_is(pp, "Sequence")) {
+        json_t *list = json_object_get(pp, "processors");
+        size_t i;
+        json_t *e;
+        if (!json_is_array(list))
+            return fmt_err(b, "%s: post_processor Sequence has no \"processors\" array%s", "");
+        json_array_foreach(list, i, e) {
+            if (type_is(e, "Sequence"))
+                return fmt_err(b, "%s: post_processor %s nested in a Sequence is not supported",
+                               "Sequence");
+            QLM_TRY(check_post_processor(b, e));
+            if (b->post_bos >= 0 && i + 1 < json_array_size(list))
+                return fmt_err(b, "%s: post_processor %s must come last in its Sequence",
+                               "TemplateProcessing");
+        }
+        return QLM_OK;
+    }
+    if (!type_is(pp, "TemplateProcessing"))
+        return fmt_err(b, "%s: post_processor %s is not supported (ByteLevel, "
+                          "TemplateProcessing adding a BOS)", type_of(pp));
+    json_t *single = json_object_get(pp, "single");
+    size_t n = json_is_array(single) ? json_array_size(single) : 0;
+    int64_t first = n >= 1 ? template_piece(pp, json_array_get(single, 0)) : -1;
+    int64_t last = n >= 1 ? template_piece(pp, json_array_get(single, n - 1)) : -1;
+    if (n == 1 && first == -2)
+        return QLM_OK;
+    if (n == 2 && first >= 0 && last == -2) {
+        b->post_bos = (int32_t)first;
+        return QLM_OK;
+    }
+    return fmt_err(b, "%s: post_processor %s adds tokens other than one BOS before the text; "
+                      "not supported", "TemplateProcessing");
+}
+
 static enum qlm_err check_decoder(struct builder *b, json_t *dec)
 {
     if (json_is_object(dec) && type_is(dec, "ByteLevel"))
@@ -790,6 +855,8 @@ static enum qlm_err build(const char *tok_json, size_t tok_len, const char *conf
     if (rc == QLM_OK)
         rc = check_decoder(&b, json_object_get(b.root, "decoder"));
     if (rc == QLM_OK)
+        rc = check_post_processor(&b, json_object_get(b.root, "post_processor"));
+    if (rc == QLM_OK)
         rc = count_ids(&b, added);
     if (rc == QLM_OK)
         rc = load_vocab(&b);
@@ -801,6 +868,16 @@ static enum qlm_err build(const char *tok_json, size_t tok_len, const char *conf
         rc = load_merges(&b, model);
     if (rc == QLM_OK)
         rc = load_config(&b, config_json, config_len, cfg_name);
+    if (rc == QLM_OK && b.post_bos >= 0) {
+        if ((uint32_t)b.post_bos >= b.n_tokens)
+            rc = fmt_err(&b, "%s: post_processor %s prepends a token id past the vocabulary",
+                         "TemplateProcessing");
+        else if ((b.flags & QLM_TOKF_ADD_BOS) && b.bos_id != b.post_bos)
+            rc = fmt_err(&b, "%s: post_processor %s prepends another BOS than "
+                             "tokenizer_config.json's bos_token", "TemplateProcessing");
+        b.bos_id = b.post_bos;
+        b.flags |= QLM_TOKF_ADD_BOS;
+    }
     if (rc == QLM_OK && !b.chat_template && jinja && !(b.chat_template = strdup(jinja)))
         rc = qlm_error_set(err, QLM_E_NOMEM, "%s: out of memory", b.name);
     b.flags |= QLM_TOKF_BYTE_LEVEL;

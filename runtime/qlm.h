@@ -48,7 +48,9 @@ uint64_t qlm_model_weight_bytes_per_token(const struct qlm_model *m);
 /* ---- tokenizer --------------------------------------------------------- */
 
 /* Encode UTF-8 text (invalid UTF-8 is an error).  parse_special: match added
- * tokens such as <|im_start|> as whole tokens.  *ids is malloc'ed. */
+ * tokens such as <|im_start|> as whole tokens.  *ids is malloc'ed.  Models
+ * whose tokenizer adds a BOS (Llama 3; not Qwen) get it first, as Hugging
+ * Face's tokenizer(text) gives it. */
 enum qlm_err qlm_tokenize(const struct qlm_model *m, const char *text, size_t len,
                           bool parse_special, int32_t **ids, size_t *n_ids,
                           struct qlm_error *err);

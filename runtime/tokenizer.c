@@ -696,6 +696,8 @@ enum qlm_err qlm_tok_encode(const struct qlm_tok *t, const char *text, size_t le
         e.cache = calloc(CACHE_SLOTS, sizeof *e.cache); /* optional: NULL just runs slower */
     if (!e.md)
         rc = qlm_error_set(err, QLM_E_NOMEM, "%s: out of memory", t->name);
+    if (rc == QLM_OK && (t->d.flags & QLM_TOKF_ADD_BOS))
+        rc = push_id(&e, t->d.bos_id);
     size_t pos = 0;
     while (rc == QLM_OK && pos < len) {
         size_t at = len;

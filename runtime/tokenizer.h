@@ -45,7 +45,9 @@ enum qlm_err qlm_tok_new(struct qlm_tok **t, struct qlm_tokdata *data, const cha
 void qlm_tok_free(struct qlm_tok *t);
 
 /* UTF-8 text (len bytes, NULs allowed) -> *ids (malloc'ed, *n of them; an
- * empty text gives *n = 0 and a non-NULL *ids). */
+ * empty text gives *n = 0 and a non-NULL *ids).  A tokenizer that adds a
+ * BOS (QLM_TOKF_ADD_BOS) starts every text with it, as Hugging Face's
+ * tokenizer(text) does. */
 enum qlm_err qlm_tok_encode(const struct qlm_tok *t, const char *text, size_t len,
                             bool parse_special, int32_t **ids, size_t *n, struct qlm_error *err);
 

@@ -737,7 +737,24 @@ static const struct bad_case bad_cases[] = {
      "[{\"id\": 259, \"content\": \"x\"}, {\"id\": 259, \"content\": \"y\"}]", "twice"},
     {"added lstrip", "added_tokens", "[{\"id\": 259, \"content\": \"x\", \"lstrip\": true}]",
      "lstrip"},
+    {"split regex invalid", "pre_tokenizer.pretokenizers",
+     "[{\"type\": \"Split\", \"pattern\": {\"Regex\": \"(x\"}, \"behavior\": \"Isolated\"},"
+     " {\"type\": \"ByteLevel\", \"use_regex\": false}]",
+     "tokenizer regex: missing closing parenthesis"},
+    {"post_processor bert", "post_processor", "{\"type\": \"BertProcessing\"}",
+     "post_processor BertProcessing is not supported"},
+    {"post_processor eos", "post_processor",
+     "{\"type\": \"TemplateProcessing\", \"single\": [{\"Sequence\": {\"id\": \"A\"}},"
+     " {\"SpecialToken\": {\"id\": \"<|end|>\"}}], \"special_tokens\": {\"<|end|>\":"
+     " {\"id\": \"<|end|>\", \"ids\": [259], \"tokens\": [\"<|end|>\"]}}}",
+     "adds tokens other than one BOS"},
+    {"post_processor bos past vocab", "post_processor",
+     "{\"type\": \"TemplateProcessing\", \"single\": [{\"SpecialToken\": {\"id\": \"<s>\"}},"
+     " {\"Sequence\": {\"id\": \"A\"}}], \"special_tokens\": {\"<s>\": {\"id\": \"<s>\","
+     " \"ids\": [9000], \"tokens\": [\"<s>\"]}}}",
+     "past the vocabulary"},
 };
+
 
 /* Set or delete a dotted path in a JSON object tree. */
 static void json_put(json_t *root, const char *path, const char *value)
@@ -761,6 +778,35 @@ static void json_put(json_t *root, const char *path, const char *value)
     ck_assert_msg(v != NULL, "%s", je.text);
     json_object_set_new(o, key, v);
 }
+
+/* A TemplateProcessing that prepends one BOS (Llama 3's, inside a Sequence
+ * after ByteLevel) is executed as add_bos_token. */
+START_TEST(post_processor_bos)
+{
+    json_t *root = mini();
+    json_put(root, "post_processor",
+             "{\"type\": \"Sequence\", \"processors\": [{\"type\": \"ByteLevel\"},"
+             " {\"type\": \"TemplateProcessing\", \"single\": [{\"SpecialToken\": {\"id\":"
+             " \"<|end|>\", \"type_id\": 0}}, {\"Sequence\": {\"id\": \"A\", \"type_id\": 0}}],"
+             " \"special_tokens\": {\"<|end|>\": {\"id\": \"<|end|>\", \"ids\": [259],"
+             " \"tokens\": [\"<|end|>\"]}}}]}");
+    struct qlm_tokdata td;
+    struct qlm_error err = {0};
+    ck_assert_msg(load_mini(root, NULL, &td, &err) == QLM_OK, "%s", err.msg);
+    ck_assert(td.flags & QLM_TOKF_ADD_BOS);
+    ck_assert_int_eq(td.bos_id, 259);
+    struct qlm_tok *t;
+    ck_assert_int_eq(qlm_tok_new(&t, &td, "mini", &err), QLM_OK);
+    int32_t *ids;
+    size_t n;
+    ck_assert_int_eq(qlm_tok_encode(t, "abc", 3, true, &ids, &n, &err), QLM_OK);
+    ck_assert_uint_eq(n, 2);
+    ck_assert_int_eq(ids[0], 259);
+    ck_assert_int_eq(ids[1], 257);
+    free(ids);
+    qlm_tok_free(t);
+}
+END_TEST
 
 START_TEST(mini_bad)
 {
@@ -891,6 +937,7 @@ static Suite *tokenizer_suite(void)
     suite_add_tcase(s, t);
     TCase *h = tcase_create("hostile");
     tcase_add_test(h, mini_ok);
+    tcase_add_test(h, post_processor_bos);
     tcase_add_loop_test(h, mini_bad, 0, (int)(sizeof bad_cases / sizeof bad_cases[0]));
     tcase_add_test(h, mini_bad_config);
     tcase_add_test(h, mini_tok_new_refuses);

@@ -205,6 +205,15 @@ d=$(cfg cfg-eps-tiny 's/"rms_norm_eps": 1e-06/"rms_norm_eps": 1e-320/')
 bad cfg-eps-denormal config.json "key 'rms_norm_eps' = .* out of range" "$CONVERT" "$d"
 d=$(cfg cfg-layers-big 's/"num_hidden_layers": 4/"num_hidden_layers": 1025/')
 bad cfg-layers-past-runtime config.json "num_hidden_layers' = 1025 out of range" "$CONVERT" "$d"
+# features the runtime does not execute are refused by name, not ignored
+d=$(cfg cfg-partial-rope 's/"use_cache": true,/"use_cache": true, "partial_rotary_factor": 0.5,/')
+bad cfg-partial-rotary config.json 'partial_rotary_factor' "$CONVERT" "$d"
+d=$(cfg cfg-layer-types 's/"use_cache": true,/"use_cache": true, "layer_types": ["full_attention", "sliding_attention", "full_attention", "full_attention"],/')
+bad cfg-sliding-layer config.json 'layer_types\[1\].*sliding' "$CONVERT" "$d"
+d=$(cfg cfg-quantized 's/"use_cache": true,/"use_cache": true, "quantization_config": {"quant_method": "gptq", "bits": 4},/')
+bad cfg-pre-quantized config.json 'quantization_config.*pre-quantized' "$CONVERT" "$d"
+d=$(cfg cfg-sliding 's/"use_sliding_window": false/"use_sliding_window": true/')
+bad cfg-sliding-window config.json 'use_sliding_window' "$CONVERT" "$d"
 d=$(cfg cfg-vocab 's/"vocab_size": 2304/"vocab_size": 2000/')
 bad cfg-vocab-vs-tensor 'model.safetensors|config.json' 'embed_tokens|vocab|shape' "$CONVERT" "$d"
 
@@ -230,6 +239,10 @@ d=$(model tok-regex-huge) && rm "$d/tokenizer.json" &&
     awk 'NR == 61 { printf "     \"Regex\": \""; for (i = 0; i < 200000; i++) printf "abcdefghij"; print "\"" ; next } { print }' \
         "$TINY/tokenizer.json" >"$d/tokenizer.json"
 bad tok-regex-2mb tokenizer.json 'regex of 2000000 bytes is too long' "$CONVERT" "$d"
+d=$(tok tok-post-eos '75s/"type": "ByteLevel",/"type": "TemplateProcessing", "single": [{"Sequence": {"id": "A"}}, {"SpecialToken": {"id": "<|im_end|>"}}], "special_tokens": {"<|im_end|>": {"id": "<|im_end|>", "ids": [2258], "tokens": ["<|im_end|>"]}},/')
+bad tok-post-processor-eos tokenizer.json 'post_processor TemplateProcessing adds tokens other' "$CONVERT" "$d"
+d=$(tok tok-post-bert '75s/"type": "ByteLevel",/"type": "BertProcessing",/')
+bad tok-post-processor-bert tokenizer.json 'post_processor BertProcessing is not supported' "$CONVERT" "$d"
 d=$(tok tok-vocab-dup '/^   "\\"": 1,$/s/1/0/')
 bad tok-vocab-id-twice tokenizer.json 'twice|duplicate|id 0' "$CONVERT" "$d"
 
