@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kernels.h"
+#include "kernels/kernels.h"
 
 #if defined(QLM_TEST_VNNI_EMU)
 extern const struct qlm_isa_kernels qlm_kernels_avxvnni_emu;

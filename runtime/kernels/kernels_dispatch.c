@@ -15,7 +15,6 @@
 #include <string.h>
 
 #include "kernels.h"
-#include "qlm.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
@@ -291,10 +290,4 @@ const struct qlm_type_ops *qlm_type_ops(enum qlm_dtype t)
     if ((unsigned)t >= QLM_DTYPE_COUNT)
         return NULL;
     return &type_ops[t];
-}
-
-/* The public accessor of qlm.h (the programs print it; kernels.h is internal). */
-const char *qlm_isa_name(void)
-{
-    return qlm_kernels_active()->name;
 }
