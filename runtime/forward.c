@@ -4,365 +4,26 @@
  * call: every matrix is applied to all nt tokens at once, so each weight row
  * is read once per batch rather than once per token.
  *
- * Threads: a team of persistent threads (created with the session, asleep
- * between calls) runs the pass as a sequence of phases (a norm, a matmul,
- * attention, ...).  Items of a phase (row chunks, tokens, (token, head)
- * pairs) are claimed from an atomic counter, and a phase ends when all its
- * items are *done* — not when every thread has arrived.  So a thread the OS
- * has descheduled holds up the others only while it holds an item: when it
- * runs again it finds the finished phases fully claimed and catches up, and
- * on an overloaded machine the caller's thread can run the whole pass alone
- * at single-thread speed.  Waiting threads spin briefly, then yield, then
- * sleep on a futex, giving their core back to the thread they wait for.
- * Every output value is computed by one thread with the same code whatever
- * the thread count, so results do not depend on it.
+ * Threads: the session's team (team.h) runs the pass as a sequence of
+ * phases (a norm, a matmul, attention, ...) whose items (row chunks, tokens,
+ * (token, head) pairs) its threads share out.  Every output value is
+ * computed by one thread with the same code whatever the thread count, so
+ * results do not depend on it.
  */
 #include <config.h>
 
-#include <errno.h>
 #include <math.h>
-#include <pthread.h>
-#include <sched.h>
-#include <signal.h>
-#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
-#if defined(__linux__)
-#include <linux/futex.h>
-#include <sys/syscall.h>
-#endif
 #if defined(__APPLE__)
 #include <sys/sysctl.h>
 #endif
-#if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
-#endif
 
 #include "forward.h"
-
-/* ---- the thread team ----------------------------------------------------- */
-
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    _mm_pause();
-#elif defined(__aarch64__)
-    __asm__ __volatile__("yield" ::: "memory");
-#endif
-}
-
-/* Sleep while *word == val (or not at all); wake everyone sleeping on word. */
-static void word_sleep(_Atomic uint32_t *word, uint32_t val)
-{
-#if defined(__linux__)
-    syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT_PRIVATE, val, NULL, NULL, 0);
-#else
-    (void)word;
-    (void)val;
-    struct timespec ts = { 0, 50000 };
-    nanosleep(&ts, NULL);
-#endif
-}
-
-static void word_wake(_Atomic uint32_t *word)
-{
-#if defined(__linux__)
-    syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL, 0);
-#else
-    (void)word;
-#endif
-}
-
-/* Claimed and completed items of one phase: (generation << 32) | count, so
- * counters left by an earlier batch read as zero without being reset. */
-struct phase {
-    _Atomic uint64_t claimed;
-    _Atomic uint64_t done;
-    char pad[64 - 2 * sizeof(uint64_t)];
-};
-
-struct team {
-    int n;                     /* threads, the caller's included */
-    int n_phase;               /* phase slots */
-    struct phase *ph;
-    pthread_t *tid;            /* n - 1 workers */
-    struct qlm_session *s;
-    /* the batch, published seqlock-style: gen odd while being written */
-    _Alignas(64) _Atomic uint32_t gen;
-    _Atomic int idle_sleepers;
-    _Atomic int job_nt, job_p0, job_all;
-    _Atomic(float *) job_logits;
-    atomic_bool quit;
-    _Alignas(64) _Atomic uint32_t event; /* bumped when a phase completes */
-    _Atomic int phase_sleepers;
-};
-
-/* One thread's view of the batch it works on. */
-struct worker {
-    struct team *tm;           /* NULL: alone, no atomics */
-    int id;
-    uint32_t gen;
-    int phase;                 /* index of the current phase */
-    int claimed;               /* items this thread claimed in it */
-    int next;                  /* alone: the next item */
-    bool stale;                /* the batch moved on: do nothing more */
-    int nt, p0;
-    bool all;
-    float *logits;
-};
-
-/* Spin (a few microseconds), then yield, then sleep on *word until ready. */
-enum { SPIN_ROUNDS = 2000, YIELD_ROUNDS = 20 };
-
-static bool phase_ready(struct worker *w, uint64_t want)
-{
-    struct team *tm = w->tm;
-    if (atomic_load_explicit(&tm->ph[w->phase].done, memory_order_acquire) == want)
-        return true;
-    if (atomic_load_explicit(&tm->gen, memory_order_relaxed) != w->gen) {
-        w->stale = true;
-        return true;
-    }
-    return false;
-}
-
-static void phase_wait(struct worker *w, uint64_t want)
-{
-    struct team *tm = w->tm;
-    for (int i = 0; i < SPIN_ROUNDS; i++) {
-        if (phase_ready(w, want))
-            return;
-        cpu_relax();
-    }
-    for (int i = 0; i < YIELD_ROUNDS; i++) {
-        if (phase_ready(w, want))
-            return;
-        sched_yield();
-    }
-    for (;;) {
-        uint32_t ev = atomic_load(&tm->event);
-        atomic_fetch_add(&tm->phase_sleepers, 1);
-        if (phase_ready(w, want)) {
-            atomic_fetch_sub(&tm->phase_sleepers, 1);
-            return;
-        }
-        word_sleep(&tm->event, ev);
-        atomic_fetch_sub(&tm->phase_sleepers, 1);
-    }
-}
-
-/* Claim the next item of the current phase of n items into *item. */
-static bool claim(struct worker *w, int n, int *item)
-{
-    if (w->tm == NULL) {
-        if (w->next >= n)
-            return false;
-        *item = w->next++;
-        return true;
-    }
-    if (w->stale)
-        return false;
-    struct phase *ph = &w->tm->ph[w->phase];
-    uint64_t v = atomic_load_explicit(&ph->claimed, memory_order_relaxed), nv;
-    uint32_t c;
-    bool fresh;
-    do {
-        uint32_t g = (uint32_t)(v >> 32);
-        fresh = g != w->gen;
-        if (!fresh) {
-            c = (uint32_t)v;
-            if (c >= (uint32_t)n)
-                return false;
-            nv = v + 1;
-        } else if ((int32_t)(g - w->gen) > 0) {
-            w->stale = true;
-            return false;
-        } else {
-            c = 0;
-            nv = (uint64_t)w->gen << 32 | 1;
-        }
-    } while (!atomic_compare_exchange_weak_explicit(&ph->claimed, &v, nv, memory_order_acq_rel,
-                                                    memory_order_relaxed));
-    if (fresh && atomic_load(&w->tm->gen) != w->gen) {
-        w->stale = true; /* first claim of a phase, by a thread of a finished batch */
-        return false;
-    }
-    w->claimed++;
-    *item = (int)c;
-    return true;
-}
-
-/* End of a phase of n items: report this thread's items done, then wait
- * until every item is. */
-static void phase_end(struct worker *w, int n)
-{
-    struct team *tm = w->tm;
-    if (tm == NULL) {
-        w->next = 0;
-        return;
-    }
-    if (!w->stale) {
-        uint64_t want = (uint64_t)w->gen << 32 | (uint32_t)n;
-        struct phase *ph = &tm->ph[w->phase];
-        bool ready = false;
-        if (w->claimed > 0) {
-            uint64_t v = atomic_load_explicit(&ph->done, memory_order_relaxed), nv;
-            do
-                nv = (uint32_t)(v >> 32) == w->gen ? v + (uint64_t)w->claimed
-                                                    : ((uint64_t)w->gen << 32 | (uint32_t)w->claimed);
-            while (!atomic_compare_exchange_weak_explicit(&ph->done, &v, nv, memory_order_acq_rel,
-                                                          memory_order_relaxed));
-            if (nv == want) {
-                ready = true;
-                atomic_fetch_add(&tm->event, 1);
-                if (atomic_load(&tm->phase_sleepers) > 0)
-                    word_wake(&tm->event);
-            }
-        }
-        if (!ready)
-            phase_wait(w, want);
-    }
-    w->claimed = 0;
-    w->phase++;
-    if (tm != NULL && w->phase >= tm->n_phase)
-        w->stale = true; /* cannot happen: n_phase bounds a batch's phases */
-}
-
-static void forward_layers(struct qlm_session *s, struct worker *w);
-
-static bool job_posted(struct team *tm, uint32_t last)
-{
-    uint32_t g = atomic_load_explicit(&tm->gen, memory_order_acquire);
-    return g != last && (g & 1) == 0;
-}
-
-static void *worker_main(void *arg)
-{
-    struct worker w = *(struct worker *)arg;
-    free(arg);
-    struct team *tm = w.tm;
-    uint32_t last = 0;
-    for (;;) {
-        /* wait for the next batch */
-        int i = 0;
-        while (!job_posted(tm, last)) {
-            if (i < SPIN_ROUNDS) {
-                cpu_relax();
-            } else if (i < SPIN_ROUNDS + YIELD_ROUNDS) {
-                sched_yield();
-            } else {
-                uint32_t g = atomic_load(&tm->gen);
-                atomic_fetch_add(&tm->idle_sleepers, 1);
-                if (!job_posted(tm, last))
-                    word_sleep(&tm->gen, g);
-                atomic_fetch_sub(&tm->idle_sleepers, 1);
-            }
-            i++;
-        }
-        /* read the batch; retry if it was rewritten meanwhile */
-        uint32_t g = atomic_load_explicit(&tm->gen, memory_order_acquire);
-        if (atomic_load_explicit(&tm->quit, memory_order_relaxed))
-            return NULL;
-        w.nt = atomic_load_explicit(&tm->job_nt, memory_order_relaxed);
-        w.p0 = atomic_load_explicit(&tm->job_p0, memory_order_relaxed);
-        w.all = atomic_load_explicit(&tm->job_all, memory_order_relaxed) != 0;
-        w.logits = atomic_load_explicit(&tm->job_logits, memory_order_relaxed);
-        atomic_thread_fence(memory_order_acquire);
-        if (atomic_load_explicit(&tm->gen, memory_order_relaxed) != g || (g & 1) != 0)
-            continue;
-        last = g;
-        w.gen = g;
-        w.phase = 0;
-        w.claimed = 0;
-        w.stale = false;
-        forward_layers(tm->s, &w);
-    }
-}
-
-/* Publish a batch (or the quit order) to the workers; returns its generation. */
-static uint32_t team_post(struct team *tm, int nt, int p0, bool all, float *logits, bool quit)
-{
-    uint32_t g = atomic_load_explicit(&tm->gen, memory_order_relaxed);
-    atomic_store_explicit(&tm->gen, g + 1, memory_order_relaxed);
-    atomic_thread_fence(memory_order_release);
-    atomic_store_explicit(&tm->job_nt, nt, memory_order_relaxed);
-    atomic_store_explicit(&tm->job_p0, p0, memory_order_relaxed);
-    atomic_store_explicit(&tm->job_all, all, memory_order_relaxed);
-    atomic_store_explicit(&tm->job_logits, logits, memory_order_relaxed);
-    atomic_store_explicit(&tm->quit, quit, memory_order_relaxed);
-    atomic_store(&tm->gen, g + 2);
-    if (atomic_load(&tm->idle_sleepers) > 0)
-        word_wake(&tm->gen);
-    return g + 2;
-}
-
-static void team_free(struct team *tm)
-{
-    if (tm == NULL)
-        return;
-    team_post(tm, 0, 0, false, NULL, true);
-    for (int i = 0; i < tm->n - 1; i++)
-        pthread_join(tm->tid[i], NULL);
-    free(tm->tid);
-    free(tm->ph);
-    free(tm);
-}
-
-/* A team of n threads (the caller and n - 1 workers) for session s with
- * n_phase phase slots; NULL when out of memory.  Fewer workers start when
- * the system refuses threads. */
-static struct team *team_new(struct qlm_session *s, int n, int n_phase)
-{
-    struct team *tm = calloc(1, sizeof *tm);
-    if (tm == NULL)
-        return NULL;
-    tm->s = s;
-    tm->n_phase = n_phase;
-    tm->ph = aligned_alloc(64, (size_t)n_phase * sizeof *tm->ph);
-    tm->tid = calloc((size_t)n, sizeof *tm->tid);
-    if (tm->ph == NULL || tm->tid == NULL) {
-        free(tm->ph);
-        free(tm->tid);
-        free(tm);
-        return NULL;
-    }
-    for (int i = 0; i < n_phase; i++) {
-        atomic_init(&tm->ph[i].claimed, 0);
-        atomic_init(&tm->ph[i].done, 0);
-    }
-    atomic_init(&tm->gen, 0);
-    atomic_init(&tm->event, 0);
-    atomic_init(&tm->idle_sleepers, 0);
-    atomic_init(&tm->phase_sleepers, 0);
-    atomic_init(&tm->quit, false);
-    /* workers take no asynchronous signals: a Ctrl-C must reach the caller */
-    sigset_t all, old;
-    sigfillset(&all);
-    sigdelset(&all, SIGBUS);
-    sigdelset(&all, SIGSEGV);
-    sigdelset(&all, SIGFPE);
-    sigdelset(&all, SIGILL);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    tm->n = 1;
-    for (int i = 1; i < n; i++) {
-        struct worker *w = calloc(1, sizeof *w);
-        if (w == NULL)
-            break;
-        w->tm = tm;
-        w->id = i;
-        if (pthread_create(&tm->tid[i - 1], NULL, worker_main, w) != 0) {
-            free(w);
-            break;
-        }
-        tm->n++;
-    }
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    return tm;
-}
+#include "team.h"
 
 /* Phase slots a batch needs at most: per layer, q/k/v and gate/up may each
  * split into (prepare, matmul) per matrix. */
@@ -560,7 +221,7 @@ enum qlm_err qlm_session_new(struct qlm_session **out, const struct qlm_model *m
     if (!s->k_cache || !s->v_cache || !s->rope_cos || !s->rope_sin || !s->x || !s->h || !s->q ||
         !s->k || !s->v || !s->att || !s->gate || !s->up || !s->aq || !s->ad || !s->scores ||
         !s->logits || (s->n_threads > 1 &&
-                        (s->team = team_new(s, s->n_threads, max_phases(hp))) == NULL)) {
+                        (s->team = team_new(s->n_threads, max_phases(hp))) == NULL)) {
         qlm_session_free(s);
         return qlm_error_set(err, QLM_E_NOMEM,
                              "%s: out of memory for a session of %d positions", path, n_ctx);
@@ -581,9 +242,9 @@ enum qlm_err qlm_session_new(struct qlm_session **out, const struct qlm_model *m
 
 /* ---- building blocks ----------------------------------------------------- */
 /* The functions below run on every thread of the team, in the same order;
- * each is one phase (or a few): its items are shared out with claim() and
- * phase_end() waits until all are done.  Alone (w->tm == NULL) they are
- * plain loops. */
+ * each is one phase (or a few): its items are shared out with team_claim()
+ * and team_phase_end() waits until all are done.  On a thread alone they
+ * are plain loops. */
 
 /* y = x * rsqrt(mean(x^2) + eps) * w over n values (sum of squares in double). */
 static void rmsnorm(float *y, const float *x, const float *w, int n, double eps)
@@ -650,14 +311,14 @@ static void acts_produced(struct qlm_acts *a, int group)
     }
 }
 
-static void acts_prepare(struct worker *w, struct qlm_acts *a, const struct qlm_matrix *m)
+static void acts_prepare(struct team_worker *w, struct qlm_acts *a, const struct qlm_matrix *m)
 {
     if (!qlm_type_ops(m->type)->int8_acts || (a->quantized && a->group == m->group))
         return;
     int t;
-    while (claim(w, a->nt, &t))
+    while (team_claim(w, a->nt, &t))
         acts_row(a, m->group, t, 0, a->n);
-    phase_end(w, a->nt);
+    team_phase_end(w, a->nt);
     acts_produced(a, m->group);
 }
 
@@ -677,7 +338,7 @@ static int chunk_rows(int rows, int nth)
  * activation preparation (mixed quantization groups) run one after
  * another. */
 #define MAX_FUSED 4
-static void matmul_n(struct qlm_session *s, struct worker *w, int n,
+static void matmul_n(struct qlm_session *s, struct team_worker *w, int n,
                      const struct qlm_matrix *const *m, struct qlm_acts *a, float *const *y,
                      const int *ldy)
 {
@@ -696,7 +357,7 @@ static void matmul_n(struct qlm_session *s, struct worker *w, int n,
         first[i + 1] = first[i] + (m[i]->rows + chunk[i] - 1) / chunk[i];
     }
     int total = first[n], c;
-    while (claim(w, total, &c)) {
+    while (team_claim(w, total, &c)) {
         int i = 0;
         while (c >= first[i + 1])
             i++;
@@ -704,11 +365,11 @@ static void matmul_n(struct qlm_session *s, struct worker *w, int n,
         int r1 = r0 + chunk[i] < rows ? r0 + chunk[i] : rows;
         qlm_type_ops(m[i]->type)->gemm(m[i], r0, r1, a, y[i], ldy[i]);
     }
-    phase_end(w, total);
+    team_phase_end(w, total);
 }
 
 /* y (nt, ldy) = x W^T, rows of W split among threads in chunks. */
-static void matmul(struct qlm_session *s, struct worker *w, const struct qlm_matrix *m,
+static void matmul(struct qlm_session *s, struct team_worker *w, const struct qlm_matrix *m,
                    struct qlm_acts *a, float *y, int ldy)
 {
     matmul_n(s, w, 1, &m, a, &y, &ldy);
@@ -718,12 +379,12 @@ static void matmul(struct qlm_session *s, struct worker *w, const struct qlm_mat
  * nw is given, quantized for matrix next (the first reader of h, through
  * acts na): one phase for the residual, the next block's norm and its
  * input's quantization. */
-static void add_norm_rows(struct worker *w, float *x, const float *y, float *h, const float *nw,
+static void add_norm_rows(struct team_worker *w, float *x, const float *y, float *h, const float *nw,
                           int nt, int n, double eps, struct qlm_acts *na,
                           const struct qlm_matrix *next)
 {
     int group = nw != NULL && next != NULL ? acts_expect(na, next) : 0, t;
-    while (claim(w, nt, &t)) {
+    while (team_claim(w, nt, &t)) {
         float *xt = x + (size_t)t * n;
         for (int i = 0; y != NULL && i < n; i++)
             xt[i] += y[(size_t)t * n + i];
@@ -732,13 +393,13 @@ static void add_norm_rows(struct worker *w, float *x, const float *y, float *h, 
             acts_row(na, group, t, 0, n);
         }
     }
-    phase_end(w, nt);
+    team_phase_end(w, nt);
     acts_produced(na, group);
 }
 
 /* Per token: biases, per-head q/k norm, RoPE at the token's position, then
  * k and v into the cache rows of positions p0 + t. */
-static void qk_prepare(struct qlm_session *s, struct worker *w, const struct qlm_layer *L, int l,
+static void qk_prepare(struct qlm_session *s, struct team_worker *w, const struct qlm_layer *L, int l,
                        int p0, int nt)
 {
     const struct qlm_hparams *hp = &s->m->hp;
@@ -746,7 +407,7 @@ static void qk_prepare(struct qlm_session *s, struct worker *w, const struct qlm
     int kv_dim = hp->n_kv_heads * hd;
     double eps = hp->rms_eps;
     int t;
-    while (claim(w, nt, &t)) {
+    while (team_claim(w, nt, &t)) {
         float *q = s->q + (size_t)t * q_dim, *k = s->k + (size_t)t * kv_dim;
         float *v = s->v + (size_t)t * kv_dim;
         const float *cs = s->rope_cos + (size_t)(p0 + t) * half;
@@ -783,7 +444,7 @@ static void qk_prepare(struct qlm_session *s, struct worker *w, const struct qlm
             }
         }
     }
-    phase_end(w, nt);
+    team_phase_end(w, nt);
 }
 
 /* Causal GQA attention for nt new tokens at positions p0.. over layer l's
@@ -793,7 +454,7 @@ static void qk_prepare(struct qlm_session *s, struct worker *w, const struct qlm
  * its value rows the kernels' wsum_f32.  Each head's output is
  * quantized for matrix next (Wo, through acts na) when its groups do not
  * straddle heads.  A token's result never depends on the batch around it. */
-static void attention(struct qlm_session *s, struct worker *w, int l, int p0, int nt,
+static void attention(struct qlm_session *s, struct team_worker *w, int l, int p0, int nt,
                       struct qlm_acts *na, const struct qlm_matrix *next)
 {
     const struct qlm_hparams *hp = &s->m->hp;
@@ -805,13 +466,13 @@ static void attention(struct qlm_session *s, struct worker *w, int l, int p0, in
     const char *kc = (const char *)s->k_cache + (size_t)l * nkv * head_bytes;
     const char *vc = (const char *)s->v_cache + (size_t)l * nkv * head_bytes;
     float scale = (float)(1.0 / sqrt((double)hd));
-    float *sc = s->scores + (size_t)w->id * per_kv * n_ctx;
+    float *sc = s->scores + (size_t)team_worker_id(w) * per_kv * n_ctx;
     qlm_gemm_f_fn scores = f16 ? kern->gemm_f16 : kern->gemm_f32;
     int group = acts_expect(na, next);
     if (group != 0 && hd % group != 0)
         group = 0;
     int n_tasks = nt * nkv, task;
-    while (claim(w, n_tasks, &task)) {
+    while (team_claim(w, n_tasks, &task)) {
         int t = task / nkv, kvh = task % nkv;
         int n_pos = p0 + t + 1; /* causal: positions 0 .. p0 + t */
         const void *kh = kc + (size_t)kvh * head_bytes, *vh = vc + (size_t)kvh * head_bytes;
@@ -829,33 +490,44 @@ static void attention(struct qlm_session *s, struct worker *w, int l, int p0, in
             acts_row(na, group, t, h * hd, hd);
         }
     }
-    phase_end(w, n_tasks);
+    team_phase_end(w, n_tasks);
     acts_produced(na, group);
 }
 
 /* gate = silu(gate) * up over nt rows of n, quantized for matrix next
  * (Wdown, through acts na). */
-static void swiglu(struct worker *w, float *gate, const float *up, int nt, int n,
+static void swiglu(struct team_worker *w, float *gate, const float *up, int nt, int n,
                    struct qlm_acts *na, const struct qlm_matrix *next)
 {
     int group = acts_expect(na, next), t;
     qlm_silu_mul_fn silu_mul = qlm_kernels_active()->silu_mul_f32;
-    while (claim(w, nt, &t)) {
+    while (team_claim(w, nt, &t)) {
         silu_mul(gate + (size_t)t * n, up + (size_t)t * n, n);
         acts_row(na, group, t, 0, n);
     }
-    phase_end(w, nt);
+    team_phase_end(w, nt);
     acts_produced(na, group);
 }
 
 /* ---- the forward pass ---------------------------------------------------- */
 
+/* One batch: nt tokens at positions p0 .., their logits to logits (all of
+ * them, or the last token's) unless NULL. */
+struct forward_job {
+    struct qlm_session *s;
+    int nt, p0;
+    bool all;
+    float *logits;
+};
+
 /* What every thread of the team runs for one batch. */
-static void forward_layers(struct qlm_session *s, struct worker *w)
+static void forward_layers(const void *arg, struct team_worker *w)
 {
+    const struct forward_job *job = arg;
+    struct qlm_session *s = job->s;
     const struct qlm_model *m = s->m;
     const struct qlm_hparams *hp = &m->hp;
-    int dim = hp->hidden, ffn = hp->ffn_hidden, nt = w->nt, p0 = w->p0;
+    int dim = hp->hidden, ffn = hp->ffn_hidden, nt = job->nt, p0 = job->p0;
     int q_dim = hp->n_heads * hp->head_dim, kv_dim = hp->n_kv_heads * hp->head_dim;
     double eps = hp->rms_eps;
     struct qlm_acts a;
@@ -896,14 +568,14 @@ static void forward_layers(struct qlm_session *s, struct worker *w)
                       eps, &a2, more ? &m->layers[l + 1].wq : NULL);
         a = a2;
     }
-    if (w->logits == NULL)
+    if (job->logits == NULL)
         return;
     /* logits = Wlm rmsnorm(x, norm), for every token or the last one */
-    int first = w->all ? 0 : nt - 1, nl = nt - first;
+    int first = job->all ? 0 : nt - 1, nl = nt - first;
     acts_init(&a, s, s->h, nl, dim);
     add_norm_rows(w, s->x + (size_t)first * dim, NULL, s->h, m->out_norm, nl, dim, eps, &a,
                   &m->head);
-    matmul(s, w, &m->head, &a, w->logits, hp->vocab_size);
+    matmul(s, w, &m->head, &a, job->logits, hp->vocab_size);
 }
 
 void qlm_forward_batch(struct qlm_session *s, const int32_t *tokens, int nt, float *logits,
@@ -914,12 +586,8 @@ void qlm_forward_batch(struct qlm_session *s, const int32_t *tokens, int nt, flo
     for (int t = 0; t < nt; t++)
         qlm_dequantize_row(e->type, e->data, (uint64_t)e->rows, (uint64_t)e->cols,
                            (uint32_t)e->group, (uint64_t)tokens[t], s->x + (size_t)t * e->cols);
-    struct worker w = { .nt = nt, .p0 = s->pos, .all = all, .logits = logits };
-    if (s->team != NULL && s->team->n > 1) {
-        w.tm = s->team;
-        w.gen = team_post(s->team, nt, s->pos, all, logits, false);
-    }
-    forward_layers(s, &w);
+    struct forward_job job = { .s = s, .nt = nt, .p0 = s->pos, .all = all, .logits = logits };
+    team_run(s->team, forward_layers, &job, sizeof job);
     s->pos += nt;
 }
 
