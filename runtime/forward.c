@@ -1,7 +1,9 @@
 /*
  * forward.c — the forward pass of a Qwen3/Qwen2/Llama dense decoder over a
- * session (session.c), batched over the tokens of one call: every matrix is applied to all nt tokens at once, so each weight row
- * is read once per batch rather than once per token.
+ * session (session.c), batched over the tokens of one call: every matrix is
+ * applied to all nt tokens at once, so each weight row is read once per
+ * batch rather than once per token.  forward() at the end is the model,
+ * step by step; the functions before it are its steps.
  *
  * Threads: the session's team (team.h) runs the pass as a sequence of
  * phases (a norm, a matmul, attention, ...) whose items (row chunks, tokens,
@@ -17,11 +19,6 @@
 
 #include "forward.h"
 #include "team.h"
-
-int qlm_forward_phases(const struct qlm_hparams *hp)
-{
-    return hp->n_layers * 24 + 8;
-}
 
 /* ---- building blocks ----------------------------------------------------- */
 /* The functions below run on every thread of the team, in the same order;
@@ -162,8 +159,8 @@ static void matmul(struct qlm_session *s, struct team_worker *w, const struct ql
  * nw is given, quantized for matrix next (the first reader of h, through
  * acts na): one phase for the residual, the next block's norm and its
  * input's quantization. */
-static void add_norm_rows(struct team_worker *w, float *x, const float *y, float *h, const float *nw,
-                          int nt, int n, double eps, struct qlm_acts *na,
+static void add_norm_rows(struct team_worker *w, float *x, const float *y, float *h,
+                          const float *nw, int nt, int n, double eps, struct qlm_acts *na,
                           const struct qlm_matrix *next)
 {
     int group = nw != NULL && next != NULL ? acts_expect(na, next) : 0, t;
@@ -180,10 +177,11 @@ static void add_norm_rows(struct team_worker *w, float *x, const float *y, float
     acts_produced(na, group);
 }
 
-/* Per token: biases, per-head q/k norm, RoPE at the token's position, then
- * k and v into the cache rows of positions p0 + t. */
-static void qk_prepare(struct qlm_session *s, struct team_worker *w, const struct qlm_layer *L, int l,
-                       int p0, int nt)
+/* Per token: biases (when the model has them), per-head q/k norm (when it
+ * has them), RoPE at the token's position, then k and v into the cache rows
+ * of positions p0 + t. */
+static void qk_prepare(struct qlm_session *s, struct team_worker *w, const struct qlm_layer *L,
+                       int l, int p0, int nt)
 {
     const struct qlm_hparams *hp = &s->m->hp;
     int hd = hp->head_dim, half = hd / 2, q_dim = hp->n_heads * hd;
@@ -303,8 +301,11 @@ struct forward_job {
     float *logits;
 };
 
-/* What every thread of the team runs for one batch. */
-static void forward_layers(const void *arg, struct team_worker *w)
+/* The decoder on one batch, run by every thread of the team.  x (nt, dim)
+ * is the residual stream; each block's output goes to h and is added to x
+ * in the same phase that norms x for the next block, and every matmul input
+ * is quantized for its weights by the step that produces it. */
+static void forward(const void *arg, struct team_worker *w)
 {
     const struct forward_job *job = arg;
     struct qlm_session *s = job->s;
@@ -313,63 +314,72 @@ static void forward_layers(const void *arg, struct team_worker *w)
     int dim = hp->hidden, ffn = hp->ffn_hidden, nt = job->nt, p0 = job->p0;
     int q_dim = hp->n_heads * hp->head_dim, kv_dim = hp->n_kv_heads * hp->head_dim;
     double eps = hp->rms_eps;
-    struct qlm_acts a;
+    struct qlm_acts in, mid; /* a matmul's input (h, att, gate); the MLP's h (gate, up) */
 
-    /* h = rmsnorm(x, input_layernorm), quantized for Wq */
-    acts_init(&a, s, s->h, nt, dim);
-    add_norm_rows(w, s->x, NULL, s->h, m->layers[0].attn_norm, nt, dim, eps, &a,
-                  &m->layers[0].wq);
     for (int l = 0; l < hp->n_layers; l++) {
         const struct qlm_layer *L = &m->layers[l];
-        /* q, k, v = Wq h, Wk h, Wv h: one quantized input (a) */
+        const struct qlm_layer *next = l + 1 < hp->n_layers ? &m->layers[l + 1] : NULL;
+        /* h (nt, dim) = rmsnorm(x, input_layernorm), for Wq; after layer 0 the last step */
+        if (l == 0) {
+            acts_init(&in, s, s->h, nt, dim);
+            add_norm_rows(w, s->x, NULL, s->h, L->attn_norm, nt, dim, eps, &in, &L->wq);
+        }
+        /* q (nt, n_heads*head_dim), k, v (nt, n_kv*head_dim) = h Wq^T, h Wk^T, h Wv^T */
         const struct qlm_matrix *wqkv[3] = { &L->wq, &L->wk, &L->wv };
-        float *const yqkv[3] = { s->q, s->k, s->v };
-        const int ldqkv[3] = { q_dim, kv_dim, kv_dim };
-        matmul_n(s, w, 3, wqkv, &a, yqkv, ldqkv);
-        /* (+ biases), per-head q/k norm, RoPE; k, v to the cache */
+        float *const qkv[3] = { s->q, s->k, s->v };
+        const int ld_qkv[3] = { q_dim, kv_dim, kv_dim };
+        matmul_n(s, w, 3, wqkv, &in, qkv, ld_qkv);
+        /* q, k, v += biases; q, k = rope(rmsnorm(each head)) at p0 + t; k, v to the cache */
         qk_prepare(s, w, L, l, p0, nt);
-        /* causal GQA attention over positions 0 .. p0 + t */
-        acts_init(&a, s, s->att, nt, q_dim);
-        attention(s, w, l, p0, nt, &a, &L->wo);
-        /* x += Wo concat(heads); h = rmsnorm(x, post_attention_layernorm) */
-        matmul(s, w, &L->wo, &a, s->h, dim);
-        struct qlm_acts a2;
-        acts_init(&a2, s, s->h, nt, dim);
-        add_norm_rows(w, s->x, s->h, s->h, L->ffn_norm, nt, dim, eps, &a2, &L->wgate);
-        /* x += Wdown(silu(Wgate h) * (Wup h)): gate/up share one input */
+        /* att (nt, n_heads*head_dim) = per head softmax(q K^T / sqrt(head_dim)) V, causal */
+        acts_init(&in, s, s->att, nt, q_dim);
+        attention(s, w, l, p0, nt, &in, &L->wo);
+        /* h (nt, dim) = att Wo^T */
+        matmul(s, w, &L->wo, &in, s->h, dim);
+        /* x += h; h (nt, dim) = rmsnorm(x, post_attention_layernorm), for Wgate */
+        acts_init(&mid, s, s->h, nt, dim);
+        add_norm_rows(w, s->x, s->h, s->h, L->ffn_norm, nt, dim, eps, &mid, &L->wgate);
+        /* gate, up (nt, ffn) = h Wgate^T, h Wup^T */
         const struct qlm_matrix *wgu[2] = { &L->wgate, &L->wup };
-        float *const ygu[2] = { s->gate, s->up };
-        const int ldgu[2] = { ffn, ffn };
-        matmul_n(s, w, 2, wgu, &a2, ygu, ldgu);
-        acts_init(&a, s, s->gate, nt, ffn);
-        swiglu(w, s->gate, s->up, nt, ffn, &a, &L->wdown);
-        matmul(s, w, &L->wdown, &a, s->h, dim);
-        /* x += h, then the next layer's input norm */
-        bool more = l + 1 < hp->n_layers;
-        acts_init(&a2, s, s->h, nt, dim);
-        add_norm_rows(w, s->x, s->h, s->h, more ? m->layers[l + 1].attn_norm : NULL, nt, dim,
-                      eps, &a2, more ? &m->layers[l + 1].wq : NULL);
-        a = a2;
+        float *const gu[2] = { s->gate, s->up };
+        const int ld_gu[2] = { ffn, ffn };
+        matmul_n(s, w, 2, wgu, &mid, gu, ld_gu);
+        /* gate (nt, ffn) = silu(gate) * up */
+        acts_init(&in, s, s->gate, nt, ffn);
+        swiglu(w, s->gate, s->up, nt, ffn, &in, &L->wdown);
+        /* h (nt, dim) = gate Wdown^T */
+        matmul(s, w, &L->wdown, &in, s->h, dim);
+        /* x += h; h (nt, dim) = rmsnorm(x, the next layer's input_layernorm), for its Wq */
+        acts_init(&in, s, s->h, nt, dim);
+        add_norm_rows(w, s->x, s->h, s->h, next ? next->attn_norm : NULL, nt, dim, eps, &in,
+                      next ? &next->wq : NULL);
     }
     if (job->logits == NULL)
         return;
-    /* logits = Wlm rmsnorm(x, norm), for every token or the last one */
+    /* logits (nl, vocab) = rmsnorm(x, norm) Wlm^T, for every token or the last one */
     int first = job->all ? 0 : nt - 1, nl = nt - first;
-    acts_init(&a, s, s->h, nl, dim);
-    add_norm_rows(w, s->x + (size_t)first * dim, NULL, s->h, m->out_norm, nl, dim, eps, &a,
+    acts_init(&in, s, s->h, nl, dim);
+    add_norm_rows(w, s->x + (size_t)first * dim, NULL, s->h, m->out_norm, nl, dim, eps, &in,
                   &m->head);
-    matmul(s, w, &m->head, &a, job->logits, hp->vocab_size);
+    matmul(s, w, &m->head, &in, job->logits, hp->vocab_size);
+}
+
+/* Per layer at most 24 phases: q/k/v and gate/up may each split into
+ * (prepare, matmul) per matrix. */
+int qlm_forward_phases(const struct qlm_hparams *hp)
+{
+    return hp->n_layers * 24 + 8;
 }
 
 void qlm_forward_batch(struct qlm_session *s, const int32_t *tokens, int nt, float *logits,
                        bool all)
 {
     const struct qlm_matrix *e = &s->m->embed;
-    /* x = embed[token], one dequantized row per token */
+    /* x (nt, dim) = embed[tokens], one dequantized row per token */
     for (int t = 0; t < nt; t++)
         qlm_dequantize_row(e->type, e->data, (uint64_t)e->rows, (uint64_t)e->cols,
                            (uint32_t)e->group, (uint64_t)tokens[t], s->x + (size_t)t * e->cols);
     struct forward_job job = { .s = s, .nt = nt, .p0 = s->pos, .all = all, .logits = logits };
-    team_run(s->team, forward_layers, &job, sizeof job);
+    team_run(s->team, forward, &job, sizeof job);
     s->pos += nt;
 }

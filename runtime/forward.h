@@ -43,8 +43,7 @@ struct qlm_session {
 void qlm_forward_batch(struct qlm_session *s, const int32_t *tokens, int nt, float *logits,
                        bool all);
 
-/* Phase slots a batch needs at most (the session's team has as many): per
- * layer, q/k/v and gate/up may each split into (prepare, matmul) per matrix. */
+/* Phase slots a batch needs at most (the session's team has as many). */
 int qlm_forward_phases(const struct qlm_hparams *hp);
 
 /* Bytes of one KV cache element of type t (QLM_F32 or QLM_F16). */
