@@ -1,6 +1,6 @@
 /*
- * api.c — the small public functions of qlm.h: version, model accessors and
- * the tokenizer wrappers over runtime/tokenizer.h.
+ * api.c — the small public functions of qlm.h: version, the kernel set's
+ * name, model accessors and the tokenizer wrappers over runtime/tokenizer.h.
  */
 #include <config.h>
 
@@ -10,6 +10,12 @@
 const char *qlm_version(void)
 {
     return PACKAGE_VERSION;
+}
+
+/* The programs print it; kernels/kernels.h is internal. */
+const char *qlm_isa_name(void)
+{
+    return qlm_kernels_active()->name;
 }
 
 const struct qlm_hparams *qlm_model_hparams(const struct qlm_model *m)

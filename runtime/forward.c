@@ -1,589 +1,30 @@
 /*
- * forward.c — the session (KV cache, RoPE tables, scratch) and the forward
- * pass of a Qwen3/Qwen2/Llama dense decoder, batched over the tokens of one
- * call: every matrix is applied to all nt tokens at once, so each weight row
- * is read once per batch rather than once per token.
+ * forward.c — the forward pass of a Qwen3/Qwen2/Llama dense decoder over a
+ * session (session.c), batched over the tokens of one call: every matrix is
+ * applied to all nt tokens at once, so each weight row is read once per
+ * batch rather than once per token.  forward() at the end is the model,
+ * step by step; the functions before it are its steps.
  *
- * Threads: a team of persistent threads (created with the session, asleep
- * between calls) runs the pass as a sequence of phases (a norm, a matmul,
- * attention, ...).  Items of a phase (row chunks, tokens, (token, head)
- * pairs) are claimed from an atomic counter, and a phase ends when all its
- * items are *done* — not when every thread has arrived.  So a thread the OS
- * has descheduled holds up the others only while it holds an item: when it
- * runs again it finds the finished phases fully claimed and catches up, and
- * on an overloaded machine the caller's thread can run the whole pass alone
- * at single-thread speed.  Waiting threads spin briefly, then yield, then
- * sleep on a futex, giving their core back to the thread they wait for.
- * Every output value is computed by one thread with the same code whatever
- * the thread count, so results do not depend on it.
+ * Threads: the session's team (team.h) runs the pass as a sequence of
+ * phases (a norm, a matmul, attention, ...) whose items (row chunks, tokens,
+ * (token, head) pairs) its threads share out.  Every output value is
+ * computed by one thread with the same code whatever the thread count, so
+ * results do not depend on it.
  */
 #include <config.h>
 
-#include <errno.h>
 #include <math.h>
-#include <pthread.h>
-#include <sched.h>
-#include <signal.h>
-#include <stdatomic.h>
 #include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
-#if defined(__linux__)
-#include <linux/futex.h>
-#include <sys/syscall.h>
-#endif
-#if defined(__APPLE__)
-#include <sys/sysctl.h>
-#endif
-#if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
-#endif
 
 #include "forward.h"
-
-/* ---- the thread team ----------------------------------------------------- */
-
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    _mm_pause();
-#elif defined(__aarch64__)
-    __asm__ __volatile__("yield" ::: "memory");
-#endif
-}
-
-/* Sleep while *word == val (or not at all); wake everyone sleeping on word. */
-static void word_sleep(_Atomic uint32_t *word, uint32_t val)
-{
-#if defined(__linux__)
-    syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT_PRIVATE, val, NULL, NULL, 0);
-#else
-    (void)word;
-    (void)val;
-    struct timespec ts = { 0, 50000 };
-    nanosleep(&ts, NULL);
-#endif
-}
-
-static void word_wake(_Atomic uint32_t *word)
-{
-#if defined(__linux__)
-    syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL, 0);
-#else
-    (void)word;
-#endif
-}
-
-/* Claimed and completed items of one phase: (generation << 32) | count, so
- * counters left by an earlier batch read as zero without being reset. */
-struct phase {
-    _Atomic uint64_t claimed;
-    _Atomic uint64_t done;
-    char pad[64 - 2 * sizeof(uint64_t)];
-};
-
-struct team {
-    int n;                     /* threads, the caller's included */
-    int n_phase;               /* phase slots */
-    struct phase *ph;
-    pthread_t *tid;            /* n - 1 workers */
-    struct qlm_session *s;
-    /* the batch, published seqlock-style: gen odd while being written */
-    _Alignas(64) _Atomic uint32_t gen;
-    _Atomic int idle_sleepers;
-    _Atomic int job_nt, job_p0, job_all;
-    _Atomic(float *) job_logits;
-    atomic_bool quit;
-    _Alignas(64) _Atomic uint32_t event; /* bumped when a phase completes */
-    _Atomic int phase_sleepers;
-};
-
-/* One thread's view of the batch it works on. */
-struct worker {
-    struct team *tm;           /* NULL: alone, no atomics */
-    int id;
-    uint32_t gen;
-    int phase;                 /* index of the current phase */
-    int claimed;               /* items this thread claimed in it */
-    int next;                  /* alone: the next item */
-    bool stale;                /* the batch moved on: do nothing more */
-    int nt, p0;
-    bool all;
-    float *logits;
-};
-
-/* Spin (a few microseconds), then yield, then sleep on *word until ready. */
-enum { SPIN_ROUNDS = 2000, YIELD_ROUNDS = 20 };
-
-static bool phase_ready(struct worker *w, uint64_t want)
-{
-    struct team *tm = w->tm;
-    if (atomic_load_explicit(&tm->ph[w->phase].done, memory_order_acquire) == want)
-        return true;
-    if (atomic_load_explicit(&tm->gen, memory_order_relaxed) != w->gen) {
-        w->stale = true;
-        return true;
-    }
-    return false;
-}
-
-static void phase_wait(struct worker *w, uint64_t want)
-{
-    struct team *tm = w->tm;
-    for (int i = 0; i < SPIN_ROUNDS; i++) {
-        if (phase_ready(w, want))
-            return;
-        cpu_relax();
-    }
-    for (int i = 0; i < YIELD_ROUNDS; i++) {
-        if (phase_ready(w, want))
-            return;
-        sched_yield();
-    }
-    for (;;) {
-        uint32_t ev = atomic_load(&tm->event);
-        atomic_fetch_add(&tm->phase_sleepers, 1);
-        if (phase_ready(w, want)) {
-            atomic_fetch_sub(&tm->phase_sleepers, 1);
-            return;
-        }
-        word_sleep(&tm->event, ev);
-        atomic_fetch_sub(&tm->phase_sleepers, 1);
-    }
-}
-
-/* Claim the next item of the current phase of n items into *item. */
-static bool claim(struct worker *w, int n, int *item)
-{
-    if (w->tm == NULL) {
-        if (w->next >= n)
-            return false;
-        *item = w->next++;
-        return true;
-    }
-    if (w->stale)
-        return false;
-    struct phase *ph = &w->tm->ph[w->phase];
-    uint64_t v = atomic_load_explicit(&ph->claimed, memory_order_relaxed), nv;
-    uint32_t c;
-    bool fresh;
-    do {
-        uint32_t g = (uint32_t)(v >> 32);
-        fresh = g != w->gen;
-        if (!fresh) {
-            c = (uint32_t)v;
-            if (c >= (uint32_t)n)
-                return false;
-            nv = v + 1;
-        } else if ((int32_t)(g - w->gen) > 0) {
-            w->stale = true;
-            return false;
-        } else {
-            c = 0;
-            nv = (uint64_t)w->gen << 32 | 1;
-        }
-    } while (!atomic_compare_exchange_weak_explicit(&ph->claimed, &v, nv, memory_order_acq_rel,
-                                                    memory_order_relaxed));
-    if (fresh && atomic_load(&w->tm->gen) != w->gen) {
-        w->stale = true; /* first claim of a phase, by a thread of a finished batch */
-        return false;
-    }
-    w->claimed++;
-    *item = (int)c;
-    return true;
-}
-
-/* End of a phase of n items: report this thread's items done, then wait
- * until every item is. */
-static void phase_end(struct worker *w, int n)
-{
-    struct team *tm = w->tm;
-    if (tm == NULL) {
-        w->next = 0;
-        return;
-    }
-    if (!w->stale) {
-        uint64_t want = (uint64_t)w->gen << 32 | (uint32_t)n;
-        struct phase *ph = &tm->ph[w->phase];
-        bool ready = false;
-        if (w->claimed > 0) {
-            uint64_t v = atomic_load_explicit(&ph->done, memory_order_relaxed), nv;
-            do
-                nv = (uint32_t)(v >> 32) == w->gen ? v + (uint64_t)w->claimed
-                                                    : ((uint64_t)w->gen << 32 | (uint32_t)w->claimed);
-            while (!atomic_compare_exchange_weak_explicit(&ph->done, &v, nv, memory_order_acq_rel,
-                                                          memory_order_relaxed));
-            if (nv == want) {
-                ready = true;
-                atomic_fetch_add(&tm->event, 1);
-                if (atomic_load(&tm->phase_sleepers) > 0)
-                    word_wake(&tm->event);
-            }
-        }
-        if (!ready)
-            phase_wait(w, want);
-    }
-    w->claimed = 0;
-    w->phase++;
-    if (tm != NULL && w->phase >= tm->n_phase)
-        w->stale = true; /* cannot happen: n_phase bounds a batch's phases */
-}
-
-static void forward_layers(struct qlm_session *s, struct worker *w);
-
-static bool job_posted(struct team *tm, uint32_t last)
-{
-    uint32_t g = atomic_load_explicit(&tm->gen, memory_order_acquire);
-    return g != last && (g & 1) == 0;
-}
-
-static void *worker_main(void *arg)
-{
-    struct worker w = *(struct worker *)arg;
-    free(arg);
-    struct team *tm = w.tm;
-    uint32_t last = 0;
-    for (;;) {
-        /* wait for the next batch */
-        int i = 0;
-        while (!job_posted(tm, last)) {
-            if (i < SPIN_ROUNDS) {
-                cpu_relax();
-            } else if (i < SPIN_ROUNDS + YIELD_ROUNDS) {
-                sched_yield();
-            } else {
-                uint32_t g = atomic_load(&tm->gen);
-                atomic_fetch_add(&tm->idle_sleepers, 1);
-                if (!job_posted(tm, last))
-                    word_sleep(&tm->gen, g);
-                atomic_fetch_sub(&tm->idle_sleepers, 1);
-            }
-            i++;
-        }
-        /* read the batch; retry if it was rewritten meanwhile */
-        uint32_t g = atomic_load_explicit(&tm->gen, memory_order_acquire);
-        if (atomic_load_explicit(&tm->quit, memory_order_relaxed))
-            return NULL;
-        w.nt = atomic_load_explicit(&tm->job_nt, memory_order_relaxed);
-        w.p0 = atomic_load_explicit(&tm->job_p0, memory_order_relaxed);
-        w.all = atomic_load_explicit(&tm->job_all, memory_order_relaxed) != 0;
-        w.logits = atomic_load_explicit(&tm->job_logits, memory_order_relaxed);
-        atomic_thread_fence(memory_order_acquire);
-        if (atomic_load_explicit(&tm->gen, memory_order_relaxed) != g || (g & 1) != 0)
-            continue;
-        last = g;
-        w.gen = g;
-        w.phase = 0;
-        w.claimed = 0;
-        w.stale = false;
-        forward_layers(tm->s, &w);
-    }
-}
-
-/* Publish a batch (or the quit order) to the workers; returns its generation. */
-static uint32_t team_post(struct team *tm, int nt, int p0, bool all, float *logits, bool quit)
-{
-    uint32_t g = atomic_load_explicit(&tm->gen, memory_order_relaxed);
-    atomic_store_explicit(&tm->gen, g + 1, memory_order_relaxed);
-    atomic_thread_fence(memory_order_release);
-    atomic_store_explicit(&tm->job_nt, nt, memory_order_relaxed);
-    atomic_store_explicit(&tm->job_p0, p0, memory_order_relaxed);
-    atomic_store_explicit(&tm->job_all, all, memory_order_relaxed);
-    atomic_store_explicit(&tm->job_logits, logits, memory_order_relaxed);
-    atomic_store_explicit(&tm->quit, quit, memory_order_relaxed);
-    atomic_store(&tm->gen, g + 2);
-    if (atomic_load(&tm->idle_sleepers) > 0)
-        word_wake(&tm->gen);
-    return g + 2;
-}
-
-static void team_free(struct team *tm)
-{
-    if (tm == NULL)
-        return;
-    team_post(tm, 0, 0, false, NULL, true);
-    for (int i = 0; i < tm->n - 1; i++)
-        pthread_join(tm->tid[i], NULL);
-    free(tm->tid);
-    free(tm->ph);
-    free(tm);
-}
-
-/* A team of n threads (the caller and n - 1 workers) for session s with
- * n_phase phase slots; NULL when out of memory.  Fewer workers start when
- * the system refuses threads. */
-static struct team *team_new(struct qlm_session *s, int n, int n_phase)
-{
-    struct team *tm = calloc(1, sizeof *tm);
-    if (tm == NULL)
-        return NULL;
-    tm->s = s;
-    tm->n_phase = n_phase;
-    tm->ph = aligned_alloc(64, (size_t)n_phase * sizeof *tm->ph);
-    tm->tid = calloc((size_t)n, sizeof *tm->tid);
-    if (tm->ph == NULL || tm->tid == NULL) {
-        free(tm->ph);
-        free(tm->tid);
-        free(tm);
-        return NULL;
-    }
-    for (int i = 0; i < n_phase; i++) {
-        atomic_init(&tm->ph[i].claimed, 0);
-        atomic_init(&tm->ph[i].done, 0);
-    }
-    atomic_init(&tm->gen, 0);
-    atomic_init(&tm->event, 0);
-    atomic_init(&tm->idle_sleepers, 0);
-    atomic_init(&tm->phase_sleepers, 0);
-    atomic_init(&tm->quit, false);
-    /* workers take no asynchronous signals: a Ctrl-C must reach the caller */
-    sigset_t all, old;
-    sigfillset(&all);
-    sigdelset(&all, SIGBUS);
-    sigdelset(&all, SIGSEGV);
-    sigdelset(&all, SIGFPE);
-    sigdelset(&all, SIGILL);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    tm->n = 1;
-    for (int i = 1; i < n; i++) {
-        struct worker *w = calloc(1, sizeof *w);
-        if (w == NULL)
-            break;
-        w->tm = tm;
-        w->id = i;
-        if (pthread_create(&tm->tid[i - 1], NULL, worker_main, w) != 0) {
-            free(w);
-            break;
-        }
-        tm->n++;
-    }
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    return tm;
-}
-
-/* Phase slots a batch needs at most: per layer, q/k/v and gate/up may each
- * split into (prepare, matmul) per matrix. */
-static int max_phases(const struct qlm_hparams *hp)
-{
-    return hp->n_layers * 24 + 8;
-}
-
-/* ---- session ------------------------------------------------------------ */
-
-/* Physical cores: SMT siblings share one core's execution units, and the
- * matmuls are bound by memory bandwidth, so a second thread per core mostly
- * adds contention.  Linux: distinct (package, core) pairs among the online
- * CPUs in sysfs; macOS: hw.physicalcpu; else (or on any failure) the number
- * of online logical CPUs. */
-static int physical_cores(void)
-{
-#if defined(__linux__)
-    enum { MAX_CPU = 1024 };
-    long seen[MAX_CPU];
-    int n_seen = 0;
-    for (int cpu = 0; cpu < MAX_CPU; cpu++) {
-        char path[128];
-        long core = -1, pkg = -1;
-        snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu%d/topology/core_id", cpu);
-        FILE *f = fopen(path, "r");
-        if (f == NULL)
-            break;
-        if (fscanf(f, "%ld", &core) != 1)
-            core = -1;
-        fclose(f);
-        snprintf(path, sizeof path,
-                 "/sys/devices/system/cpu/cpu%d/topology/physical_package_id", cpu);
-        if ((f = fopen(path, "r")) != NULL) {
-            if (fscanf(f, "%ld", &pkg) != 1)
-                pkg = -1;
-            fclose(f);
-        }
-        if (core < 0 || pkg < 0 || core >= (1L << 20) || pkg >= 1024)
-            return 0;
-        long key = pkg * (1L << 20) + core;
-        bool dup = false;
-        for (int i = 0; i < n_seen && !dup; i++)
-            dup = seen[i] == key;
-        if (!dup)
-            seen[n_seen++] = key;
-    }
-    return n_seen;
-#elif defined(__APPLE__)
-    int v = 0;
-    size_t len = sizeof v;
-    if (sysctlbyname("hw.physicalcpu", &v, &len, NULL, 0) == 0 && v > 0)
-        return v;
-    return 0;
-#else
-    return 0;
-#endif
-}
-
-static int default_threads(void)
-{
-    long online = sysconf(_SC_NPROCESSORS_ONLN);
-    long n = physical_cores();
-    if (online < 1)
-        online = 1;
-    if (n < 1 || n > online) /* offline CPUs still list a topology on some kernels */
-        n = online;
-    if (n > 256)
-        n = 256;
-    return (int)n;
-}
-
-/* a * b * c elements of size sz, or 0 on overflow. */
-static size_t bytes3(size_t a, size_t b, size_t c, size_t sz)
-{
-    if (b != 0 && a > SIZE_MAX / b)
-        return 0;
-    a *= b;
-    if (c != 0 && a > SIZE_MAX / c)
-        return 0;
-    a *= c;
-    if (sz != 0 && a > SIZE_MAX / sz)
-        return 0;
-    return a * sz;
-}
-
-static void *alloc3(size_t a, size_t b, size_t c, size_t sz, bool zero)
-{
-    size_t n = bytes3(a, b, c, sz);
-    if (n == 0)
-        return NULL;
-    /* calloc for the KV cache: untouched pages of a long context cost no RSS */
-    return zero ? calloc(1, n) : malloc(n);
-}
-
-void qlm_session_free(struct qlm_session *s)
-{
-    if (s == NULL)
-        return;
-    free(s->k_cache);
-    free(s->v_cache);
-    free(s->rope_cos);
-    free(s->rope_sin);
-    free(s->x);
-    free(s->h);
-    free(s->q);
-    free(s->k);
-    free(s->v);
-    free(s->att);
-    free(s->gate);
-    free(s->up);
-    free(s->aq);
-    free(s->ad);
-    free(s->scores);
-    free(s->logits);
-    team_free(s->team);
-    free(s);
-}
-
-/* Quantized weights already trade exactness for speed, and an f16 cache
- * halves attention's memory traffic (its error is far below q8's); a float
- * model is a reference and keeps an exact f32 cache. */
-static enum qlm_dtype default_kv_type(const struct qlm_hparams *hp)
-{
-    return qlm_dtype_is_quant(hp->wtype) ? QLM_F16 : QLM_F32;
-}
-
-static size_t kv_elem_size(enum qlm_dtype t)
-{
-    return t == QLM_F16 ? sizeof(uint16_t) : sizeof(float);
-}
-
-/* A zeroed K and V cache of type t for n_ctx positions, both or neither. */
-static bool kv_alloc(const struct qlm_hparams *hp, int n_ctx, enum qlm_dtype t, void **k,
-                     void **v)
-{
-    size_t kv_dim = (size_t)hp->n_kv_heads * hp->head_dim;
-    *k = alloc3((size_t)hp->n_layers, (size_t)n_ctx, kv_dim, kv_elem_size(t), true);
-    *v = alloc3((size_t)hp->n_layers, (size_t)n_ctx, kv_dim, kv_elem_size(t), true);
-    if (*k && *v)
-        return true;
-    free(*k);
-    free(*v);
-    *k = *v = NULL;
-    return false;
-}
-
-enum qlm_err qlm_session_new(struct qlm_session **out, const struct qlm_model *m, int n_ctx,
-                             int n_threads, struct qlm_error *err)
-{
-    *out = NULL;
-    const struct qlm_hparams *hp = &m->hp;
-    const char *path = m->file->path;
-    if (n_ctx <= 0)
-        return qlm_error_set(err, QLM_E_INVALID, "%s: context size %d must be positive", path,
-                             n_ctx);
-    if (n_ctx > hp->max_pos)
-        return qlm_error_set(err, QLM_E_RANGE,
-                             "%s: context size %d exceeds the model's maximum of %d positions",
-                             path, n_ctx, hp->max_pos);
-    struct qlm_session *s = calloc(1, sizeof *s);
-    if (s == NULL)
-        return qlm_error_set(err, QLM_E_NOMEM, "%s: out of memory", path);
-    s->m = m;
-    s->n_ctx = n_ctx;
-    s->n_threads = n_threads > 0 ? (n_threads > 1024 ? 1024 : n_threads) : default_threads();
-    s->n_batch = n_ctx < QLM_MAX_BATCH ? n_ctx : QLM_MAX_BATCH;
-
-    size_t nb = (size_t)s->n_batch, half = (size_t)hp->head_dim / 2;
-    size_t q_dim = (size_t)hp->n_heads * hp->head_dim, kv_dim = (size_t)hp->n_kv_heads * hp->head_dim;
-    size_t max_in = (size_t)hp->hidden;
-    if (q_dim > max_in)
-        max_in = q_dim;
-    if ((size_t)hp->ffn_hidden > max_in)
-        max_in = (size_t)hp->ffn_hidden;
-
-    s->kv_type = default_kv_type(hp);
-    kv_alloc(hp, n_ctx, s->kv_type, &s->k_cache, &s->v_cache);
-    s->rope_cos = alloc3((size_t)n_ctx, half, 1, sizeof(float), false);
-    s->rope_sin = alloc3((size_t)n_ctx, half, 1, sizeof(float), false);
-    s->x = alloc3(nb, (size_t)hp->hidden, 1, sizeof(float), false);
-    s->h = alloc3(nb, (size_t)hp->hidden, 1, sizeof(float), false);
-    s->q = alloc3(nb, q_dim, 1, sizeof(float), false);
-    s->k = alloc3(nb, kv_dim, 1, sizeof(float), false);
-    s->v = alloc3(nb, kv_dim, 1, sizeof(float), false);
-    s->att = alloc3(nb, q_dim, 1, sizeof(float), false);
-    s->gate = alloc3(nb, (size_t)hp->ffn_hidden, 1, sizeof(float), false);
-    s->up = alloc3(nb, (size_t)hp->ffn_hidden, 1, sizeof(float), false);
-    s->aq = alloc3(nb, max_in, 1, 1, false);
-    s->ad = alloc3(nb, max_in, 1, sizeof(float), false);
-    s->scores = alloc3((size_t)s->n_threads, (size_t)n_ctx,
-                       (size_t)(hp->n_heads / hp->n_kv_heads), sizeof(float), false);
-    s->logits_cap = (size_t)hp->vocab_size;
-    s->logits = alloc3(s->logits_cap, 1, 1, sizeof(float), true);
-    if (!s->k_cache || !s->v_cache || !s->rope_cos || !s->rope_sin || !s->x || !s->h || !s->q ||
-        !s->k || !s->v || !s->att || !s->gate || !s->up || !s->aq || !s->ad || !s->scores ||
-        !s->logits || (s->n_threads > 1 &&
-                        (s->team = team_new(s, s->n_threads, max_phases(hp))) == NULL)) {
-        qlm_session_free(s);
-        return qlm_error_set(err, QLM_E_NOMEM,
-                             "%s: out of memory for a session of %d positions", path, n_ctx);
-    }
-
-    /* RoPE: angle p * theta^(-2i/head_dim), in double, stored as f32. */
-    for (size_t i = 0; i < half; i++) {
-        double inv_freq = pow(hp->rope_theta, -2.0 * (double)i / (double)hp->head_dim);
-        for (int p = 0; p < n_ctx; p++) {
-            double a = (double)p * inv_freq;
-            s->rope_cos[(size_t)p * half + i] = (float)cos(a);
-            s->rope_sin[(size_t)p * half + i] = (float)sin(a);
-        }
-    }
-    *out = s;
-    return QLM_OK;
-}
+#include "team.h"
 
 /* ---- building blocks ----------------------------------------------------- */
 /* The functions below run on every thread of the team, in the same order;
- * each is one phase (or a few): its items are shared out with claim() and
- * phase_end() waits until all are done.  Alone (w->tm == NULL) they are
- * plain loops. */
+ * each is one phase (or a few): its items are shared out with team_claim()
+ * and team_phase_end() waits until all are done.  On a thread alone they
+ * are plain loops. */
 
 /* y = x * rsqrt(mean(x^2) + eps) * w over n values (sum of squares in double). */
 static void rmsnorm(float *y, const float *x, const float *w, int n, double eps)
@@ -650,14 +91,14 @@ static void acts_produced(struct qlm_acts *a, int group)
     }
 }
 
-static void acts_prepare(struct worker *w, struct qlm_acts *a, const struct qlm_matrix *m)
+static void acts_prepare(struct team_worker *w, struct qlm_acts *a, const struct qlm_matrix *m)
 {
     if (!qlm_type_ops(m->type)->int8_acts || (a->quantized && a->group == m->group))
         return;
     int t;
-    while (claim(w, a->nt, &t))
+    while (team_claim(w, a->nt, &t))
         acts_row(a, m->group, t, 0, a->n);
-    phase_end(w, a->nt);
+    team_phase_end(w, a->nt);
     acts_produced(a, m->group);
 }
 
@@ -677,7 +118,7 @@ static int chunk_rows(int rows, int nth)
  * activation preparation (mixed quantization groups) run one after
  * another. */
 #define MAX_FUSED 4
-static void matmul_n(struct qlm_session *s, struct worker *w, int n,
+static void matmul_n(struct qlm_session *s, struct team_worker *w, int n,
                      const struct qlm_matrix *const *m, struct qlm_acts *a, float *const *y,
                      const int *ldy)
 {
@@ -696,7 +137,7 @@ static void matmul_n(struct qlm_session *s, struct worker *w, int n,
         first[i + 1] = first[i] + (m[i]->rows + chunk[i] - 1) / chunk[i];
     }
     int total = first[n], c;
-    while (claim(w, total, &c)) {
+    while (team_claim(w, total, &c)) {
         int i = 0;
         while (c >= first[i + 1])
             i++;
@@ -704,11 +145,11 @@ static void matmul_n(struct qlm_session *s, struct worker *w, int n,
         int r1 = r0 + chunk[i] < rows ? r0 + chunk[i] : rows;
         qlm_type_ops(m[i]->type)->gemm(m[i], r0, r1, a, y[i], ldy[i]);
     }
-    phase_end(w, total);
+    team_phase_end(w, total);
 }
 
 /* y (nt, ldy) = x W^T, rows of W split among threads in chunks. */
-static void matmul(struct qlm_session *s, struct worker *w, const struct qlm_matrix *m,
+static void matmul(struct qlm_session *s, struct team_worker *w, const struct qlm_matrix *m,
                    struct qlm_acts *a, float *y, int ldy)
 {
     matmul_n(s, w, 1, &m, a, &y, &ldy);
@@ -718,12 +159,12 @@ static void matmul(struct qlm_session *s, struct worker *w, const struct qlm_mat
  * nw is given, quantized for matrix next (the first reader of h, through
  * acts na): one phase for the residual, the next block's norm and its
  * input's quantization. */
-static void add_norm_rows(struct worker *w, float *x, const float *y, float *h, const float *nw,
-                          int nt, int n, double eps, struct qlm_acts *na,
+static void add_norm_rows(struct team_worker *w, float *x, const float *y, float *h,
+                          const float *nw, int nt, int n, double eps, struct qlm_acts *na,
                           const struct qlm_matrix *next)
 {
     int group = nw != NULL && next != NULL ? acts_expect(na, next) : 0, t;
-    while (claim(w, nt, &t)) {
+    while (team_claim(w, nt, &t)) {
         float *xt = x + (size_t)t * n;
         for (int i = 0; y != NULL && i < n; i++)
             xt[i] += y[(size_t)t * n + i];
@@ -732,21 +173,22 @@ static void add_norm_rows(struct worker *w, float *x, const float *y, float *h, 
             acts_row(na, group, t, 0, n);
         }
     }
-    phase_end(w, nt);
+    team_phase_end(w, nt);
     acts_produced(na, group);
 }
 
-/* Per token: biases, per-head q/k norm, RoPE at the token's position, then
- * k and v into the cache rows of positions p0 + t. */
-static void qk_prepare(struct qlm_session *s, struct worker *w, const struct qlm_layer *L, int l,
-                       int p0, int nt)
+/* Per token: biases (when the model has them), per-head q/k norm (when it
+ * has them), RoPE at the token's position, then k and v into the cache rows
+ * of positions p0 + t. */
+static void qk_prepare(struct qlm_session *s, struct team_worker *w, const struct qlm_layer *L,
+                       int l, int p0, int nt)
 {
     const struct qlm_hparams *hp = &s->m->hp;
     int hd = hp->head_dim, half = hd / 2, q_dim = hp->n_heads * hd;
     int kv_dim = hp->n_kv_heads * hd;
     double eps = hp->rms_eps;
     int t;
-    while (claim(w, nt, &t)) {
+    while (team_claim(w, nt, &t)) {
         float *q = s->q + (size_t)t * q_dim, *k = s->k + (size_t)t * kv_dim;
         float *v = s->v + (size_t)t * kv_dim;
         const float *cs = s->rope_cos + (size_t)(p0 + t) * half;
@@ -783,7 +225,7 @@ static void qk_prepare(struct qlm_session *s, struct worker *w, const struct qlm
             }
         }
     }
-    phase_end(w, nt);
+    team_phase_end(w, nt);
 }
 
 /* Causal GQA attention for nt new tokens at positions p0.. over layer l's
@@ -793,7 +235,7 @@ static void qk_prepare(struct qlm_session *s, struct worker *w, const struct qlm
  * its value rows the kernels' wsum_f32.  Each head's output is
  * quantized for matrix next (Wo, through acts na) when its groups do not
  * straddle heads.  A token's result never depends on the batch around it. */
-static void attention(struct qlm_session *s, struct worker *w, int l, int p0, int nt,
+static void attention(struct qlm_session *s, struct team_worker *w, int l, int p0, int nt,
                       struct qlm_acts *na, const struct qlm_matrix *next)
 {
     const struct qlm_hparams *hp = &s->m->hp;
@@ -801,17 +243,17 @@ static void attention(struct qlm_session *s, struct worker *w, int l, int p0, in
     int q_dim = nh * hd, per_kv = nh / nkv, n_ctx = s->n_ctx;
     const struct qlm_isa_kernels *kern = qlm_kernels_active();
     bool f16 = s->kv_type == QLM_F16;
-    size_t esz = kv_elem_size(s->kv_type), head_bytes = (size_t)n_ctx * hd * esz;
+    size_t esz = qlm_kv_elem_size(s->kv_type), head_bytes = (size_t)n_ctx * hd * esz;
     const char *kc = (const char *)s->k_cache + (size_t)l * nkv * head_bytes;
     const char *vc = (const char *)s->v_cache + (size_t)l * nkv * head_bytes;
     float scale = (float)(1.0 / sqrt((double)hd));
-    float *sc = s->scores + (size_t)w->id * per_kv * n_ctx;
+    float *sc = s->scores + (size_t)team_worker_id(w) * per_kv * n_ctx;
     qlm_gemm_f_fn scores = f16 ? kern->gemm_f16 : kern->gemm_f32;
     int group = acts_expect(na, next);
     if (group != 0 && hd % group != 0)
         group = 0;
     int n_tasks = nt * nkv, task;
-    while (claim(w, n_tasks, &task)) {
+    while (team_claim(w, n_tasks, &task)) {
         int t = task / nkv, kvh = task % nkv;
         int n_pos = p0 + t + 1; /* causal: positions 0 .. p0 + t */
         const void *kh = kc + (size_t)kvh * head_bytes, *vh = vc + (size_t)kvh * head_bytes;
@@ -829,183 +271,115 @@ static void attention(struct qlm_session *s, struct worker *w, int l, int p0, in
             acts_row(na, group, t, h * hd, hd);
         }
     }
-    phase_end(w, n_tasks);
+    team_phase_end(w, n_tasks);
     acts_produced(na, group);
 }
 
 /* gate = silu(gate) * up over nt rows of n, quantized for matrix next
  * (Wdown, through acts na). */
-static void swiglu(struct worker *w, float *gate, const float *up, int nt, int n,
+static void swiglu(struct team_worker *w, float *gate, const float *up, int nt, int n,
                    struct qlm_acts *na, const struct qlm_matrix *next)
 {
     int group = acts_expect(na, next), t;
     qlm_silu_mul_fn silu_mul = qlm_kernels_active()->silu_mul_f32;
-    while (claim(w, nt, &t)) {
+    while (team_claim(w, nt, &t)) {
         silu_mul(gate + (size_t)t * n, up + (size_t)t * n, n);
         acts_row(na, group, t, 0, n);
     }
-    phase_end(w, nt);
+    team_phase_end(w, nt);
     acts_produced(na, group);
 }
 
 /* ---- the forward pass ---------------------------------------------------- */
 
-/* What every thread of the team runs for one batch. */
-static void forward_layers(struct qlm_session *s, struct worker *w)
+/* One batch: nt tokens at positions p0 .., their logits to logits (all of
+ * them, or the last token's) unless NULL. */
+struct forward_job {
+    struct qlm_session *s;
+    int nt, p0;
+    bool all;
+    float *logits;
+};
+
+/* The decoder on one batch, run by every thread of the team.  x (nt, dim)
+ * is the residual stream; each block's output goes to h and is added to x
+ * in the same phase that norms x for the next block, and every matmul input
+ * is quantized for its weights by the step that produces it. */
+static void forward(const void *arg, struct team_worker *w)
 {
+    const struct forward_job *job = arg;
+    struct qlm_session *s = job->s;
     const struct qlm_model *m = s->m;
     const struct qlm_hparams *hp = &m->hp;
-    int dim = hp->hidden, ffn = hp->ffn_hidden, nt = w->nt, p0 = w->p0;
+    int dim = hp->hidden, ffn = hp->ffn_hidden, nt = job->nt, p0 = job->p0;
     int q_dim = hp->n_heads * hp->head_dim, kv_dim = hp->n_kv_heads * hp->head_dim;
     double eps = hp->rms_eps;
-    struct qlm_acts a;
+    struct qlm_acts in, mid; /* a matmul's input (h, att, gate); the MLP's h (gate, up) */
 
-    /* h = rmsnorm(x, input_layernorm), quantized for Wq */
-    acts_init(&a, s, s->h, nt, dim);
-    add_norm_rows(w, s->x, NULL, s->h, m->layers[0].attn_norm, nt, dim, eps, &a,
-                  &m->layers[0].wq);
     for (int l = 0; l < hp->n_layers; l++) {
         const struct qlm_layer *L = &m->layers[l];
-        /* q, k, v = Wq h, Wk h, Wv h: one quantized input (a) */
+        const struct qlm_layer *next = l + 1 < hp->n_layers ? &m->layers[l + 1] : NULL;
+        /* h (nt, dim) = rmsnorm(x, input_layernorm), for Wq; after layer 0 the last step */
+        if (l == 0) {
+            acts_init(&in, s, s->h, nt, dim);
+            add_norm_rows(w, s->x, NULL, s->h, L->attn_norm, nt, dim, eps, &in, &L->wq);
+        }
+        /* q (nt, n_heads*head_dim), k, v (nt, n_kv*head_dim) = h Wq^T, h Wk^T, h Wv^T */
         const struct qlm_matrix *wqkv[3] = { &L->wq, &L->wk, &L->wv };
-        float *const yqkv[3] = { s->q, s->k, s->v };
-        const int ldqkv[3] = { q_dim, kv_dim, kv_dim };
-        matmul_n(s, w, 3, wqkv, &a, yqkv, ldqkv);
-        /* (+ biases), per-head q/k norm, RoPE; k, v to the cache */
+        float *const qkv[3] = { s->q, s->k, s->v };
+        const int ld_qkv[3] = { q_dim, kv_dim, kv_dim };
+        matmul_n(s, w, 3, wqkv, &in, qkv, ld_qkv);
+        /* q, k, v += biases; q, k = rope(rmsnorm(each head)) at p0 + t; k, v to the cache */
         qk_prepare(s, w, L, l, p0, nt);
-        /* causal GQA attention over positions 0 .. p0 + t */
-        acts_init(&a, s, s->att, nt, q_dim);
-        attention(s, w, l, p0, nt, &a, &L->wo);
-        /* x += Wo concat(heads); h = rmsnorm(x, post_attention_layernorm) */
-        matmul(s, w, &L->wo, &a, s->h, dim);
-        struct qlm_acts a2;
-        acts_init(&a2, s, s->h, nt, dim);
-        add_norm_rows(w, s->x, s->h, s->h, L->ffn_norm, nt, dim, eps, &a2, &L->wgate);
-        /* x += Wdown(silu(Wgate h) * (Wup h)): gate/up share one input */
+        /* att (nt, n_heads*head_dim) = per head softmax(q K^T / sqrt(head_dim)) V, causal */
+        acts_init(&in, s, s->att, nt, q_dim);
+        attention(s, w, l, p0, nt, &in, &L->wo);
+        /* h (nt, dim) = att Wo^T */
+        matmul(s, w, &L->wo, &in, s->h, dim);
+        /* x += h; h (nt, dim) = rmsnorm(x, post_attention_layernorm), for Wgate */
+        acts_init(&mid, s, s->h, nt, dim);
+        add_norm_rows(w, s->x, s->h, s->h, L->ffn_norm, nt, dim, eps, &mid, &L->wgate);
+        /* gate, up (nt, ffn) = h Wgate^T, h Wup^T */
         const struct qlm_matrix *wgu[2] = { &L->wgate, &L->wup };
-        float *const ygu[2] = { s->gate, s->up };
-        const int ldgu[2] = { ffn, ffn };
-        matmul_n(s, w, 2, wgu, &a2, ygu, ldgu);
-        acts_init(&a, s, s->gate, nt, ffn);
-        swiglu(w, s->gate, s->up, nt, ffn, &a, &L->wdown);
-        matmul(s, w, &L->wdown, &a, s->h, dim);
-        /* x += h, then the next layer's input norm */
-        bool more = l + 1 < hp->n_layers;
-        acts_init(&a2, s, s->h, nt, dim);
-        add_norm_rows(w, s->x, s->h, s->h, more ? m->layers[l + 1].attn_norm : NULL, nt, dim,
-                      eps, &a2, more ? &m->layers[l + 1].wq : NULL);
-        a = a2;
+        float *const gu[2] = { s->gate, s->up };
+        const int ld_gu[2] = { ffn, ffn };
+        matmul_n(s, w, 2, wgu, &mid, gu, ld_gu);
+        /* gate (nt, ffn) = silu(gate) * up */
+        acts_init(&in, s, s->gate, nt, ffn);
+        swiglu(w, s->gate, s->up, nt, ffn, &in, &L->wdown);
+        /* h (nt, dim) = gate Wdown^T */
+        matmul(s, w, &L->wdown, &in, s->h, dim);
+        /* x += h; h (nt, dim) = rmsnorm(x, the next layer's input_layernorm), for its Wq */
+        acts_init(&in, s, s->h, nt, dim);
+        add_norm_rows(w, s->x, s->h, s->h, next ? next->attn_norm : NULL, nt, dim, eps, &in,
+                      next ? &next->wq : NULL);
     }
-    if (w->logits == NULL)
+    if (job->logits == NULL)
         return;
-    /* logits = Wlm rmsnorm(x, norm), for every token or the last one */
-    int first = w->all ? 0 : nt - 1, nl = nt - first;
-    acts_init(&a, s, s->h, nl, dim);
-    add_norm_rows(w, s->x + (size_t)first * dim, NULL, s->h, m->out_norm, nl, dim, eps, &a,
+    /* logits (nl, vocab) = rmsnorm(x, norm) Wlm^T, for every token or the last one */
+    int first = job->all ? 0 : nt - 1, nl = nt - first;
+    acts_init(&in, s, s->h, nl, dim);
+    add_norm_rows(w, s->x + (size_t)first * dim, NULL, s->h, m->out_norm, nl, dim, eps, &in,
                   &m->head);
-    matmul(s, w, &m->head, &a, w->logits, hp->vocab_size);
+    matmul(s, w, &m->head, &in, job->logits, hp->vocab_size);
+}
+
+/* Per layer at most 24 phases: q/k/v and gate/up may each split into
+ * (prepare, matmul) per matrix. */
+int qlm_forward_phases(const struct qlm_hparams *hp)
+{
+    return hp->n_layers * 24 + 8;
 }
 
 void qlm_forward_batch(struct qlm_session *s, const int32_t *tokens, int nt, float *logits,
                        bool all)
 {
     const struct qlm_matrix *e = &s->m->embed;
-    /* x = embed[token], one dequantized row per token */
+    /* x (nt, dim) = embed[tokens], one dequantized row per token */
     for (int t = 0; t < nt; t++)
         qlm_dequantize_row(e->type, e->data, (uint64_t)e->rows, (uint64_t)e->cols,
                            (uint32_t)e->group, (uint64_t)tokens[t], s->x + (size_t)t * e->cols);
-    struct worker w = { .nt = nt, .p0 = s->pos, .all = all, .logits = logits };
-    if (s->team != NULL && s->team->n > 1) {
-        w.tm = s->team;
-        w.gen = team_post(s->team, nt, s->pos, all, logits, false);
-    }
-    forward_layers(s, &w);
+    struct forward_job job = { .s = s, .nt = nt, .p0 = s->pos, .all = all, .logits = logits };
+    team_run(s->team, forward, &job, sizeof job);
     s->pos += nt;
-}
-
-/* ---- evaluation ---------------------------------------------------------- */
-
-int qlm_session_pos(const struct qlm_session *s) { return s->pos; }
-int qlm_session_ctx(const struct qlm_session *s) { return s->n_ctx; }
-int qlm_session_threads(const struct qlm_session *s) { return s->n_threads; }
-
-enum qlm_dtype qlm_session_kv_type(const struct qlm_session *s) { return s->kv_type; }
-
-enum qlm_err qlm_session_set_kv_type(struct qlm_session *s, enum qlm_dtype t,
-                                     struct qlm_error *err)
-{
-    const struct qlm_hparams *hp = &s->m->hp;
-    const char *path = s->m->file->path;
-    if (t != QLM_F32 && t != QLM_F16)
-        return qlm_error_set(err, QLM_E_INVALID, "%s: KV cache type %s: only f32 and f16 exist",
-                             path, qlm_dtype_name(t));
-    if (t == s->kv_type)
-        return QLM_OK;
-    if (s->pos != 0)
-        return qlm_error_set(err, QLM_E_INVALID,
-                             "%s: the KV cache type cannot change while the cache holds %d tokens",
-                             path, s->pos);
-    void *k, *v;
-    if (!kv_alloc(hp, s->n_ctx, t, &k, &v))
-        return qlm_error_set(err, QLM_E_NOMEM, "%s: out of memory for a %s KV cache of %d positions",
-                             path, qlm_dtype_name(t), s->n_ctx);
-    free(s->k_cache);
-    free(s->v_cache);
-    s->k_cache = k;
-    s->v_cache = v;
-    s->kv_type = t;
-    return QLM_OK;
-}
-
-void qlm_session_rewind(struct qlm_session *s, int pos)
-{
-    if (pos < 0)
-        pos = 0;
-    if (pos < s->pos)
-        s->pos = pos;
-    s->n_logits = 0;
-}
-
-enum qlm_err qlm_eval(struct qlm_session *s, const int32_t *tokens, int n, bool all_logits,
-                      struct qlm_error *err)
-{
-    const struct qlm_hparams *hp = &s->m->hp;
-    const char *path = s->m->file->path;
-    if (n <= 0 || tokens == NULL)
-        return qlm_error_set(err, QLM_E_INVALID, "%s: no tokens to evaluate", path);
-    if (n > s->n_ctx - s->pos)
-        return qlm_error_set(err, QLM_E_RANGE,
-                             "%s: context full: %d tokens at position %d exceed the context "
-                             "of %d", path, n, s->pos, s->n_ctx);
-    for (int i = 0; i < n; i++)
-        if (tokens[i] < 0 || tokens[i] >= hp->vocab_size)
-            return qlm_error_set(err, QLM_E_RANGE,
-                                 "%s: token id %ld at index %d out of range [0, %d)", path,
-                                 (long)tokens[i], i, hp->vocab_size);
-    size_t vocab = (size_t)hp->vocab_size;
-    size_t need = all_logits ? (size_t)n * vocab : vocab;
-    if (need > s->logits_cap) {
-        if (bytes3((size_t)n, vocab, 1, sizeof(float)) == 0)
-            return qlm_error_set(err, QLM_E_NOMEM, "%s: out of memory for logits", path);
-        float *nl = realloc(s->logits, need * sizeof(float));
-        if (nl == NULL)
-            return qlm_error_set(err, QLM_E_NOMEM, "%s: out of memory for %d x %zu logits",
-                                 path, n, vocab);
-        s->logits = nl;
-        s->logits_cap = need;
-    }
-    for (int done = 0; done < n;) {
-        int nt = n - done < s->n_batch ? n - done : s->n_batch;
-        bool last = done + nt == n;
-        float *out = all_logits ? s->logits + (size_t)done * vocab : (last ? s->logits : NULL);
-        qlm_forward_batch(s, tokens + done, nt, out, all_logits);
-        done += nt;
-    }
-    s->n_logits = all_logits ? n : 1;
-    return QLM_OK;
-}
-
-const float *qlm_logits(const struct qlm_session *s)
-{
-    return s->logits;
 }

@@ -1,6 +1,6 @@
 /*
- * forward.h — internal: the session (KV cache + scratch) and the batched
- * forward pass.
+ * forward.h — internal: the session (KV cache + scratch, session.c) and the
+ * batched forward pass (forward.c).
  */
 #ifndef QLM_FORWARD_H
 #define QLM_FORWARD_H
@@ -42,5 +42,14 @@ struct qlm_session {
  * logits are needed.  Advances s->pos. */
 void qlm_forward_batch(struct qlm_session *s, const int32_t *tokens, int nt, float *logits,
                        bool all);
+
+/* Phase slots a batch needs at most (the session's team has as many). */
+int qlm_forward_phases(const struct qlm_hparams *hp);
+
+/* Bytes of one KV cache element of type t (QLM_F32 or QLM_F16). */
+static inline size_t qlm_kv_elem_size(enum qlm_dtype t)
+{
+    return t == QLM_F16 ? sizeof(uint16_t) : sizeof(float);
+}
 
 #endif

@@ -4,7 +4,7 @@
 #ifndef QLM_MODEL_H
 #define QLM_MODEL_H
 
-#include "kernels.h"
+#include "kernels/kernels.h"
 #include "qlm.h"
 
 struct qlm_tok;

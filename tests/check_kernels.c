@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kernels.h"
+#include "kernels/kernels.h"
 
 #if defined(QLM_TEST_VNNI_EMU)
 extern const struct qlm_isa_kernels qlm_kernels_avxvnni_emu;
@@ -129,6 +129,12 @@ START_TEST(test_dispatch)
     }
     ck_assert(scalar);
     ck_assert_ptr_null(qlm_kernels_get("no-such-isa"));
+    /* the active table: chosen once, one of those, every entry filled */
+    const struct qlm_isa_kernels *a = qlm_kernels_active();
+    ck_assert_ptr_eq(a, qlm_kernels_active());
+    ck_assert_ptr_nonnull(qlm_kernels_get(a->name));
+    ck_assert(a->quantize_act && a->gemm_q8 && a->gemm_q4 && a->gemm_f32 && a->gemm_f16 &&
+              a->gemm_bf16 && a->wsum_f32 && a->wsum_f16 && a->softmax_f32 && a->silu_mul_f32);
 }
 END_TEST
 

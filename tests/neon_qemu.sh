@@ -30,8 +30,8 @@ printf '#define QLM_HAVE_NEON 1\n' > "$tmp/config.h"
 # (the NEON integer kernels are then bit-identical to it).
 if ! "$cc" -std=gnu11 -static -O2 $flags -ffp-contract=off -Wall -Wextra \
         -I"$tmp" -I"$srcdir/formats" -I"$srcdir/runtime" \
-        "$srcdir/tests/kernels_neon_main.c" "$srcdir/runtime/kernels_scalar.c" \
-        "$srcdir/runtime/kernels_neon.c" "$srcdir/formats/dtype.c" \
+        "$srcdir/tests/kernels_neon_main.c" "$srcdir/runtime/kernels/kernels_scalar.c" \
+        "$srcdir/runtime/kernels/kernels_neon.c" "$srcdir/formats/dtype.c" \
         "$srcdir/formats/traits.c" "$srcdir/formats/quant_ref.c" -o "$tmp/kernels_neon" -lm; then
     echo "neon_qemu: cross build failed"
     exit 1

@@ -1,6 +1,6 @@
 /*
- * kernels_dispatch.c — pick the best kernel table this CPU supports, once,
- * and build the per-weight-type table the forward pass calls.
+ * kernels_dispatch.c — pick the best kernel table this CPU supports, once
+ * per process, and build the per-weight-type table the forward pass calls.
  *
  * Detection: x86-64 by cpuid (+ xgetbv: the OS must save YMM/ZMM state, or
  * the instructions fault even though cpuid lists them); aarch64 by
@@ -10,12 +10,11 @@
  */
 #include <config.h>
 
-#include <stdatomic.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "kernels.h"
-#include "qlm.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
@@ -143,42 +142,64 @@ static bool entry_usable(const struct isa_entry *e, const struct cpu_features *f
     return e->k != NULL && e->supported != NULL && e->supported(f);
 }
 
-const struct qlm_isa_kernels *qlm_kernels_get(const char *name)
-{
-    struct cpu_features f = detect_cpu();
-    for (size_t i = 0; i < N_ISA; i++)
-        if (strcmp(isa_list[i].name, name) == 0)
-            return entry_usable(&isa_list[i], &f) ? isa_list[i].k : NULL;
-    return NULL;
-}
+/* ---- the active table, chosen once --------------------------------------- */
 
-const char *const *qlm_kernels_available(void)
-{
-    static const char *names[N_ISA + 1];
-    static atomic_int done;
-    if (!atomic_load(&done)) {
-        struct cpu_features f = detect_cpu();
-        size_t n = 0;
-        for (size_t i = 0; i < N_ISA; i++)
-            if (entry_usable(&isa_list[i], &f))
-                names[n++] = isa_list[i].name;
-        names[n] = NULL;
-        atomic_store(&done, 1);
-    }
-    return names;
-}
-
-/* ---- the active table ---------------------------------------------------- */
-
-/* The active table with every NULL entry filled from the scalar reference.
- * Built once; concurrent first calls compute the same value. */
+/* Chosen once per process (pthread_once, so two first callers cannot both
+ * write it): the CPU's features, the names of the usable tables, and the
+ * active table with every NULL entry filled from the scalar reference.  When
+ * $QLM_ISA names a table that cannot run here, override_err keeps the error
+ * qlm_kernels_init reports, and the best supported table is active for the
+ * callers that do not ask init. */
+static pthread_once_t select_once = PTHREAD_ONCE_INIT;
+static struct cpu_features cpu;
+static const char *usable_names[N_ISA + 1];
 static struct qlm_isa_kernels merged;
-static const struct qlm_isa_kernels *_Atomic active;
+static struct qlm_error override_err; /* code QLM_OK: no error */
+
+/* The table $QLM_ISA = want names, or NULL with *err set. */
+static const struct qlm_isa_kernels *pick_override(const char *want, struct qlm_error *err)
+{
+    const struct isa_entry *e = NULL;
+    for (size_t i = 0; i < N_ISA; i++)
+        if (strcmp(isa_list[i].name, want) == 0)
+            e = &isa_list[i];
+    if (e == NULL) {
+        qlm_error_set(err, QLM_E_INVALID,
+                      "QLM_ISA=%s: unknown kernel set (scalar, avx2, avxvnni, "
+                      "avx512vnni, neon)", want);
+        return NULL;
+    }
+    if (e->k == NULL) {
+        qlm_error_set(err, QLM_E_INVALID, "QLM_ISA=%s: kernels not compiled into this build",
+                      want);
+        return NULL;
+    }
+    if (!entry_usable(e, &cpu)) {
+        qlm_error_set(err, QLM_E_INVALID,
+                      "QLM_ISA=%s: this CPU does not support these kernels", want);
+        return NULL;
+    }
+    return e->k;
+}
 
 #define FILL(field) merged.field = k->field ? k->field : qlm_kernels_scalar.field
 
-static void set_active(const struct qlm_isa_kernels *k)
+static void select_kernels(void)
 {
+    cpu = detect_cpu();
+    size_t n = 0;
+    for (size_t i = 0; i < N_ISA; i++)
+        if (entry_usable(&isa_list[i], &cpu))
+            usable_names[n++] = isa_list[i].name;
+    usable_names[n] = NULL;
+
+    const struct qlm_isa_kernels *k = NULL;
+    const char *want = getenv("QLM_ISA");
+    if (want != NULL && *want != '\0')
+        k = pick_override(want, &override_err);
+    for (size_t i = 0; i < N_ISA && k == NULL; i++) /* scalar is always usable */
+        if (entry_usable(&isa_list[i], &cpu))
+            k = isa_list[i].k;
     merged.name = k->name;
     FILL(quantize_act);
     FILL(gemm_q8);
@@ -190,58 +211,35 @@ static void set_active(const struct qlm_isa_kernels *k)
     FILL(wsum_f16);
     FILL(softmax_f32);
     FILL(silu_mul_f32);
-    atomic_store(&active, &merged);
 }
 
 enum qlm_err qlm_kernels_init(struct qlm_error *err)
 {
-    const struct qlm_isa_kernels *cur = atomic_load(&active);
-    const char *want = getenv("QLM_ISA");
-    struct cpu_features f = detect_cpu();
-    const struct qlm_isa_kernels *pick = NULL;
-    if (want != NULL && *want != '\0') {
-        const struct isa_entry *e = NULL;
-        for (size_t i = 0; i < N_ISA; i++)
-            if (strcmp(isa_list[i].name, want) == 0)
-                e = &isa_list[i];
-        if (e == NULL)
-            return qlm_error_set(err, QLM_E_INVALID,
-                                 "QLM_ISA=%s: unknown kernel set (scalar, avx2, avxvnni, "
-                                 "avx512vnni, neon)", want);
-        if (e->k == NULL)
-            return qlm_error_set(err, QLM_E_INVALID,
-                                 "QLM_ISA=%s: kernels not compiled into this build", want);
-        if (!entry_usable(e, &f))
-            return qlm_error_set(err, QLM_E_INVALID,
-                                 "QLM_ISA=%s: this CPU does not support these kernels", want);
-        pick = e->k;
-    } else {
-        for (size_t i = 0; i < N_ISA && pick == NULL; i++)
-            if (entry_usable(&isa_list[i], &f))
-                pick = isa_list[i].k;
-    }
-    if (cur == NULL || strcmp(cur->name, pick->name) != 0)
-        set_active(pick);
-    return QLM_OK;
+    pthread_once(&select_once, select_kernels);
+    if (override_err.code != QLM_OK && err != NULL)
+        *err = override_err;
+    return override_err.code;
 }
 
 const struct qlm_isa_kernels *qlm_kernels_active(void)
 {
-    const struct qlm_isa_kernels *k = atomic_load(&active);
-    if (k == NULL) {
-        /* Not initialised (or $QLM_ISA refused, reported by init): best
-         * supported table, ignoring the override. */
-        if (qlm_kernels_init(NULL) != QLM_OK) {
-            struct cpu_features f = detect_cpu();
-            for (size_t i = 0; i < N_ISA; i++)
-                if (entry_usable(&isa_list[i], &f)) {
-                    set_active(isa_list[i].k);
-                    break;
-                }
-        }
-        k = atomic_load(&active);
-    }
-    return k;
+    pthread_once(&select_once, select_kernels);
+    return &merged;
+}
+
+const struct qlm_isa_kernels *qlm_kernels_get(const char *name)
+{
+    pthread_once(&select_once, select_kernels);
+    for (size_t i = 0; i < N_ISA; i++)
+        if (strcmp(isa_list[i].name, name) == 0)
+            return entry_usable(&isa_list[i], &cpu) ? isa_list[i].k : NULL;
+    return NULL;
+}
+
+const char *const *qlm_kernels_available(void)
+{
+    pthread_once(&select_once, select_kernels);
+    return usable_names;
 }
 
 /* ---- per weight type ----------------------------------------------------- */
@@ -291,10 +289,4 @@ const struct qlm_type_ops *qlm_type_ops(enum qlm_dtype t)
     if ((unsigned)t >= QLM_DTYPE_COUNT)
         return NULL;
     return &type_ops[t];
-}
-
-/* The public accessor of qlm.h (the programs print it; kernels.h is internal). */
-const char *qlm_isa_name(void)
-{
-    return qlm_kernels_active()->name;
 }

@@ -87,8 +87,10 @@ extern const struct qlm_isa_kernels qlm_kernels_avx512vnni;
 extern const struct qlm_isa_kernels qlm_kernels_neon;
 #endif
 
-/* Selected once: the best supported ISA or $QLM_ISA.  On an unsupported or
- * unknown $QLM_ISA it fails with a message (err) instead of crashing later. */
+/* Selected once per process, by the first call of any of these four: the
+ * best supported ISA or $QLM_ISA.  On an unsupported or unknown $QLM_ISA
+ * init fails with a message (err) instead of crashing later, every time it
+ * is called; the other calls then use the best supported table. */
 enum qlm_err qlm_kernels_init(struct qlm_error *err);
 const struct qlm_isa_kernels *qlm_kernels_active(void);
 /* A named ISA table if compiled in and supported by this CPU, else NULL. */
