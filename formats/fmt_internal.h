@@ -1,5 +1,5 @@
-/* fmt_internal.h — little-endian byte access and overflow-checked
- * arithmetic shared by the formats/ sources (not installed). */
+/* fmt_internal.h — little-endian byte access, overflow-checked arithmetic
+ * and file mapping shared by the formats/ sources (not installed). */
 #ifndef QLM_FMT_INTERNAL_H
 #define QLM_FMT_INTERNAL_H
 
@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+
+#include "qlm_format.h"
 
 static inline uint16_t qlm_fmt_rd16(const uint8_t *p)
 {
@@ -90,5 +92,13 @@ static inline uint64_t qlm_fmt_get64(struct qlm_fmt_cur *c)
     const uint8_t *p = qlm_fmt_take(c, 8);
     return p ? qlm_fmt_rd64(p) : 0;
 }
+
+/* Map a whole regular file read-only (map.c).  A file shorter than
+ * min_size (>= 1) is not mapped: *map stays NULL and QLM_OK is returned with
+ * *size set, so the caller words the "truncated" message for its format. */
+enum qlm_err qlm_fmt_map(const char *path, uint64_t min_size, const uint8_t **map,
+                         uint64_t *size, struct qlm_error *err);
+/* Unmap what qlm_fmt_map mapped (NULL is ignored). */
+void qlm_fmt_unmap(const uint8_t *map, uint64_t size);
 
 #endif

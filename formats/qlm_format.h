@@ -371,7 +371,9 @@ enum qlm_err qlm_file_tokdata(const struct qlm_file *f, struct qlm_tokdata *t,
 
 /* ---- safetensors reader ------------------------------------------------ */
 
-enum qlm_st_dtype { QLM_ST_F32, QLM_ST_F16, QLM_ST_BF16, QLM_ST_OTHER };
+/* Source element types.  Q8_0 and Q4_0 (ggml's blocks of 32, see
+ * qlm_gguf.h) come only from a GGUF's checkpoint view (qlm_gguf_st_view). */
+enum qlm_st_dtype { QLM_ST_F32, QLM_ST_F16, QLM_ST_BF16, QLM_ST_Q8_0, QLM_ST_Q4_0, QLM_ST_OTHER };
 
 struct qlm_st_tensor {
     char *name;
@@ -399,9 +401,10 @@ struct qlm_st_model {
  * offsets contiguous with no holes or overlaps, end - begin == numel x size,
  * data end == file end, no duplicate names across shards, overflow-checked). */
 enum qlm_err qlm_st_open(struct qlm_st_model **m, const char *path, struct qlm_error *err);
-void qlm_st_close(struct qlm_st_model *m);
+void qlm_st_close(struct qlm_st_model *m); /* also a GGUF's view (qlm_gguf_st_view) */
 const struct qlm_st_tensor *qlm_st_find(const struct qlm_st_model *m, const char *name);
-/* Convert elements [start, start+n) of a tensor to f32. */
+/* Convert elements [start, start+n) of a tensor to f32 (Q8_0/Q4_0: start
+ * and n multiples of 32, whole blocks). */
 void qlm_st_to_f32(const struct qlm_st_tensor *t, uint64_t start, uint64_t n, float *out);
 /* Tell the OS we are done with a tensor's pages (keeps convert's RSS flat). */
 void qlm_st_release(const struct qlm_st_model *m, const struct qlm_st_tensor *t);

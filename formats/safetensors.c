@@ -6,9 +6,9 @@
  * data region exactly (no holes, overlaps or trailing bytes). */
 #include "qlm_format.h"
 #include "fmt_internal.h"
+#include "qlm_gguf.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,8 +22,8 @@
 #define SINGLE_NAME "model.safetensors"
 
 struct shard_map {
-    void *map;
-    size_t size;
+    const uint8_t *map;
+    uint64_t size;
 };
 
 struct st_priv {
@@ -45,8 +45,8 @@ void qlm_st_close(struct qlm_st_model *m)
         return;
     struct st_priv *p = m->priv_;
     for (int i = 0; i < m->n_shards; i++) {
-        if (p && p->maps && p->maps[i].map)
-            munmap(p->maps[i].map, p->maps[i].size);
+        if (p && p->maps)
+            qlm_fmt_unmap(p->maps[i].map, p->maps[i].size);
         free(m->shard_paths[i]);
     }
     for (size_t i = 0; i < m->n_tensors; i++)
@@ -169,32 +169,15 @@ static enum qlm_err open_shard(struct qlm_st_model *m, int si, struct qlm_error 
 {
     struct st_priv *p = m->priv_;
     const char *file = m->shard_paths[si];
-    enum qlm_err rc = QLM_OK;
-    int fd = open(file, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return qlm_error_set(err, QLM_E_IO, "%s: %s", file, strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return qlm_error_set(err, QLM_E_IO, "%s: not a readable regular file", file);
-    }
-    uint64_t fsize = (uint64_t)st.st_size;
-    if (fsize < 8) {
-        close(fd);
+    const uint8_t *base;
+    uint64_t fsize;
+    enum qlm_err rc = qlm_fmt_map(file, 8, &base, &fsize, err);
+    if (rc != QLM_OK)
+        return rc;
+    if (!base)
         return qlm_error_set(err, QLM_E_FORMAT, "%s: truncated: %llu bytes, no header length",
                              file, (unsigned long long)fsize);
-    }
-    if (fsize > SIZE_MAX) {
-        close(fd);
-        return qlm_error_set(err, QLM_E_RANGE, "%s: too large to map", file);
-    }
-    void *map = mmap(NULL, (size_t)fsize, PROT_READ, MAP_SHARED, fd, 0);
-    int e = errno;
-    close(fd);
-    if (map == MAP_FAILED)
-        return qlm_error_set(err, QLM_E_IO, "%s: mmap: %s", file, strerror(e));
-    p->maps[si] = (struct shard_map){map, (size_t)fsize};
-    const uint8_t *base = map;
+    p->maps[si] = (struct shard_map){base, fsize};
     uint64_t hlen = qlm_fmt_rd64(base);
     if (hlen > ST_MAX_HEADER)
         return qlm_error_set(err, QLM_E_RANGE, "%s: header length %llu exceeds 100 MB", file,
@@ -490,6 +473,14 @@ void qlm_st_to_f32(const struct qlm_st_tensor *t, uint64_t start, uint64_t n, fl
         }
         break;
     }
+    case QLM_ST_Q8_0:
+        qlm_ggml_q8_0_to_f32((const uint8_t *)t->data + start / QLM_GGML_Q_BLOCK *
+                                                            QLM_GGML_Q8_0_BYTES, n, out);
+        break;
+    case QLM_ST_Q4_0:
+        qlm_ggml_q4_0_to_f32((const uint8_t *)t->data + start / QLM_GGML_Q_BLOCK *
+                                                            QLM_GGML_Q4_0_BYTES, n, out);
+        break;
     default:
         memset(out, 0, n * sizeof *out); /* not convertible: the converter refuses these */
         break;
