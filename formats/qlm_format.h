@@ -169,6 +169,14 @@ struct qlm_type_traits {
     /* Whether every code of a block is one the format allows (q8: no -128,
      * which the kernels could not negate); NULL when every byte is. */
     bool (*check)(const void *block, uint64_t cols, uint32_t group);
+    /* Quantized types whose group of 32 is a ggml block (q8: Q8_0, q4:
+     * Q4_0; qlm_gguf.h): nr rows, row i given as cols / 32 such blocks at
+     * rows[i] (finite f16 scales), into one block at group 32, the scales
+     * and codes kept as they are.  A source block holding a code the type
+     * does not allow (q8: -128) is decoded and quantized again; returns how
+     * many were.  NULL for the other types. */
+    uint64_t (*repack32)(const void *const *rows, unsigned nr, uint64_t cols, void *block);
+    int repack_src;             /* the enum qlm_st_dtype repack32 reads, or -1 */
 };
 
 /* The traits of t; NULL for a value outside enum qlm_dtype. */

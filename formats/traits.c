@@ -103,29 +103,78 @@ static uint64_t q4_block_bytes(uint64_t cols, uint32_t group)
     return tiles_bytes(4, cols, group);
 }
 
-/* Rows of a block quantized group by group straight into their tiles: the
- * row codecs of quant_ref.c fill one group's scale and codes, which are then
- * placed chunk by chunk (QLM_CHUNK_OFFSET). */
+/* Group g of row i in its tile: the f16 scale, then the group's codes
+ * (group / 32 chunks of QLM_CHUNK_BYTES) chunk by chunk (QLM_CHUNK_OFFSET).
+ * The one place that writes the tile layout for the codecs below. */
+static void tile_put(unsigned bits, void *block, uint64_t g, uint32_t group, unsigned i,
+                     uint16_t d, const uint8_t *codes)
+{
+    uint8_t *t = (uint8_t *)block + g * QLM_TILE_BYTES((size_t)bits, group);
+    size_t cb = QLM_CHUNK_BYTES(bits);
+    memcpy(t + 2 * i, &d, 2);
+    for (uint32_t c = 0; c < group / 32; c++)
+        memcpy(t + QLM_CHUNK_OFFSET(bits, c, i), codes + c * cb, cb);
+}
+
+/* Rows of a block quantized group by group straight into their tiles (the
+ * row codecs of quant_ref.c fill one group's scale and codes). */
 static void tiles_encode(unsigned bits, const float *x, unsigned nr, uint64_t cols,
                          uint32_t group, void *block)
 {
-    assert(nr >= 1 && nr <= QLM_QBLOCK_ROWS && group <= 4096);
+    const uint64_t bytes = tiles_bytes(bits, cols, group);
+    assert(nr >= 1 && nr <= QLM_QBLOCK_ROWS && group <= 4096 && bytes != UINT64_MAX);
     uint8_t codes[4096];
-    size_t cb = QLM_CHUNK_BYTES(bits), tile = QLM_TILE_BYTES((size_t)bits, group);
-    memset(block, 0, (size_t)tiles_bytes(bits, cols, group));
+    memset(block, 0, (size_t)bytes);
     for (unsigned i = 0; i < nr; i++)
         for (uint64_t g = 0; g < cols / group; g++) {
-            uint8_t *t = (uint8_t *)block + g * tile;
             const float *xg = x + (size_t)i * cols + g * group;
             uint16_t d;
             if (bits == 8)
                 qlm_quantize_row_q8(xg, group, group, (int8_t *)codes, &d);
             else
                 qlm_quantize_row_q4(xg, group, group, codes, &d);
-            memcpy(t + 2 * i, &d, 2);
-            for (uint32_t c = 0; c < group / 32; c++)
-                memcpy(t + QLM_CHUNK_OFFSET(bits, c, i), codes + c * cb, cb);
+            tile_put(bits, block, g, group, i, d, codes);
         }
+}
+
+/* ggml blocks of 32 (f16 d, then the 32 codes: Q8_0's int8, Q4_0's nibbles
+ * with element j low and j + 16 high, as q4 stores them) into group-32
+ * tiles, byte for byte.  Q8_0 allows -128, q8 does not: such a block is
+ * decoded and quantized again. */
+static uint64_t tiles_repack32(unsigned bits, const void *const *rows, unsigned nr,
+                               uint64_t cols, void *block)
+{
+    const size_t bb = 2 + QLM_CHUNK_BYTES(bits);
+    const uint64_t bytes = tiles_bytes(bits, cols, 32);
+    assert(nr >= 1 && nr <= QLM_QBLOCK_ROWS && bytes != UINT64_MAX);
+    uint64_t redone = 0;
+    memset(block, 0, (size_t)bytes);
+    for (unsigned i = 0; i < nr; i++)
+        for (uint64_t g = 0; g < cols / 32; g++) {
+            const uint8_t *b = (const uint8_t *)rows[i] + g * bb, *codes = b + 2;
+            uint16_t d;
+            memcpy(&d, b, 2);
+            int8_t again[32];
+            if (bits == 8 && memchr(codes, 0x80, 32) != NULL) {
+                float x[32];
+                qlm_dequantize_row_q8((const int8_t *)codes, &d, 32, 32, x);
+                qlm_quantize_row_q8(x, 32, 32, again, &d);
+                codes = (const uint8_t *)again;
+                redone++;
+            }
+            tile_put(bits, block, g, 32, i, d, codes);
+        }
+    return redone;
+}
+
+static uint64_t q8_repack32(const void *const *rows, unsigned nr, uint64_t cols, void *block)
+{
+    return tiles_repack32(8, rows, nr, cols, block);
+}
+
+static uint64_t q4_repack32(const void *const *rows, unsigned nr, uint64_t cols, void *block)
+{
+    return tiles_repack32(4, rows, nr, cols, block);
 }
 
 static void q8_encode(const float *x, unsigned nr, uint64_t cols, uint32_t group, void *block)
@@ -185,16 +234,16 @@ static bool q8_check(const void *block, uint64_t cols, uint32_t group)
 
 static const struct qlm_type_traits traits[QLM_DTYPE_COUNT] = {
     [QLM_F32] = {"f32", 32, 1, 0, 0.0f, FLT_MAX, f32_block_bytes, f32_encode, f32_decode_row,
-                 NULL},
+                 NULL, NULL, -1},
     [QLM_F16] = {"f16", 16, 1, 0, 0.0f, 65504.0f, half_block_bytes, f16_encode, f16_decode_row,
-                 NULL},
+                 NULL, NULL, -1},
     [QLM_BF16] = {"bf16", 16, 1, 0, 0.0f, 3.38953139e38f /* 0x7f7f */, half_block_bytes,
-                  bf16_encode, bf16_decode_row, NULL},
+                  bf16_encode, bf16_decode_row, NULL, NULL, -1},
     /* quantized: the largest magnitude is the f16 scale's limit times qmax */
     [QLM_Q8] = {"q8", 8, QLM_QBLOCK_ROWS, 32, 127.0f, 65504.0f * 127.0f, q8_block_bytes,
-                q8_encode, q8_decode_row, q8_check},
+                q8_encode, q8_decode_row, q8_check, q8_repack32, QLM_ST_Q8_0},
     [QLM_Q4] = {"q4", 4, QLM_QBLOCK_ROWS, 32, 7.0f, 65504.0f * 7.0f, q4_block_bytes, q4_encode,
-                q4_decode_row, NULL},
+                q4_decode_row, NULL, q4_repack32, QLM_ST_Q4_0},
 };
 
 const struct qlm_type_traits *qlm_type_traits(enum qlm_dtype t)

@@ -1,7 +1,9 @@
 /* check_traits.c — the weight-type traits table (formats/traits.c): every
  * row consistent with the names, sizes and codecs the rest of the format
  * library defines, block codecs equal to the row codecs plus the 8-row
- * packing, bits per weight, and the code check qlm_file_verify applies. */
+ * packing, bits per weight, the code check qlm_file_verify applies, and the
+ * repacking of ggml's Q8_0 / Q4_0 blocks (made by tests/gguf_writer.c's
+ * reference quantizers) with their codes and scales kept. */
 #include <config.h>
 
 #include <check.h>
@@ -12,7 +14,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "gguf_writer.h"
 #include "qlm_format.h"
+#include "qlm_gguf.h"
 
 static uint64_t rng = 0x2545f4914f6cdd1dull;
 static float rndf(void)
@@ -209,6 +213,91 @@ START_TEST(verify_refuses_q8_minus_128)
 }
 END_TEST
 
+/* nr rows of cols floats quantized by ggml's reference quantizer and
+ * repacked: every row decodes exactly as the ggml blocks do, and unpacks to
+ * their very scales and codes. */
+static void check_repack(enum qlm_dtype t, unsigned nr, uint64_t cols)
+{
+    const struct qlm_type_traits *tr = qlm_type_traits(t);
+    const bool q8 = t == QLM_Q8;
+    const size_t bb = q8 ? QLM_GGML_Q8_0_BYTES : QLM_GGML_Q4_0_BYTES, nb = cols / 32;
+    uint8_t *src = malloc(nr * nb * bb), *block = malloc(tr->block_bytes(cols, 32));
+    float *x = malloc(cols * sizeof *x), *y = malloc(cols * sizeof *y), *z = malloc(cols * 4);
+    uint8_t *q = malloc(cols);
+    uint16_t *d = malloc(nb * 2);
+    const void *rows[QLM_QBLOCK_ROWS];
+    for (unsigned i = 0; i < nr; i++) {
+        for (uint64_t c = 0; c < cols; c++)
+            x[c] = rndf() * (c % 7 == 3 ? 8.0f : 1.0f) * (i == 2 ? 0.0f : 1.0f);
+        (q8 ? gw_quantize_q8_0 : gw_quantize_q4_0)(x, cols, src + i * nb * bb);
+        rows[i] = src + i * nb * bb;
+    }
+    ck_assert_uint_eq(tr->repack_src, q8 ? QLM_ST_Q8_0 : QLM_ST_Q4_0);
+    ck_assert_uint_eq(tr->repack32(rows, nr, cols, block), 0);
+    for (unsigned i = 0; i < QLM_QBLOCK_ROWS; i++) {
+        tr->decode_row(block, i, cols, 32, y);
+        qlm_quant_unpack_row(t, cols, 32, block, i, q, d);
+        if (i >= nr) { /* padding rows: scale 0, codes 0 */
+            for (uint64_t c = 0; c < cols; c++)
+                ck_assert(y[c] == 0.0f);
+            continue;
+        }
+        (q8 ? qlm_ggml_q8_0_to_f32 : qlm_ggml_q4_0_to_f32)(rows[i], cols, z);
+        ck_assert_mem_eq(y, z, cols * sizeof *y);
+        for (size_t k = 0; k < nb; k++) {
+            const uint8_t *b = (const uint8_t *)rows[i] + k * bb;
+            ck_assert_mem_eq(&d[k], b, 2);
+            ck_assert_mem_eq(q + k * (bb - 2), b + 2, bb - 2);
+        }
+    }
+    free(src);
+    free(block);
+    free(x);
+    free(y);
+    free(z);
+    free(q);
+    free(d);
+}
+
+START_TEST(repack_keeps_ggml_blocks)
+{
+    ck_assert_ptr_null(qlm_type_traits(QLM_F32)->repack32);
+    ck_assert_ptr_null(qlm_type_traits(QLM_BF16)->repack32);
+    ck_assert_int_eq(qlm_type_traits(QLM_F16)->repack_src, -1);
+    check_repack(QLM_Q8, QLM_QBLOCK_ROWS, 128);
+    check_repack(QLM_Q8, 3, 64);
+    check_repack(QLM_Q4, QLM_QBLOCK_ROWS, 96);
+    check_repack(QLM_Q4, 5, 32);
+}
+END_TEST
+
+/* A Q8_0 block holding -128 (ggml allows it, q8 does not) is quantized
+ * again, its neighbours kept; the result passes the code check. */
+START_TEST(repack_requantizes_minus_128)
+{
+    const struct qlm_type_traits *tr = qlm_type_traits(QLM_Q8);
+    float x[64], y[64], z[64];
+    uint8_t src[2 * 34], block[2 * 272];
+    for (int c = 0; c < 64; c++)
+        x[c] = rndf();
+    gw_quantize_q8_0(x, 64, src);
+    src[34 + 2 + 5] = 0x80;
+    qlm_ggml_q8_0_to_f32(src, 64, z);
+    const void *rows[1] = {src};
+    ck_assert_uint_eq(tr->repack32(rows, 1, 64, block), 1);
+    ck_assert(tr->check(block, 64, 32));
+    tr->decode_row(block, 0, 64, 32, y);
+    ck_assert_mem_eq(y, z, 32 * sizeof *y); /* block 0 as it was */
+    float amax = 0.0f;
+    for (int c = 32; c < 64; c++)
+        amax = fmaxf(amax, fabsf(z[c]));
+    ck_assert(z[37] == -amax);
+    for (int c = 32; c < 64; c++)
+        ck_assert_msg(fabsf(y[c] - z[c]) <= 0.51f * amax / 127.0f, "col %d: %g vs %g", c,
+                      (double)y[c], (double)z[c]);
+}
+END_TEST
+
 static Suite *traits_suite(void)
 {
     Suite *s = suite_create("traits");
@@ -219,6 +308,8 @@ static Suite *traits_suite(void)
     tcase_add_test(c, max_abs_finite);
     tcase_add_test(c, q8_code_check);
     tcase_add_test(c, verify_refuses_q8_minus_128);
+    tcase_add_test(c, repack_keeps_ggml_blocks);
+    tcase_add_test(c, repack_requantizes_minus_128);
     suite_add_tcase(s, c);
     return s;
 }
