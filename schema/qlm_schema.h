@@ -65,8 +65,8 @@ struct qlm_model_params {
 #define QLM_KEY_QUANT_GROUP "quant.group"          /* u64 (0 for float types) */
 
 /* Where hyper-parameters came from, for naming a field in messages: the
- * config.json key or the metadata key. */
-enum qlm_schema_source { QLM_SCHEMA_CONFIG, QLM_SCHEMA_META };
+ * config.json key, the metadata key, or a GGUF's key ("qwen3.block_count"). */
+enum qlm_schema_source { QLM_SCHEMA_CONFIG, QLM_SCHEMA_META, QLM_SCHEMA_GGUF };
 
 /* The one validation of hyper-parameters, run by the converter on what
  * config.json says and by the loader on what the metadata says: every

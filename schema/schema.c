@@ -33,41 +33,65 @@ int qlm_arch_from_name(const char *name)
 #define MAX_LAYERS 1024
 #define MAX_VOCAB (1 << 24)
 
-/* Each numeric hyper-parameter: its names in config.json and in the
- * metadata, and the range the runtime executes.  Larger values are corrupt
- * or hostile input (or a model far beyond a laptop). */
+/* Each numeric hyper-parameter: its names in config.json, in the metadata
+ * and in a GGUF (after "ARCH."), and the range the runtime executes.
+ * Larger values are corrupt or hostile input (or a model far beyond a
+ * laptop). */
 struct field {
-    const char *config, *meta;
+    const char *config, *meta, *gguf;
     size_t off;                   /* in struct qlm_model_params */
     bool real;                    /* a double, else a uint64_t */
     double lo, hi;
 };
 
-#define U64(cfg, key, member, lo, hi) {cfg, key, offsetof(struct qlm_model_params, member), false, lo, hi}
-#define F64(cfg, key, member, lo, hi) {cfg, key, offsetof(struct qlm_model_params, member), true, lo, hi}
+#define U64(cfg, key, gguf, member, lo, hi)                                                   \
+    {cfg, key, gguf, offsetof(struct qlm_model_params, member), false, lo, hi}
+#define F64(cfg, key, gguf, member, lo, hi)                                                   \
+    {cfg, key, gguf, offsetof(struct qlm_model_params, member), true, lo, hi}
 static const struct field fields[] = {
-    U64("num_hidden_layers", QLM_KEY_N_LAYERS, n_layers, 1, MAX_LAYERS),
-    U64("hidden_size", QLM_KEY_HIDDEN, hidden, 1, MAX_DIM),
-    U64("num_attention_heads", QLM_KEY_N_HEADS, n_heads, 1, 4096),
-    U64("num_key_value_heads", QLM_KEY_N_KV_HEADS, n_kv_heads, 1, 4096),
-    U64("head_dim", QLM_KEY_HEAD_DIM, head_dim, 2, 4096),
-    U64("intermediate_size", QLM_KEY_FFN_HIDDEN, ffn_hidden, 1, MAX_DIM),
-    U64("vocab_size", QLM_KEY_VOCAB_SIZE, vocab_size, 1, MAX_VOCAB),
-    U64("max_position_embeddings", QLM_KEY_MAX_POS, max_pos, 1, 1 << 24),
-    F64("rope_theta", QLM_KEY_ROPE_THETA, rope_theta, 1.0, 1e12),
-    F64("rms_norm_eps", QLM_KEY_RMS_EPS, rms_eps, 1e-30, 1.0),
+    U64("num_hidden_layers", QLM_KEY_N_LAYERS, "block_count", n_layers, 1, MAX_LAYERS),
+    U64("hidden_size", QLM_KEY_HIDDEN, "embedding_length", hidden, 1, MAX_DIM),
+    U64("num_attention_heads", QLM_KEY_N_HEADS, "attention.head_count", n_heads, 1, 4096),
+    U64("num_key_value_heads", QLM_KEY_N_KV_HEADS, "attention.head_count_kv", n_kv_heads, 1,
+        4096),
+    U64("head_dim", QLM_KEY_HEAD_DIM, "attention.key_length", head_dim, 2, 4096),
+    U64("intermediate_size", QLM_KEY_FFN_HIDDEN, "feed_forward_length", ffn_hidden, 1, MAX_DIM),
+    U64("vocab_size", QLM_KEY_VOCAB_SIZE, "vocab_size", vocab_size, 1, MAX_VOCAB),
+    U64("max_position_embeddings", QLM_KEY_MAX_POS, "context_length", max_pos, 1, 1 << 24),
+    F64("rope_theta", QLM_KEY_ROPE_THETA, "rope.freq_base", rope_theta, 1.0, 1e12),
+    F64("rms_norm_eps", QLM_KEY_RMS_EPS, "attention.layer_norm_rms_epsilon", rms_eps, 1e-30, 1.0),
 };
 #undef U64
 #undef F64
 
+static const struct field *field_of(size_t off)
+{
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
+        if (fields[i].off == off)
+            return &fields[i];
+    return NULL;
+}
+
+/* The field's name where src has it ("qwen3.rope.freq_base" in a GGUF). */
+static const char *field_name(const struct field *f, const struct qlm_model_params *p,
+                              enum qlm_schema_source src, char *buf, size_t len)
+{
+    if (src == QLM_SCHEMA_CONFIG)
+        return f->config;
+    if (src == QLM_SCHEMA_META)
+        return f->meta;
+    snprintf(buf, len, "%s.%s", qlm_arch_name(p->arch), f->gguf);
+    return buf;
+}
+
 enum qlm_err qlm_schema_check(const struct qlm_model_params *p, const char *name,
                               enum qlm_schema_source src, struct qlm_error *err)
 {
-    const bool cfg = src == QLM_SCHEMA_CONFIG;
-    const char *what = cfg ? "key" : "metadata";
+    const char *what = src == QLM_SCHEMA_CONFIG ? "key" : "metadata";
+    char b1[96], b2[96];
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
         const struct field *f = &fields[i];
-        const char *key = cfg ? f->config : f->meta;
+        const char *key = field_name(f, p, src, b1, sizeof b1);
         const char *v = (const char *)p + f->off;
         if (f->real) {
             double x;
@@ -84,16 +108,18 @@ enum qlm_err qlm_schema_check(const struct qlm_model_params *p, const char *name
                                      what, key, x, f->lo, f->hi);
         }
     }
+    const struct field *heads = field_of(offsetof(struct qlm_model_params, n_heads));
+    const struct field *kv = field_of(offsetof(struct qlm_model_params, n_kv_heads));
+    const struct field *hd = field_of(offsetof(struct qlm_model_params, head_dim));
     if (p->n_heads % p->n_kv_heads != 0)
         return qlm_error_set(err, QLM_E_FORMAT,
                              "%s: %s '%s' = %" PRIu64 " is not a multiple of '%s' = %" PRIu64,
-                             name, what, cfg ? "num_attention_heads" : QLM_KEY_N_HEADS,
-                             p->n_heads, cfg ? "num_key_value_heads" : QLM_KEY_N_KV_HEADS,
-                             p->n_kv_heads);
+                             name, what, field_name(heads, p, src, b1, sizeof b1), p->n_heads,
+                             field_name(kv, p, src, b2, sizeof b2), p->n_kv_heads);
     if (p->head_dim % 2 != 0)
         return qlm_error_set(err, QLM_E_FORMAT,
                              "%s: %s '%s' = %" PRIu64 " is odd (RoPE rotates pairs)", name, what,
-                             cfg ? "head_dim" : QLM_KEY_HEAD_DIM, p->head_dim);
+                             field_name(hd, p, src, b1, sizeof b1), p->head_dim);
     if (p->n_heads * p->head_dim > MAX_DIM)
         return qlm_error_set(err, QLM_E_RANGE,
                              "%s: attention heads x head_dim = %" PRIu64 " is out of range "
