@@ -1,17 +1,23 @@
 /*
- * convert.c — the conversion driver.  Reads config.json, opens the
- * safetensors, builds the plan (policy.c), imports the tokenizer, declares
- * every tensor and then streams them one row block at a time:
+ * convert.c — the conversion driver.  Opens the source (a Hugging Face
+ * directory: config.json, the safetensors and tokenizer.json; or a GGUF file,
+ * gguf_import.h), builds the plan (policy.c), declares every tensor and then
+ * streams them one row block at a time:
  *
- *   source rows (BF16/F16/F32) -> f32 rows -> NaN/Inf check -> the output
- *   type's block codec (qlm_type_traits: f32/bf16/f16 rows, q8/q4 tiles) -> writer
+ *   source rows (BF16/F16/F32/Q8_0/Q4_0) -> f32 rows -> NaN/Inf check -> the
+ *   output type's block codec (qlm_type_traits: f32/bf16/f16 rows, q8/q4
+ *   tiles) -> writer
  *
- * and drops each block's source pages as it goes, so peak memory is a few
- * row blocks plus one tensor's scales, whatever the model's size.
+ * except that a GGUF's Q8_0 (Q4_0) rows bound for q8 (q4) at group 32 keep
+ * their codes and scales: the traits' repack32 moves them into the tiles as
+ * they are.  Each block's source pages are dropped as it goes, so peak
+ * memory is a few row blocks plus one tensor's scales, whatever the model's
+ * size.
  */
 #include "config.h"
 
 #include "convert.h"
+#include "gguf_import.h"
 #include "hf_config.h"
 #include "hf_tokenizer.h"
 #include "policy.h"
@@ -71,9 +77,13 @@ struct job {
     uint64_t done, total;   /* source bytes, for the progress callback */
     size_t index;
     uint64_t n_fixed;
+    uint64_t n_redone;      /* Q8_0 blocks quantized again (they held -128) */
+    size_t n_repacked;      /* tensors whose blocks were kept */
+    size_t n_requant[QLM_ST_OTHER + 1]; /* quantized sources quantized again, by type */
     float *fbuf;            /* block of f32 rows */
     void *obuf;             /* block of encoded rows */
-    size_t fcap, ocap;
+    const void **rowp;      /* the source rows of a block, for repack32 */
+    size_t fcap, ocap, rcap;
 };
 
 static enum qlm_err grow(void **p, size_t *cap, size_t need, struct qlm_error *err)
@@ -121,7 +131,7 @@ static enum qlm_err widen_block(struct job *j, const struct qlm_st_model *m,
 #pragma omp parallel for num_threads(nt) schedule(dynamic, chunk) reduction(min : bad)
     for (int64_t i = 0; i < (int64_t)nr; i++) {
         float *x = fb + (uint64_t)i * cols;
-        qlm_st_to_f32(it->src, (r0 + (uint64_t)i) * cols, cols, x);
+        qlm_st_to_f32(it->src, qlm_gguf_src_row(it, r0 + (uint64_t)i) * cols, cols, x);
         if (!row_finite(x, cols))
             bad = i < bad ? i : bad;
     }
@@ -177,6 +187,29 @@ static void encode_blocks(struct job *j, const struct qlm_plan_item *it,
     }
 }
 
+/* The nr source rows from r0, whose blocks hold the output type's codes
+ * (tr->repack_src), moved into nb blocks of bb bytes at j->obuf as they
+ * are; returns how many ggml blocks had to be quantized again. */
+static uint64_t repack_blocks(struct job *j, const struct qlm_plan_item *it,
+                              const struct qlm_type_traits *tr, uint64_t r0, uint64_t nr,
+                              uint64_t bb)
+{
+    const uint64_t br = tr->block_rows, row_bytes = it->src->size / it->rows;
+    for (uint64_t r = 0; r < nr; r++)
+        j->rowp[r] = (const unsigned char *)it->src->data + qlm_gguf_src_row(it, r0 + r) * row_bytes;
+    int64_t nb = (int64_t)((nr + br - 1) / br);
+    int nt = j->nt;
+    uint64_t redone = 0;
+    (void)nt;
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1) reduction(+ : redone)
+    for (int64_t b = 0; b < nb; b++) {
+        uint64_t r = (uint64_t)b * br;
+        redone += tr->repack32(j->rowp + r, (unsigned)(nr - r < br ? nr - r : br), it->cols,
+                               (unsigned char *)j->obuf + (uint64_t)b * bb);
+    }
+    return redone;
+}
+
 static void progress(struct job *j, uint64_t add)
 {
     j->done += add;
@@ -205,15 +238,30 @@ static enum qlm_err write_tensor(struct job *j, const struct qlm_st_model *m,
     QLM_TRY(grow((void **)&j->fbuf, &j->fcap, (size_t)(max_blocks * tr->block_rows * cols * 4),
                  err));
     QLM_TRY(grow(&j->obuf, &j->ocap, (size_t)(max_blocks * bb), err));
+    /* the source's blocks kept as they are, when they hold this type's codes */
+    const bool repack = tr->repack32 && (int)it->src->dtype == tr->repack_src &&
+                        it->group == QLM_GGML_Q_BLOCK;
+    if (repack)
+        QLM_TRY(grow((void **)&j->rowp, &j->rcap, (size_t)block * sizeof *j->rowp, err));
+    if (repack)
+        j->n_repacked++;
+    else if (it->src->dtype == QLM_ST_Q8_0 || it->src->dtype == QLM_ST_Q4_0)
+        j->n_requant[it->src->dtype]++;
 
     enum qlm_err rc = QLM_OK;
     uint64_t written = 0;
     for (uint64_t r0 = 0; r0 < rows && rc == QLM_OK; r0 += block) {
         uint64_t nr = rows - r0 < block ? rows - r0 : block;
+        uint64_t fixed = j->n_fixed;
+        /* widened in every case: the NaN/Inf check (a block whose values
+         * --allow-nonfinite replaced is encoded from the fixed floats) */
         rc = widen_block(j, m, it, r0, nr, err);
         if (rc != QLM_OK)
             break;
-        encode_blocks(j, it, tr, nr, bb);
+        if (repack && j->n_fixed == fixed)
+            j->n_redone += repack_blocks(j, it, tr, r0, nr, bb);
+        else
+            encode_blocks(j, it, tr, nr, bb);
         uint64_t out_bytes = (nr + tr->block_rows - 1) / tr->block_rows * bb;
         rc = qlm_writer_write(w, j->obuf, (size_t)out_bytes);
         if (rc != QLM_OK) {
@@ -245,17 +293,68 @@ static const char *base_name(const char *dir, char *buf, size_t len)
     return buf;
 }
 
+/* What the converter reads, from either source. */
+struct source {
+    struct qlm_model_params cfg;
+    struct qlm_st_model *m;
+    struct qlm_tokdata tok;
+    struct qlm_gguf *g;         /* a GGUF source; NULL for a directory */
+    const char *params_from;    /* where cfg came from, for messages */
+    const char *vocab_from;     /* ... and its vocabulary size */
+    char name[256];             /* general.name */
+};
+
+static enum qlm_err open_gguf(const char *path, struct source *s, struct qlm_error *err)
+{
+    s->params_from = "the GGUF metadata";
+    s->vocab_from = "token_embd.weight's rows are";
+    QLM_TRY(qlm_gguf_open(&s->g, path, err));
+    QLM_TRY(qlm_gguf_params(s->g, &s->cfg, err));
+    QLM_TRY(qlm_gguf_checkpoint(s->g, &s->m, err));
+    QLM_TRY(qlm_gguf_tokenizer(s->g, &s->tok, err));
+    char *name = NULL;
+    if (qlm_gguf_get_str(s->g, "general.name", &name, NULL) == QLM_OK) {
+        snprintf(s->name, sizeof s->name, "%s", name);
+        free(name);
+    } else {
+        size_t n = strlen(base_name(path, s->name, sizeof s->name));
+        if (n > 5 && strcmp(s->name + n - 5, ".gguf") == 0)
+            s->name[n - 5] = '\0';
+    }
+    return QLM_OK;
+}
+
+/* A GGUF file (qlm_gguf_probe), or a Hugging Face directory. */
+static enum qlm_err open_source(const char *path, struct source *s, struct qlm_error *err)
+{
+    memset(s, 0, sizeof *s);
+    if (qlm_gguf_probe(path))
+        return open_gguf(path, s, err);
+    s->params_from = "config.json";
+    s->vocab_from = "config.json's vocab_size is";
+    base_name(path, s->name, sizeof s->name);
+    QLM_TRY(qlm_hf_config_load(path, &s->cfg, err));
+    QLM_TRY(qlm_st_open(&s->m, path, err));
+    return qlm_hf_tokenizer_load(path, &s->tok, err);
+}
+
+static void close_source(struct source *s)
+{
+    qlm_tokdata_free(&s->tok);
+    qlm_st_close(s->m); /* a GGUF's view before the GGUF */
+    qlm_gguf_close(s->g);
+}
+
 /* The schema's hyper-parameters (tied as the plan decided), then what
  * produced the file and how it is quantized. */
 static enum qlm_err write_meta(struct qlm_writer *w, const struct qlm_convert_opts *o,
-                               const struct qlm_model_params *c, const struct qlm_plan *p,
+                               const struct source *s, const struct qlm_plan *p,
                                struct qlm_error *err)
 {
-    char name[256];
-    struct qlm_model_params mp = *c;
+    struct qlm_model_params mp = s->cfg;
     mp.tied = p->tied;
     WTRY(qlm_schema_write_meta(w, &mp));
-    WTRY(qlm_writer_meta_str(w, QLM_KEY_NAME, base_name(o->model_dir, name, sizeof name)));
+    WTRY(qlm_writer_meta_str(w, QLM_KEY_NAME, s->name));
     WTRY(qlm_writer_meta_str(w, QLM_KEY_CONVERTER, "qlm-convert " PACKAGE_VERSION));
     WTRY(qlm_writer_meta_str(w, QLM_KEY_QUANT_TYPE, qlm_dtype_name(o->type)));
     WTRY(qlm_writer_meta_u64(w, QLM_KEY_QUANT_GROUP, qlm_dtype_is_quant(o->type) ? o->group : 0));
@@ -275,9 +374,35 @@ static enum qlm_err write_tokenizer(struct qlm_writer *w, const struct qlm_tokda
     return QLM_OK;
 }
 
-static enum qlm_err run(const struct qlm_convert_opts *o, const struct qlm_model_params *cfg,
-                        const struct qlm_st_model *m, const struct qlm_plan *plan,
-                        const struct qlm_tokdata *tok, struct qlm_convert_stats *st,
+/* What happened to a GGUF's quantized blocks, as notes. */
+static void notes(const struct job *j)
+{
+    const struct qlm_convert_opts *o = j->o;
+    char msg[512];
+    if (!o->note)
+        return;
+    if (j->n_repacked) {
+        snprintf(msg, sizeof msg, "%s: %zu tensors kept their Q8_0/Q4_0 blocks (codes and "
+                 "scales as they are)", o->model_dir, j->n_repacked);
+        o->note(msg, o->ctx);
+    }
+    size_t q8 = j->n_requant[QLM_ST_Q8_0], q4 = j->n_requant[QLM_ST_Q4_0];
+    if (q8 + q4) {
+        snprintf(msg, sizeof msg, "%s: %zu Q8_0 and %zu Q4_0 tensors dequantized and quantized "
+                 "again (--type q8 keeps Q8_0 blocks, --type q4 Q4_0 ones, at --group 32)",
+                 o->model_dir, q8, q4);
+        o->note(msg, o->ctx);
+    }
+    if (j->n_redone) {
+        snprintf(msg, sizeof msg, "%s: %llu Q8_0 blocks held the code -128, which q8 does not "
+                 "allow: they were quantized again", o->model_dir,
+                 (unsigned long long)j->n_redone);
+        o->note(msg, o->ctx);
+    }
+}
+
+static enum qlm_err run(const struct qlm_convert_opts *o, const struct source *s,
+                        const struct qlm_plan *plan, struct qlm_convert_stats *st,
                         struct qlm_error *err)
 {
     struct qlm_writer *w = NULL;
@@ -285,9 +410,9 @@ static enum qlm_err run(const struct qlm_convert_opts *o, const struct qlm_model
     struct job j = {.o = o, .plan = plan, .w = w};
     j.nt = o->threads > 0 ? o->threads : online_cpus();
     j.total = plan->bytes_in;
-    enum qlm_err rc = write_meta(w, o, cfg, plan, err);
+    enum qlm_err rc = write_meta(w, o, s, plan, err);
     if (rc == QLM_OK)
-        rc = write_tokenizer(w, tok, err);
+        rc = write_tokenizer(w, &s->tok, err);
     for (size_t i = 0; i < plan->n && rc == QLM_OK; i++) {
         const struct qlm_plan_item *it = &plan->items[i];
         rc = qlm_writer_declare(w, it->name, it->dtype, it->n_dims, it->dims, it->group);
@@ -298,7 +423,7 @@ static enum qlm_err run(const struct qlm_convert_opts *o, const struct qlm_model
         progress(&j, 0); /* the data starts: the clock for MB/s */
     for (size_t i = 0; i < plan->n && rc == QLM_OK; i++) {
         j.index = i;
-        rc = write_tensor(&j, m, &plan->items[i], err);
+        rc = write_tensor(&j, s->m, &plan->items[i], err);
     }
     if (rc == QLM_OK) {
         j.index = plan->n;
@@ -306,9 +431,15 @@ static enum qlm_err run(const struct qlm_convert_opts *o, const struct qlm_model
         rc = qlm_writer_finish(w, err);
     }
     qlm_writer_abort(w); /* frees; removes the temporary file if not finished */
+    if (rc == QLM_OK)
+        notes(&j);
     free(j.fbuf);
     free(j.obuf);
+    free(j.rowp);
     st->n_fixed = j.n_fixed;
+    st->n_repacked = j.n_repacked;
+    st->n_requantized = j.n_requant[QLM_ST_Q8_0] + j.n_requant[QLM_ST_Q4_0];
+    st->n_redone_blocks = j.n_redone;
     return rc;
 }
 
@@ -328,25 +459,21 @@ enum qlm_err qlm_convert(const struct qlm_convert_opts *o, struct qlm_convert_st
                              "--group %u is not supported (a multiple of 32, 32 .. 4096)",
                              o->group);
 
-    struct qlm_model_params cfg;
-    QLM_TRY(qlm_hf_config_load(o->model_dir, &cfg, err));
-    struct qlm_st_model *m = NULL;
-    QLM_TRY(qlm_st_open(&m, o->model_dir, err));
+    struct source s;
     struct qlm_plan plan;
-    enum qlm_err rc = qlm_plan_build(&cfg, m, o->model_dir, o->type, o->group, &plan, err);
-    if (rc != QLM_OK) {
-        qlm_st_close(m);
-        return rc;
-    }
-    struct qlm_tokdata tok;
-    memset(&tok, 0, sizeof tok);
-    rc = qlm_hf_tokenizer_load(o->model_dir, &tok, err);
-    if (rc == QLM_OK && tok.n_tokens > cfg.vocab_size)
-        rc = qlm_error_set(err, QLM_E_FORMAT,
-                           "%s: the tokenizer has %u tokens but config.json's vocab_size is %llu",
-                           o->model_dir, tok.n_tokens, (unsigned long long)cfg.vocab_size);
+    memset(&plan, 0, sizeof plan);
+    enum qlm_err rc = open_source(o->model_dir, &s, err);
     if (rc == QLM_OK)
-        rc = run(o, &cfg, m, &plan, &tok, st, err);
+        rc = qlm_plan_build(&s.cfg, s.m, o->model_dir, s.params_from, o->type, o->group, &plan,
+                            err);
+    if (rc == QLM_OK && s.g)
+        qlm_gguf_mark_rows(&s.cfg, &plan);
+    if (rc == QLM_OK && s.tok.n_tokens > s.cfg.vocab_size)
+        rc = qlm_error_set(err, QLM_E_FORMAT, "%s: the tokenizer has %u tokens but %s %llu",
+                           o->model_dir, s.tok.n_tokens, s.vocab_from,
+                           (unsigned long long)s.cfg.vocab_size);
+    if (rc == QLM_OK)
+        rc = run(o, &s, &plan, st, err);
     if (rc == QLM_OK) {
         st->n_tensors = plan.n;
         st->n_params = plan.n_params;
@@ -356,9 +483,8 @@ enum qlm_err qlm_convert(const struct qlm_convert_opts *o, struct qlm_convert_st
         if (stat(o->out_path, &sb) == 0)
             st->file_size = (uint64_t)sb.st_size;
     }
-    qlm_tokdata_free(&tok);
     qlm_plan_free(&plan);
-    qlm_st_close(m);
+    close_source(&s);
     st->seconds = now() - t0;
     return rc;
 }

@@ -1,6 +1,7 @@
 /*
  * convert.h — the conversion driver behind qlm-convert: config.json +
- * safetensors + tokenizer.json -> one .qlm file, streamed tensor by tensor.
+ * safetensors + tokenizer.json, or a GGUF file (gguf_import.h) -> one .qlm
+ * file, streamed tensor by tensor.
  */
 #ifndef QLM_CONVERT_H
 #define QLM_CONVERT_H
@@ -8,7 +9,7 @@
 #include "qlm_format.h"
 
 struct qlm_convert_opts {
-    const char *model_dir;
+    const char *model_dir;   /* a Hugging Face directory, or a GGUF file (qlm_gguf_probe) */
     const char *out_path;
     enum qlm_dtype type;     /* --type (default QLM_Q8) */
     uint32_t group;          /* --group (default 32) */
@@ -19,6 +20,8 @@ struct qlm_convert_opts {
     void (*progress)(size_t tensor, size_t n_tensors, uint64_t bytes_done,
                      uint64_t bytes_total, void *ctx);
     void (*warn)(const char *msg, void *ctx);
+    /* What was done to a GGUF's quantized blocks (kept, quantized again). */
+    void (*note)(const char *msg, void *ctx);
     void *ctx;
 };
 
@@ -29,6 +32,9 @@ struct qlm_convert_stats {
     uint64_t bytes_out;      /* tensor data written */
     uint64_t file_size;      /* size of the .qlm file */
     uint64_t n_fixed;        /* non-finite values replaced (--allow-nonfinite) */
+    size_t n_repacked;       /* GGUF Q8_0/Q4_0 tensors whose blocks were kept */
+    size_t n_requantized;    /* GGUF Q8_0/Q4_0 tensors dequantized and quantized again */
+    uint64_t n_redone_blocks; /* Q8_0 blocks quantized again: they held -128 */
     bool tied;
     double seconds;
 };

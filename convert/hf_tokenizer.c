@@ -21,8 +21,8 @@
 
 /* Bytes 33..126, 161..172, 174..255 stand for themselves; the other 68 bytes
  * (0..32, 127..160, 173) map, in increasing order, to U+0100..U+0143 so that
- * every byte is a printable char.  Returns the byte of cp, or -1. */
-static int byte_of_cp(uint32_t cp)
+ * every byte is a printable char. */
+int qlm_bytelevel_byte(uint32_t cp)
 {
     if ((cp >= 33 && cp <= 126) || (cp >= 161 && cp <= 172) || (cp >= 174 && cp <= 255))
         return (int)cp;
@@ -30,6 +30,13 @@ static int byte_of_cp(uint32_t cp)
         return -1;
     uint32_t n = cp - 256;
     return n < 33 ? (int)n : n < 67 ? (int)(127 + n - 33) : 173;
+}
+
+uint32_t qlm_bytelevel_cp(uint8_t b)
+{
+    if ((b >= 33 && b <= 126) || (b >= 161 && b <= 172) || b >= 174)
+        return b;
+    return 256u + (b <= 32 ? b : b <= 160 ? 33u + (b - 127u) : 67u);
 }
 
 /* Decode one UTF-8 char of a jansson string (jansson guarantees valid UTF-8). */
@@ -227,7 +234,7 @@ static enum qlm_err decode_byte_level(struct builder *b, const char *s, uint32_t
     size_t start = b->text.len;
     while (p < end) {
         uint32_t cp = utf8_next(&p);
-        int byte = byte_of_cp(cp);
+        int byte = qlm_bytelevel_byte(cp);
         if (byte < 0) {
             b->text.len = start;
             return qlm_error_set(b->err, QLM_E_FORMAT,
@@ -692,14 +699,19 @@ static int32_t config_token(struct builder *b, json_t *v, const char *cfg_name, 
     return -1;
 }
 
+void qlm_tok_eos_add(uint32_t *eos, uint32_t *n, uint32_t cap, int32_t id)
+{
+    if (id < 0 || *n == cap)
+        return;
+    for (uint32_t i = 0; i < *n; i++)
+        if (eos[i] == (uint32_t)id)
+            return;
+    eos[(*n)++] = (uint32_t)id;
+}
+
 static void add_eos(struct builder *b, int32_t id)
 {
-    if (id < 0 || b->n_eos == sizeof b->eos / sizeof b->eos[0])
-        return;
-    for (uint32_t i = 0; i < b->n_eos; i++)
-        if (b->eos[i] == (uint32_t)id)
-            return;
-    b->eos[b->n_eos++] = (uint32_t)id;
+    qlm_tok_eos_add(b->eos, &b->n_eos, sizeof b->eos / sizeof b->eos[0], id);
 }
 
 static int32_t find_text(struct builder *b, const char *s)

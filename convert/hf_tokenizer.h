@@ -41,6 +41,15 @@
 #define QLM_GPT2_REGEX                                                         \
     "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+"
 
+/* The GPT-2 byte-level alphabet: the byte code point cp stands for (-1 if
+ * none), and the code point that stands for byte b. */
+int qlm_bytelevel_byte(uint32_t cp);
+uint32_t qlm_bytelevel_cp(uint8_t b);
+
+/* Append id to the eos list eos[*n] (room for cap) unless it is negative,
+ * already there, or the list is full: the eos rule of both importers. */
+void qlm_tok_eos_add(uint32_t *eos, uint32_t *n, uint32_t cap, int32_t id);
+
 /* Reads MODEL_DIR/tokenizer.json (or tokenizer.json.gz) and, when present,
  * MODEL_DIR/tokenizer_config.json.  On success *out owns one allocation
  * (out->storage_) and is released with qlm_tokdata_free. */

@@ -52,7 +52,7 @@ void qlm_release_range(const void *p, uint64_t len)
 struct builder {
     const struct qlm_model_params *cfg;
     const struct qlm_st_model *m;
-    const char *name;
+    const char *name, *params_from;
     enum qlm_dtype chosen;
     uint32_t group;
     struct qlm_plan *plan;
@@ -74,14 +74,15 @@ static void mark_seen(struct builder *b, const struct qlm_st_tensor *t)
         b->seen[i] = 1;
 }
 
-/* The dtype check of a checkpoint tensor: the converter reads floats only. */
+/* The dtype check of a checkpoint tensor: the converter reads floats and
+ * the two ggml block types whose values it decodes. */
 static enum qlm_err check_dtype(struct builder *b, const struct qlm_st_tensor *t,
                                 struct qlm_error *err)
 {
-    if (t->dtype != QLM_ST_F32 && t->dtype != QLM_ST_F16 && t->dtype != QLM_ST_BF16)
+    if (t->dtype == QLM_ST_OTHER)
         return qlm_error_set(err, QLM_E_FORMAT,
-                             "%s: tensor '%s' has dtype %s (BF16, F16 or F32 expected)",
-                             st_file(b, t), t->name, t->dtype_name);
+                             "%s: tensor '%s' has dtype %s (BF16, F16, F32, Q8_0 or Q4_0 "
+                             "expected)", st_file(b, t), t->name, t->dtype_name);
     return QLM_OK;
 }
 
@@ -205,15 +206,15 @@ static enum qlm_err build(struct builder *b, struct qlm_error *err)
         if (b->seen[i] || qlm_schema_role(t->name) == QLM_ROLE_SKIP)
             continue;
         return qlm_error_set(err, QLM_E_FORMAT,
-                             "%s: unexpected tensor '%.200s' (not implied by config.json)",
-                             st_file(b, t), t->name);
+                             "%s: unexpected tensor '%.200s' (not implied by %s)",
+                             st_file(b, t), t->name, b->params_from);
     }
     return QLM_OK;
 }
 
 enum qlm_err qlm_plan_build(const struct qlm_model_params *cfg, const struct qlm_st_model *m,
-                            const char *name, enum qlm_dtype chosen, uint32_t group,
-                            struct qlm_plan *plan, struct qlm_error *err)
+                            const char *name, const char *params_from, enum qlm_dtype chosen,
+                            uint32_t group, struct qlm_plan *plan, struct qlm_error *err)
 {
     memset(plan, 0, sizeof *plan);
     if ((int)chosen < 0 || chosen >= QLM_DTYPE_COUNT)
@@ -221,7 +222,7 @@ enum qlm_err qlm_plan_build(const struct qlm_model_params *cfg, const struct qlm
     if (qlm_dtype_is_quant(chosen) && !qlm_policy_group_ok(group))
         return qlm_error_set(err, QLM_E_INVALID,
                              "group %u is not supported (a multiple of 32, 32 .. 4096)", group);
-    struct builder b = {cfg, m, name, chosen, group, plan, 0, NULL};
+    struct builder b = {cfg, m, name, params_from, chosen, group, plan, 0, NULL};
     b.seen = calloc(m->n_tensors ? m->n_tensors : 1, 1);
     if (!b.seen)
         return qlm_error_set(err, QLM_E_NOMEM, "%s: out of memory", name);

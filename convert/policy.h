@@ -35,6 +35,8 @@ struct qlm_plan_item {
     uint64_t dims[2];       /* {rows, cols} or {n} */
     uint64_t rows, cols;    /* a vector is 1 x n */
     uint64_t bytes;         /* output bytes */
+    uint64_t perm_head_dim; /* 0, or the source's rows are reordered per head of
+                               this many rows (a Llama GGUF's q/k: gguf_import.h) */
 };
 
 struct qlm_plan {
@@ -48,13 +50,15 @@ struct qlm_plan {
     uint64_t bytes_in;            /* source bytes read (the dropped head excluded) */
 };
 
-/* Build the plan: every tensor config.json implies must be present with its
- * shape and a float dtype (F32/F16/BF16); anything else in the checkpoint is
- * an error, except rotary inv_freq buffers.  name (e.g. MODEL_DIR) is used in
- * messages.  chosen: the --type; group: the --group (ignored for floats). */
+/* Build the plan: every tensor the hyper-parameters imply must be present
+ * with its shape and a dtype the converter reads (F32/F16/BF16, and a GGUF's
+ * Q8_0/Q4_0); anything else in the checkpoint is an error, except rotary
+ * inv_freq buffers.  name (e.g. MODEL_DIR) is used in messages, and
+ * params_from (e.g. "config.json") names where the hyper-parameters came
+ * from.  chosen: the --type; group: the --group (ignored for floats). */
 enum qlm_err qlm_plan_build(const struct qlm_model_params *cfg, const struct qlm_st_model *m,
-                            const char *name, enum qlm_dtype chosen, uint32_t group,
-                            struct qlm_plan *plan, struct qlm_error *err);
+                            const char *name, const char *params_from, enum qlm_dtype chosen,
+                            uint32_t group, struct qlm_plan *plan, struct qlm_error *err);
 void qlm_plan_free(struct qlm_plan *plan);
 
 /* Drop the pages of [p, p + len) from this process (file-backed, read-only

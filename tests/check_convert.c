@@ -420,7 +420,7 @@ static enum qlm_err plan_of(const struct mini *mo, enum qlm_dtype t, uint32_t gr
     ck_assert_int_eq(qlm_hf_config_load(d, &c, e), QLM_OK);
     struct qlm_st_model *m = NULL;
     ck_assert_msg(qlm_st_open(&m, d, e) == QLM_OK, "%s", e->msg);
-    enum qlm_err rc = qlm_plan_build(&c, m, d, t, group, plan, e);
+    enum qlm_err rc = qlm_plan_build(&c, m, d, "config.json", t, group, plan, e);
     /* the plan points into m: check what we need before closing */
     if (rc == QLM_OK)
         for (size_t i = 0; i < plan->n; i++)
