@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
 """make_corpus.py BUILDDIR — (re)writes the fuzzers' seed corpora in
 tests/fuzz/corpus/<harness>/: small valid and near-valid inputs.  Needs
-BUILDDIR/qlm-convert (a built tree) for the .qlm seeds; run from anywhere:
+BUILDDIR/qlm-convert (a built tree) for the .qlm seeds and
+BUILDDIR/tests/gguftool (make tests/gguftool) for the GGUF ones; run from
+anywhere:
 
     python3 tests/fuzz/make_corpus.py /tmp/build
 
 A micro model (1 layer, hidden 32, byte-level vocab of 256 + 8 merges + 2
 specials) is written as safetensors, converted to .qlm (q8, q4), and its
-tokenizer section inflated to a QTOK seed.  Everything is deterministic."""
+tokenizer section inflated to a QTOK seed, and written as GGUF files by the
+project's GGUF writer.  Everything is deterministic."""
 import json, os, random, shutil, struct, subprocess, sys, tempfile, zlib
 
 top = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -179,6 +182,15 @@ try:
             qtok = zlib.decompress(data[to:to + ts])
             put("fuzz_qlm", "qtok", qtok)
             put("fuzz_qlm", "truncated", data[:len(data) // 2])
+    tool = os.path.join(build, "tests", "gguftool")
+    for t in ["q8_0", "q4_0", "f16"]:
+        o = os.path.join(tmp, t + ".gguf")
+        subprocess.run([tool, "write", md, o, t], check=True)
+        data = open(o, "rb").read()
+        put("fuzz_gguf", "micro-" + t, data)
+        if t == "q8_0":
+            put("fuzz_gguf", "truncated", data[:len(data) // 2])
+    put("fuzz_gguf", "header-only", b"GGUF" + struct.pack("<IQQ", 3, 0, 0))
 finally:
     shutil.rmtree(tmp)
 
