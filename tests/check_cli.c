@@ -1,4 +1,4 @@
-/* check_cli.c — the programs' shared helpers (runtime/cli.c): strict number
+/* check_cli.c — the programs' shared helpers (cli/): strict number
  * parsing, whole-file, text and --tokens reading. */
 #include "config.h"
 

@@ -3,7 +3,7 @@
  * qlm-bench): strict option parsing, whole-file and --tokens reading, a
  * progress bar on a terminal, timing, peak RSS and the SIGBUS/SIGINT handlers.
  *
- * Not part of libqlm: compiled into each program (runtime/cli.c).  Functions
+ * Not part of libqlm: linked into each program (cli/, libqlmcli).  Functions
  * that can fail fill struct qlm_error with one line ("--threads: ...",
  * "FILE: ...") that main() prints after "prog: ".
  */
