@@ -1,11 +1,14 @@
 /*
- * cli.h — helpers shared by the runtime programs (qlm-run, qlm-ppl,
- * qlm-bench): strict option parsing, whole-file and --tokens reading, a
- * progress bar on a terminal, timing, peak RSS and the SIGBUS/SIGINT handlers.
+ * cli.h — the helpers every qlm program shares (qlm-run, qlm-ppl,
+ * qlm-bench, qlm-inspect, qlm-convert): the program's name in messages,
+ * usage errors, --help and --version, strict option parsing, whole-file and
+ * --tokens reading, a progress bar on a terminal, timing, peak RSS and the
+ * SIGBUS/SIGINT handlers.
  *
- * Not part of libqlm: linked into each program (cli/, libqlmcli).  Functions
- * that can fail fill struct qlm_error with one line ("--threads: ...",
- * "FILE: ...") that main() prints after "prog: ".
+ * Not part of libqlm, and blind to the runtime's internals: it includes the
+ * format library's header only, so the converter and qlm-inspect link it
+ * without libqlm.  Functions that can fail fill struct qlm_error with one
+ * line ("--threads: ...", "FILE: ...") that main() prints after "prog: ".
  */
 #ifndef QLM_CLI_H
 #define QLM_CLI_H
@@ -17,7 +20,55 @@
 
 #include "qlm_format.h"
 
+/* ---- the program -------------------------------------------------------- */
+/* Exit statuses: errors 1, ^C 130 (128 + SIGINT). */
+enum { QLM_CLI_EXIT_ERR = 1, QLM_CLI_EXIT_INTR = 130 };
+/* What an option parser returns when the program should go on (any other
+ * value is the status to exit with). */
+#define QLM_CLI_CONTINUE (-1)
+
+/* Name the program for every message below ("qlm-ppl"), and the status its
+ * usage errors exit with. */
+void qlm_cli_init(const char *prog, int usage_status);
+const char *qlm_cli_prog(void);
+/* "prog: message" on stderr; returns QLM_CLI_EXIT_ERR. */
+int qlm_cli_fail(const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 1, 2)))
+#endif
+    ;
+/* "prog: message" on stderr; returns the usage status. */
+int qlm_cli_usage(const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 1, 2)))
+#endif
+    ;
+/* "prog: warning: message" on stderr. */
+void qlm_cli_warn(const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 1, 2)))
+#endif
+    ;
+/* The end of a getopt_long switch (run with opterr = 0 and ':' leading the
+ * short options): c is what getopt_long returned, '?' or ':'.  Prints
+ * "unknown option X (see --help)" or "option X needs an argument (see
+ * --help)" and returns the usage status. */
+int qlm_cli_bad_option(int c, char *const *argv);
+/* The single operand after the options (the model file): *out =
+ * argv[optind] and QLM_CLI_CONTINUE, or a usage error when there is none
+ * ("no WHAT given") or more than one. */
+int qlm_cli_operand(int argc, char *const *argv, const char *what, const char **out);
+/* --help: text on stdout; --version: "prog VERSION".  Return the status to
+ * exit with (0, or 1 when stdout cannot be written). */
+int qlm_cli_help(const char *text);
+int qlm_cli_version(void);
+/* Flush stdout; on a write error "prog: writing stdout: ..." and 1, else 0. */
+int qlm_cli_flush_stdout(void);
+
 /* ---- strict parsing ----------------------------------------------------- */
+/* At most 24 bytes of s for a message, non-printables as '?', "..." when
+ * cut; buf of cap >= 32 bytes. */
+const char *qlm_cli_shown(const char *s, char *buf, size_t cap);
 /* The whole of s must be the number (no blanks, no trailing garbage, no
  * overflow), within [min, max]; opt names the option in the message, e.g.
  * "--threads 0: must be between 1 and 1024". */
@@ -57,8 +108,10 @@ enum qlm_err qlm_cli_read_tokens(const char *path, int n_vocab, int32_t **ids, s
                                  struct qlm_error *err);
 
 /* ---- progress, time, memory -------------------------------------------- */
-/* A one-line bar on stderr, redrawn at most every 1% and only when stderr is
- * a terminal (otherwise every call is a no-op). */
+/* A one-line bar on stderr, "LABEL [####......]  42% 3.1s", redrawn at
+ * most every 1% and only when stderr is a terminal (otherwise every call is
+ * a no-op; a caller may also clear enabled after begin, for --quiet).  The
+ * label is read at each redraw, so a caller may rewrite its buffer. */
 struct qlm_cli_progress {
     bool enabled;
     const char *label;
@@ -67,7 +120,8 @@ struct qlm_cli_progress {
 };
 void qlm_cli_progress_begin(struct qlm_cli_progress *p, const char *label);
 void qlm_cli_progress_update(struct qlm_cli_progress *p, uint64_t done, uint64_t total);
-void qlm_cli_progress_end(struct qlm_cli_progress *p); /* clears the line */
+/* Clears the line; a later update draws the bar again. */
+void qlm_cli_progress_end(struct qlm_cli_progress *p);
 /* Callback shape of qlm_file_verify's progress; ctx is a qlm_cli_progress. */
 void qlm_cli_progress_cb(uint64_t done, uint64_t total, void *ctx);
 
@@ -79,8 +133,8 @@ uint64_t qlm_cli_peak_rss(void);   /* peak resident set in bytes; 0 if unknown *
  * truncated or rewritten while in use, touching a vanished page raises SIGBUS
  * instead of returning an error.  The handler writes
  * "prog: FILE: the model file changed or was truncated while in use (SIGBUS)"
- * with write(2) (async-signal-safe) and _exit(1)s.  prog and path are copied. */
-void qlm_cli_catch_sigbus(const char *prog, const char *path);
+ * with write(2) (async-signal-safe) and _exit(1)s.  The path is copied. */
+void qlm_cli_catch_sigbus(const char *path);
 /* SIGINT sets qlm_cli_interrupted (once); a second ^C kills as usual. */
 extern volatile sig_atomic_t qlm_cli_interrupted;
 void qlm_cli_catch_sigint(void);

@@ -3,20 +3,15 @@
  */
 #include "config.h"
 
+#include "cli.h"
 #include "convert.h"
 #include "policy.h"
 
-#include <errno.h>
 #include <getopt.h>
-#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
-
-#define PROG "qlm-convert"
 
 static const char HELP[] =
     "Usage: qlm-convert MODEL_DIR -o OUT.qlm [OPTIONS]\n"
@@ -48,66 +43,38 @@ static void on_signal(int sig)
     raise(sig);
 }
 
+/* The bar: "tensor i/n  done/total MB  rate MB/s [####....]  42% 3.1s". */
 struct ui {
-    bool bar;
-    double t0, last;
+    struct qlm_cli_progress bar;
+    char label[96];
+    double t0;
 };
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static void on_progress(size_t i, size_t n, uint64_t done, uint64_t total, void *ctx)
 {
     struct ui *u = ctx;
-    if (!u->bar)
+    if (!u->bar.enabled)
         return;
-    double t = now();
+    double t = qlm_cli_now();
     if (done == 0 && i == 0) {
         u->t0 = t; /* config, tokenizer and plan are done: time the data */
         return;
     }
-    if (t - u->last < 0.1 && i < n)
-        return;
-    u->last = t;
-    double frac = total ? (double)done / (double)total : 1.0;
-    int width = 30, fill = (int)(frac * width + 0.5);
-    char bar[64];
-    for (int k = 0; k < width; k++)
-        bar[k] = k < fill ? '#' : '.';
-    bar[width] = '\0';
     double mb = (double)done / 1e6, el = t - u->t0;
-    fprintf(stderr, "\r[%s] tensor %zu/%zu  %.0f/%.0f MB  %.0f MB/s ", bar, i < n ? i + 1 : n,
-            n, mb, (double)total / 1e6, el > 0 ? mb / el : 0.0);
-    if (i >= n)
-        fputc('\n', stderr);
+    snprintf(u->label, sizeof u->label, "tensor %zu/%zu  %.0f/%.0f MB  %.0f MB/s",
+             i < n ? i + 1 : n, n, mb, (double)total / 1e6, el > 0 ? mb / el : 0.0);
+    qlm_cli_progress_update(&u->bar, done, total);
 }
 
 static void on_warn(const char *msg, void *ctx)
 {
     struct ui *u = ctx;
-    if (u->bar)
-        fputc('\n', stderr);
-    fprintf(stderr, PROG ": warning: %s\n", msg);
+    qlm_cli_progress_end(&u->bar);
+    qlm_cli_warn("%s", msg);
 }
 
-static bool parse_uint(const char *s, unsigned long max, unsigned long *v)
-{
-    char *end;
-    if (!s[0] || s[0] == '-' || s[0] == '+')
-        return false;
-    errno = 0;
-    unsigned long x = strtoul(s, &end, 10);
-    if (errno || *end || x > max)
-        return false;
-    *v = x;
-    return true;
-}
-
-int main(int argc, char **argv)
+/* QLM_CLI_CONTINUE, or the status to exit with. */
+static int parse_args(int argc, char **argv, struct qlm_convert_opts *o, bool *quiet)
 {
     enum { OPT_NONFINITE = 256 };
     static const struct option opts[] = {
@@ -117,71 +84,72 @@ int main(int argc, char **argv)
         {"allow-nonfinite", no_argument, NULL, OPT_NONFINITE},
         {"quiet", no_argument, NULL, 'q'},        {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},      {NULL, 0, NULL, 0}};
-    struct qlm_convert_opts o = {.type = QLM_Q8, .group = QLM_DEFAULT_GROUP};
-    bool quiet = false;
-    unsigned long v;
-    int ch;
+    *o = (struct qlm_convert_opts){.type = QLM_Q8, .group = QLM_DEFAULT_GROUP};
+    struct qlm_error err = {0};
+    char b[32];
+    int ch, v;
     opterr = 0;
     while ((ch = getopt_long(argc, argv, ":o:t:g:fj:qhV", opts, NULL)) != -1) {
         switch (ch) {
-        case 'o': o.out_path = optarg; break;
+        case 'o': o->out_path = optarg; break;
         case 't': {
             int t = qlm_dtype_from_name(optarg);
-            if (t < 0) {
-                fprintf(stderr, PROG ": --type '%s' is not one of f32, bf16, f16, q8, q4\n",
-                        optarg);
-                return 2;
-            }
-            o.type = (enum qlm_dtype)t;
+            if (t < 0)
+                return qlm_cli_usage("--type '%s' is not one of f32, bf16, f16, q8, q4",
+                                     qlm_cli_shown(optarg, b, sizeof b));
+            o->type = (enum qlm_dtype)t;
             break;
         }
         case 'g':
-            if (!parse_uint(optarg, 4096, &v) || !qlm_policy_group_ok((uint32_t)v)) {
-                fprintf(stderr, PROG ": --group '%s' must be a multiple of 32 from 32 to 4096\n",
-                        optarg);
-                return 2;
-            }
-            o.group = (uint32_t)v;
+            if (qlm_cli_parse_int("--group", optarg, 32, 4096, &v, &err) ||
+                !qlm_policy_group_ok((uint32_t)v))
+                return qlm_cli_usage("--group '%s' must be a multiple of 32 from 32 to 4096",
+                                     qlm_cli_shown(optarg, b, sizeof b));
+            o->group = (uint32_t)v;
             break;
-        case 'f': o.force = true; break;
+        case 'f': o->force = true; break;
         case 'j':
-            if (!parse_uint(optarg, 1024, &v) || v == 0) {
-                fprintf(stderr, PROG ": --threads '%s' must be an integer from 1 to 1024\n",
-                        optarg);
-                return 2;
-            }
-            o.threads = (int)v;
+            if (qlm_cli_parse_int("--threads", optarg, 1, 1024, &o->threads, &err))
+                return qlm_cli_usage("--threads '%s' must be an integer from 1 to 1024",
+                                     qlm_cli_shown(optarg, b, sizeof b));
             break;
-        case OPT_NONFINITE: o.allow_nonfinite = true; break;
-        case 'q': quiet = true; break;
-        case 'h': fputs(HELP, stdout); return 0;
-        case 'V': printf(PROG " " PACKAGE_VERSION "\n"); return 0;
+        case OPT_NONFINITE: o->allow_nonfinite = true; break;
+        case 'q': *quiet = true; break;
+        case 'h': return qlm_cli_help(HELP);
+        case 'V': return qlm_cli_version();
         case ':':
-            fprintf(stderr, PROG ": option '%s' needs an argument (try '" PROG " --help')\n",
-                    argv[optind - 1]);
-            return 2;
+            return qlm_cli_usage("option '%s' needs an argument (try 'qlm-convert --help')",
+                                 qlm_cli_shown(argv[optind - 1], b, sizeof b));
         default:
-            fprintf(stderr, PROG ": unknown option '%s' (try '" PROG " --help')\n",
-                    argv[optind - 1]);
-            return 2;
+            return qlm_cli_usage("unknown option '%s' (try 'qlm-convert --help')",
+                                 qlm_cli_shown(argv[optind - 1], b, sizeof b));
         }
     }
-    if (optind >= argc) {
-        fprintf(stderr, PROG ": missing MODEL_DIR (try '" PROG " --help')\n");
-        return 2;
-    }
-    if (optind + 1 < argc) {
-        fprintf(stderr, PROG ": unexpected argument '%s' (try '" PROG " --help')\n",
-                argv[optind + 1]);
-        return 2;
-    }
-    o.model_dir = argv[optind];
-    if (!o.out_path) {
-        fprintf(stderr, PROG ": missing -o OUT.qlm (try '" PROG " --help')\n");
-        return 2;
-    }
+    if (optind >= argc)
+        return qlm_cli_usage("missing MODEL_DIR (try 'qlm-convert --help')");
+    if (optind + 1 < argc)
+        return qlm_cli_usage("unexpected argument '%s' (try 'qlm-convert --help')",
+                             qlm_cli_shown(argv[optind + 1], b, sizeof b));
+    o->model_dir = argv[optind];
+    if (!o->out_path)
+        return qlm_cli_usage("missing -o OUT.qlm (try 'qlm-convert --help')");
+    return QLM_CLI_CONTINUE;
+}
 
-    struct ui u = {.bar = !quiet && isatty(2), .t0 = now()};
+int main(int argc, char **argv)
+{
+    qlm_cli_init("qlm-convert", 2);
+    struct qlm_convert_opts o;
+    bool quiet = false;
+    int st = parse_args(argc, argv, &o, &quiet);
+    if (st != QLM_CLI_CONTINUE)
+        return st;
+
+    struct ui u;
+    qlm_cli_progress_begin(&u.bar, u.label);
+    u.bar.enabled &= !quiet;
+    snprintf(u.label, sizeof u.label, "reading %s", o.model_dir);
+    u.t0 = qlm_cli_now();
     o.progress = on_progress;
     o.warn = on_warn;
     o.ctx = &u;
@@ -194,23 +162,20 @@ int main(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
 
-    struct qlm_convert_stats st;
+    struct qlm_convert_stats stats;
     struct qlm_error err = {0};
-    enum qlm_err rc = qlm_convert(&o, &st, &err);
-    if (rc != QLM_OK) {
-        if (u.bar)
-            fputc('\n', stderr);
-        fprintf(stderr, PROG ": %s\n", err.msg[0] ? err.msg : qlm_strerror(rc));
-        return 1;
-    }
+    enum qlm_err rc = qlm_convert(&o, &stats, &err);
+    qlm_cli_progress_end(&u.bar);
+    if (rc != QLM_OK)
+        return qlm_cli_fail("%s", err.msg[0] ? err.msg : qlm_strerror(rc));
     if (!quiet) {
-        double bpw = st.n_params ? 8.0 * (double)st.bytes_out / (double)st.n_params : 0.0;
+        double bpw = stats.n_params ? 8.0 * (double)stats.bytes_out / (double)stats.n_params : 0.0;
         fprintf(stderr,
-                PROG ": wrote %s: %zu tensors, %llu parameters%s, %.1f MB in, %.1f MB out "
+                "%s: wrote %s: %zu tensors, %llu parameters%s, %.1f MB in, %.1f MB out "
                 "(file %.1f MB), %.2f bits/weight, %.1f s\n",
-                o.out_path, st.n_tensors, (unsigned long long)st.n_params,
-                st.tied ? " (head tied to the embedding)" : "", (double)st.bytes_in / 1e6,
-                (double)st.bytes_out / 1e6, (double)st.file_size / 1e6, bpw, st.seconds);
+                qlm_cli_prog(), o.out_path, stats.n_tensors, (unsigned long long)stats.n_params,
+                stats.tied ? " (head tied to the embedding)" : "", (double)stats.bytes_in / 1e6,
+                (double)stats.bytes_out / 1e6, (double)stats.file_size / 1e6, bpw, stats.seconds);
     }
     return 0;
 }

@@ -5,6 +5,7 @@
  */
 #include "config.h"
 
+#include "cli.h"
 #include "qlm_format.h"
 #include "fmt_internal.h"
 
@@ -13,10 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
-
-#define PROG "qlm-inspect"
 
 static const char HELP[] =
     "Usage: qlm-inspect FILE.qlm [OPTIONS]\n"
@@ -32,37 +29,6 @@ static const char HELP[] =
     "\n"
     "Exit status: 0 on success, 1 if the file is unreadable, invalid or fails\n"
     "verification, 2 on a usage error.\n";
-
-/* ---- progress bar on a terminal ------------------------------------------ */
-
-struct bar {
-    double last;
-    bool shown;
-};
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static void on_progress(uint64_t done, uint64_t total, void *ctx)
-{
-    struct bar *b = ctx;
-    double t = now();
-    if (done < total && t - b->last < 0.1)
-        return;
-    b->last = t;
-    b->shown = true;
-    double frac = total ? (double)done / (double)total : 1.0;
-    char s[41];
-    for (int i = 0; i < 40; i++)
-        s[i] = i < (int)(frac * 40 + 0.5) ? '#' : '.';
-    s[40] = 0;
-    fprintf(stderr, "\rverify [%s] %5.1f%% %8.1f MiB", s, 100 * frac,
-            (double)done / (1024.0 * 1024.0));
-}
 
 /* ---- helpers ---------------------------------------------------------------- */
 
@@ -288,88 +254,99 @@ static json_t *build_json(const struct qlm_file *f, const struct tok_summary *ts
 
 /* ---- main ------------------------------------------------------------------------ */
 
-int main(int argc, char **argv)
+/* QLM_CLI_CONTINUE, or the status to exit with. */
+static int parse_args(int argc, char **argv, const char **path, bool *verify, bool *as_json)
 {
+    enum { OPT_VERIFY = 256, OPT_JSON };
     static const struct option opts[] = {
-        {"verify", no_argument, NULL, 'v'}, {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},   {"version", no_argument, NULL, 'V'},
+        {"verify", no_argument, NULL, OPT_VERIFY}, {"json", no_argument, NULL, OPT_JSON},
+        {"help", no_argument, NULL, 'h'},          {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
-    bool verify = false, as_json = false;
     int c;
-    while ((c = getopt_long(argc, argv, "hV", opts, NULL)) != -1) {
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":hV", opts, NULL)) != -1) {
         switch (c) {
-        case 'v': verify = true; break;
-        case 'j': as_json = true; break;
-        case 'h': fputs(HELP, stdout); return 0;
-        case 'V': printf("%s %s\n", PROG, PACKAGE_VERSION); return 0;
-        default:
-            fprintf(stderr, "Try '%s --help' for more information.\n", PROG);
-            return 2;
+        case OPT_VERIFY: *verify = true; break;
+        case OPT_JSON: *as_json = true; break;
+        case 'h': return qlm_cli_help(HELP);
+        case 'V': return qlm_cli_version();
+        default: return qlm_cli_bad_option(c, argv);
         }
     }
-    if (optind != argc - 1) {
-        fprintf(stderr, "%s: %s\nTry '%s --help' for more information.\n", PROG,
-                optind >= argc ? "missing FILE.qlm" : "exactly one FILE.qlm expected", PROG);
-        return 2;
-    }
-    const char *path = argv[optind];
+    if (optind != argc - 1)
+        return qlm_cli_usage("%s (see --help)", optind >= argc ? "missing FILE.qlm"
+                                                                : "exactly one FILE.qlm expected");
+    *path = argv[optind];
+    return QLM_CLI_CONTINUE;
+}
+
+/* Token counts by kind; the tokenizer section is optional. */
+static int read_tokdata(const struct qlm_file *f, struct tok_summary *ts)
+{
     struct qlm_error err = {0};
-    struct qlm_file *f = NULL;
-    if (qlm_file_open(&f, path, &err) != QLM_OK) {
-        fprintf(stderr, "%s: %s\n", PROG, err.msg);
-        return 1;
+    enum qlm_err rc = qlm_file_tokdata(f, &ts->td, &err);
+    if (rc == QLM_E_NOTFOUND)
+        return 0;
+    if (rc != QLM_OK)
+        return qlm_cli_fail("%s", err.msg);
+    ts->present = true;
+    for (uint32_t i = 0; i < ts->td.n_tokens; i++) {
+        ts->n_added += ts->td.tokens[i].kind == QLM_TOK_ADDED;
+        ts->n_special += ts->td.tokens[i].kind == QLM_TOK_SPECIAL;
     }
-    if (verify) {
-        struct bar b = {0};
-        bool tty = isatty(STDERR_FILENO);
-        enum qlm_err rc = qlm_file_verify(f, tty ? on_progress : NULL, &b, &err);
-        if (b.shown)
-            fputc('\n', stderr);
-        if (rc != QLM_OK) {
-            fprintf(stderr, "%s: %s\n", PROG, err.msg);
-            qlm_file_close(f);
-            return 1;
-        }
-    }
-    struct tok_summary ts = {0};
-    enum qlm_err rc = qlm_file_tokdata(f, &ts.td, &err);
-    if (rc == QLM_OK) {
-        ts.present = true;
-        for (uint32_t i = 0; i < ts.td.n_tokens; i++) {
-            ts.n_added += ts.td.tokens[i].kind == QLM_TOK_ADDED;
-            ts.n_special += ts.td.tokens[i].kind == QLM_TOK_SPECIAL;
-        }
-    } else if (rc != QLM_E_NOTFOUND) {
-        fprintf(stderr, "%s: %s\n", PROG, err.msg);
-        qlm_file_close(f);
-        return 1;
-    }
+    return 0;
+}
+
+static int print(const struct qlm_file *f, const struct tok_summary *ts, bool verified,
+                 bool as_json)
+{
     const struct qlm_tensor_info **order = malloc((f->n_tensors + 1) * sizeof *order);
-    if (!order) {
-        fprintf(stderr, "%s: %s: out of memory\n", PROG, path);
-        return 1;
-    }
+    if (!order)
+        return qlm_cli_fail("%s: out of memory", f->path);
     for (uint32_t i = 0; i < f->n_tensors; i++)
         order[i] = &f->tensors[i];
     qsort(order, f->n_tensors, sizeof *order, cmp_offset); /* file order */
     int status = 0;
     if (as_json) {
-        json_t *root = build_json(f, &ts, order, verify);
-        if (!root || json_dumpf(root, stdout, JSON_INDENT(2)) != 0) {
-            fprintf(stderr, "%s: %s: cannot build JSON\n", PROG, path);
-            status = 1;
-        }
+        json_t *root = build_json(f, ts, order, verified);
+        if (!root || json_dumpf(root, stdout, JSON_INDENT(2)) != 0)
+            status = qlm_cli_fail("%s: cannot build JSON", f->path);
         putchar('\n');
         json_decref(root);
     } else {
-        print_text(f, &ts, order, verify);
-    }
-    if (fflush(stdout) != 0 || ferror(stdout)) {
-        fprintf(stderr, "%s: write error on stdout\n", PROG);
-        status = 1;
+        print_text(f, ts, order, verified);
     }
     free(order);
+    return status ? status : qlm_cli_flush_stdout();
+}
+
+int main(int argc, char **argv)
+{
+    qlm_cli_init("qlm-inspect", 2);
+    const char *path = NULL;
+    bool verify = false, as_json = false;
+    int status = parse_args(argc, argv, &path, &verify, &as_json);
+    if (status != QLM_CLI_CONTINUE)
+        return status;
+    struct qlm_error err = {0};
+    struct qlm_file *f = NULL;
+    if (qlm_file_open(&f, path, &err) != QLM_OK)
+        return qlm_cli_fail("%s", err.msg);
+    status = 0;
+    if (verify) {
+        struct qlm_cli_progress pb;
+        qlm_cli_progress_begin(&pb, "verify");
+        enum qlm_err rc = qlm_file_verify(f, qlm_cli_progress_cb, &pb, &err);
+        qlm_cli_progress_end(&pb);
+        if (rc != QLM_OK)
+            status = qlm_cli_fail("%s", err.msg);
+    }
+    struct tok_summary ts = {0};
+    if (status == 0)
+        status = read_tokdata(f, &ts);
+    if (status == 0)
+        status = print(f, &ts, verify, as_json);
     qlm_tokdata_free(&ts.td);
     qlm_file_close(f);
     return status;

@@ -1,8 +1,10 @@
-/* check_cli.c — the programs' shared helpers (cli/): strict number
- * parsing, whole-file, text and --tokens reading. */
+/* check_cli.c — the programs' shared helpers (cli/): messages, usage
+ * errors, --help/--version, strict number parsing, whole-file, text and
+ * --tokens reading, the progress bar. */
 #include "config.h"
 
 #include <check.h>
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +24,190 @@ static const char *write_tmp(const char *name, const char *content, size_t len)
     fclose(fp);
     return path;
 }
+
+/* Redirect fd (1 or 2) into a temporary file until capture_end, which
+ * returns what was written (NUL-terminated, static). */
+static int saved_fd = -1;
+static FILE *cap_fp;
+
+static void capture_begin(int fd)
+{
+    fflush(fd == 1 ? stdout : stderr);
+    cap_fp = tmpfile();
+    ck_assert_ptr_nonnull(cap_fp);
+    saved_fd = dup(fd);
+    ck_assert_int_ge(saved_fd, 0);
+    ck_assert_int_ge(dup2(fileno(cap_fp), fd), 0);
+}
+
+static const char *capture_end(int fd)
+{
+    static char buf[4096];
+    fflush(fd == 1 ? stdout : stderr);
+    dup2(saved_fd, fd);
+    close(saved_fd);
+    rewind(cap_fp);
+    size_t n = fread(buf, 1, sizeof buf - 1, cap_fp);
+    buf[n] = '\0';
+    fclose(cap_fp);
+    return buf;
+}
+
+START_TEST(test_messages)
+{
+    qlm_cli_init("qlm-test", 2);
+    ck_assert_str_eq(qlm_cli_prog(), "qlm-test");
+    capture_begin(2);
+    int a = qlm_cli_fail("%s: bad %d", "f.qlm", 3);
+    int b = qlm_cli_usage("no %s", "input");
+    qlm_cli_warn("%d threads", 9);
+    ck_assert_str_eq(capture_end(2),
+                     "qlm-test: f.qlm: bad 3\nqlm-test: no input\nqlm-test: warning: 9 threads\n");
+    ck_assert_int_eq(a, QLM_CLI_EXIT_ERR);
+    ck_assert_int_eq(b, 2);
+    qlm_cli_init("qlm-test", 1);
+    capture_begin(2);
+    ck_assert_int_eq(qlm_cli_usage("x"), 1);
+    capture_end(2);
+    capture_begin(1);
+    ck_assert_int_eq(qlm_cli_help("Usage: qlm-test\n"), 0);
+    ck_assert_int_eq(qlm_cli_version(), 0);
+    ck_assert_str_eq(capture_end(1), "Usage: qlm-test\nqlm-test " PACKAGE_VERSION "\n");
+}
+END_TEST
+
+/* The message qlm_cli_bad_option prints for argv (NULL-terminated) parsed
+ * with short options "ab:" and long ones --all, --bee=ARG. */
+static const char *bad_option(char **argv)
+{
+    static const struct option longopts[] = {
+        {"all", no_argument, NULL, 'a'}, {"bee", required_argument, NULL, 'b'},
+        {"cee", required_argument, NULL, 300}, {NULL, 0, NULL, 0},
+    };
+    int argc = 0;
+    while (argv[argc])
+        argc++;
+    optind = 0; /* glibc: start afresh */
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, ":ab:", longopts, NULL)) != -1) {
+        if (c == '?' || c == ':') {
+            capture_begin(2);
+            ck_assert_int_eq(qlm_cli_bad_option(c, argv), 2);
+            return capture_end(2);
+        }
+    }
+    return "(no error)";
+}
+
+START_TEST(test_bad_option)
+{
+    qlm_cli_init("qlm-test", 2);
+    char *a1[] = {"p", "--all", "--frob", NULL};
+    ck_assert_str_eq(bad_option(a1), "qlm-test: unknown option --frob (see --help)\n");
+    char *a2[] = {"p", "--all", "-ax", NULL}; /* inside a cluster, after a long one */
+    ck_assert_str_eq(bad_option(a2), "qlm-test: unknown option -x (see --help)\n");
+    char *a3[] = {"p", "-a", "--bee", NULL};
+    ck_assert_str_eq(bad_option(a3), "qlm-test: option --bee needs an argument (see --help)\n");
+    char *a4[] = {"p", "-ab", NULL};
+    ck_assert_str_eq(bad_option(a4), "qlm-test: option -b needs an argument (see --help)\n");
+    char *a5[] = {"p", "--all=yes", NULL};
+    ck_assert_str_eq(bad_option(a5), "qlm-test: unknown option --all (see --help)\n");
+    char *a6[] = {"p", "--cee", NULL};
+    ck_assert_str_eq(bad_option(a6), "qlm-test: option --cee needs an argument (see --help)\n");
+    char *a7[] = {"p", "--\x1b[2Jxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", NULL};
+    ck_assert_str_eq(bad_option(a7),
+                     "qlm-test: unknown option --?[2Jxxxxxxxxxxxxxxxxxx... (see --help)\n");
+}
+END_TEST
+
+START_TEST(test_operand)
+{
+    qlm_cli_init("qlm-test", 2);
+    const char *m = NULL;
+    char *none[] = {"p", NULL}, *one[] = {"p", "m.qlm", NULL}, *two[] = {"p", "a", "b", NULL};
+    optind = 1;
+    capture_begin(2);
+    ck_assert_int_eq(qlm_cli_operand(1, none, "model file", &m), 2);
+    ck_assert_int_eq(qlm_cli_operand(3, two, "model file", &m), 2);
+    ck_assert_str_eq(capture_end(2), "qlm-test: no model file given (see --help)\n"
+                                     "qlm-test: unexpected argument 'b' (one model file; see "
+                                     "--help)\n");
+    ck_assert_ptr_null(m);
+    ck_assert_int_eq(qlm_cli_operand(2, one, "model file", &m), QLM_CLI_CONTINUE);
+    ck_assert_str_eq(m, "m.qlm");
+}
+END_TEST
+
+START_TEST(test_shown)
+{
+    char b[32];
+    ck_assert_str_eq(qlm_cli_shown("abc", b, sizeof b), "abc");
+    ck_assert_str_eq(qlm_cli_shown("a\tb\x7f", b, sizeof b), "a?b?");
+    ck_assert_str_eq(qlm_cli_shown("0123456789012345678901234567890", b, sizeof b),
+                     "012345678901234567890123...");
+}
+END_TEST
+
+START_TEST(test_progress)
+{
+    struct qlm_cli_progress p;
+    char label[16] = "step";
+    capture_begin(2); /* not a terminal: nothing is drawn */
+    qlm_cli_progress_begin(&p, label);
+    ck_assert(!p.enabled);
+    qlm_cli_progress_update(&p, 1, 2);
+    qlm_cli_progress_end(&p);
+    ck_assert_str_eq(capture_end(2), "");
+    capture_begin(2);
+    qlm_cli_progress_begin(&p, label);
+    p.enabled = true;
+    qlm_cli_progress_update(&p, 500, 1000);
+    qlm_cli_progress_update(&p, 501, 1000); /* same percent: not redrawn */
+    snprintf(label, sizeof label, "done");
+    qlm_cli_progress_update(&p, 2000, 1000); /* clamped to 100% */
+    qlm_cli_progress_end(&p);
+    const char *out = capture_end(2);
+    const char *first = "\rstep [###############...............]  50% ";
+    const char *last = "\rdone [##############################] 100% ";
+    ck_assert_msg(strncmp(out, first, strlen(first)) == 0, "%s", out);
+    const char *second = strstr(out + 1, "\r");
+    ck_assert_ptr_nonnull(second);
+    ck_assert_msg(strncmp(second, last, strlen(last)) == 0, "%s", second);
+    ck_assert_ptr_null(strstr(second + 1, "\rstep"));
+    ck_assert_ptr_nonnull(strstr(second, "\r\033[K")); /* the end clears the line */
+    ck_assert_int_eq(p.last_permille, -1);
+}
+END_TEST
+
+START_TEST(test_utf8_edges)
+{
+    struct qlm_error e;
+    /* the first and last code point of each length */
+    const char ok[] = "\x01\x7f\xc2\x80\xdf\xbf\xe0\xa0\x80\xef\xbf\xbf\xf0\x90\x80\x80"
+                      "\xf4\x8f\xbf\xbf\xee\x80\x80";
+    ck_assert_int_eq(qlm_cli_check_utf8("t", ok, sizeof ok - 1, &e), QLM_OK);
+    ck_assert_int_eq(qlm_cli_check_utf8("t", "", 0, &e), QLM_OK);
+    static const struct { const char *s; size_t n, at; } bad[] = {
+        {"ab\x80", 3, 2},             /* lone continuation byte */
+        {"\xc1\xbf", 2, 0},           /* overlong 2-byte */
+        {"x\xe0\x9f\xbf", 4, 1},      /* overlong 3-byte */
+        {"\xf0\x8f\xbf\xbf", 4, 0},   /* overlong 4-byte */
+        {"\xf4\x90\x80\x80", 4, 0},   /* past U+10FFFF */
+        {"\xf5\x80\x80\x80", 4, 0},   /* no such lead byte */
+        {"\xed\xbf\xbf", 3, 0},       /* low surrogate */
+        {"ok\xf0\x9f\x98", 5, 2},     /* cut at the end */
+        {"\xe2\x28\xa1", 3, 0},       /* bad continuation */
+        {"\xc3\xa9\0\xff", 4, 3},     /* NUL is text; 0xff is not */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        ck_assert_int_eq(qlm_cli_check_utf8("t", bad[i].s, bad[i].n, &e), QLM_E_INVALID);
+        char want[64];
+        snprintf(want, sizeof want, "t: not valid UTF-8 text (byte %zu)", bad[i].at);
+        ck_assert_msg(strcmp(e.msg, want) == 0, "case %zu: %s", i, e.msg);
+    }
+}
+END_TEST
 
 START_TEST(test_parse_int)
 {
@@ -158,6 +344,12 @@ int main(void)
     }
     Suite *s = suite_create("cli");
     TCase *tc = tcase_create("core");
+    tcase_add_test(tc, test_messages);
+    tcase_add_test(tc, test_bad_option);
+    tcase_add_test(tc, test_operand);
+    tcase_add_test(tc, test_shown);
+    tcase_add_test(tc, test_progress);
+    tcase_add_test(tc, test_utf8_edges);
     tcase_add_test(tc, test_parse_int);
     tcase_add_test(tc, test_parse_u64_double);
     tcase_add_test(tc, test_read_file);

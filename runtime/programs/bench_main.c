@@ -11,14 +11,14 @@
  */
 #include <config.h>
 
-#include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <math.h>
-#include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -27,8 +27,6 @@
 #include "qlm.h"
 #include "stats.h"
 
-static const char *prog = "qlm-bench";
-
 struct opts {
     const char *model;
     int prompt, gen, threads, reps, probe_mib;
@@ -36,47 +34,27 @@ struct opts {
     bool json;
 };
 
-static void usage(FILE *f)
-{
-    fprintf(f,
-            "Usage: %s FILE.qlm [options]\n"
-            "Load time, prompt processing and decoding speed, peak RSS, and decoding's\n"
-            "share of the memory-bandwidth bound (measured in the same run).\n"
-            "\n"
-            "  -p, --prompt N      prompt tokens, evaluated in one batch (default 512)\n"
-            "  -n, --gen N         tokens decoded one by one after the prompt (default 64;\n"
-            "                      0 skips decoding)\n"
-            "  -t, --threads N     threads (default: physical cores)\n"
-            "  -r, --reps R        repetitions; figures are mean ± sd (default 3)\n"
-            "      --probe-mib M   bandwidth probe buffer in MiB (default 1024; 0: no probe)\n"
-            "      --kv-type T     KV cache: f16 or f32 (default: f16 for q8/q4 models,\n"
-            "                      f32 for float ones)\n"
-            "      --json          one JSON object on stdout\n"
-            "  -h, --help          this help\n"
-            "  -V, --version       version\n"
-            "\n"
-            "QLM_ISA=scalar|avx2|avxvnni|avx512vnni|neon forces a kernel set.\n",
-            prog);
-}
+static const char HELP[] =
+    "Usage: qlm-bench FILE.qlm [options]\n"
+    "Load time, prompt processing and decoding speed, peak RSS, and decoding's\n"
+    "share of the memory-bandwidth bound (measured in the same run).\n"
+    "\n"
+    "  -p, --prompt N      prompt tokens, evaluated in one batch (default 512)\n"
+    "  -n, --gen N         tokens decoded one by one after the prompt (default 64;\n"
+    "                      0 skips decoding)\n"
+    "  -t, --threads N     threads (default: physical cores)\n"
+    "  -r, --reps R        repetitions; figures are mean ± sd (default 3)\n"
+    "      --probe-mib M   bandwidth probe buffer in MiB (default 1024; 0: no probe)\n"
+    "      --kv-type T     KV cache: f16 or f32 (default: f16 for q8/q4 models,\n"
+    "                      f32 for float ones)\n"
+    "      --json          one JSON object on stdout\n"
+    "  -h, --help          this help\n"
+    "  -V, --version       version\n"
+    "\n"
+    "QLM_ISA=scalar|avx2|avxvnni|avx512vnni|neon forces a kernel set.\n";
 
-static int fail(const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 1, 2)))
-#endif
-    ;
-
-static int fail(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "%s: ", prog);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    return 1;
-}
-
-static int parse_args(int argc, char **argv, struct opts *o, int *exit_now)
+/* QLM_CLI_CONTINUE, or the status to exit with. */
+static int parse_args(int argc, char **argv, struct opts *o)
 {
     enum { OPT_JSON = 256, OPT_PROBE, OPT_KV_TYPE };
     static const struct option longopts[] = {
@@ -94,60 +72,28 @@ static int parse_args(int argc, char **argv, struct opts *o, int *exit_now)
     struct qlm_error err = {0};
     *o = (struct opts){.prompt = 512, .gen = 64, .threads = 0, .reps = 3, .probe_mib = 1024,
                        .kv_type = -1};
-    *exit_now = -1;
     int c;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":p:n:t:r:hV", longopts, NULL)) != -1) {
+        enum qlm_err rc = QLM_OK;
         switch (c) {
-        case 'p':
-            if (qlm_cli_parse_int("--prompt", optarg, 1, 1 << 20, &o->prompt, &err))
-                return fail("%s", err.msg);
-            break;
-        case 'n':
-            if (qlm_cli_parse_int("--gen", optarg, 0, 1 << 20, &o->gen, &err))
-                return fail("%s", err.msg);
-            break;
-        case 't':
-            if (qlm_cli_parse_int("--threads", optarg, 1, 1024, &o->threads, &err))
-                return fail("%s", err.msg);
-            break;
-        case 'r':
-            if (qlm_cli_parse_int("--reps", optarg, 1, 1000, &o->reps, &err))
-                return fail("%s", err.msg);
-            break;
+        case 'p': rc = qlm_cli_parse_int("--prompt", optarg, 1, 1 << 20, &o->prompt, &err); break;
+        case 'n': rc = qlm_cli_parse_int("--gen", optarg, 0, 1 << 20, &o->gen, &err); break;
+        case 't': rc = qlm_cli_parse_int("--threads", optarg, 1, 1024, &o->threads, &err); break;
+        case 'r': rc = qlm_cli_parse_int("--reps", optarg, 1, 1000, &o->reps, &err); break;
         case OPT_PROBE:
-            if (qlm_cli_parse_int("--probe-mib", optarg, 0, 1 << 20, &o->probe_mib, &err))
-                return fail("%s", err.msg);
+            rc = qlm_cli_parse_int("--probe-mib", optarg, 0, 1 << 20, &o->probe_mib, &err);
             break;
-        case OPT_JSON:
-            o->json = true;
-            break;
-        case OPT_KV_TYPE:
-            if (qlm_cli_parse_kv_type("--kv-type", optarg, &o->kv_type, &err))
-                return fail("%s", err.msg);
-            break;
-        case 'h':
-            usage(stdout);
-            *exit_now = 0;
-            return 0;
-        case 'V':
-            printf("%s %s\n", prog, qlm_version());
-            *exit_now = 0;
-            return 0;
-        case ':':
-            return fail("option %s needs an argument (see --help)", argv[optind - 1]);
-        default:
-            if (optopt)
-                return fail("unknown option -%c (see --help)", optopt);
-            return fail("unknown option %s (see --help)", argv[optind - 1]);
+        case OPT_JSON: o->json = true; break;
+        case OPT_KV_TYPE: rc = qlm_cli_parse_kv_type("--kv-type", optarg, &o->kv_type, &err); break;
+        case 'h': return qlm_cli_help(HELP);
+        case 'V': return qlm_cli_version();
+        default: return qlm_cli_bad_option(c, argv);
         }
+        if (rc != QLM_OK)
+            return qlm_cli_usage("%s", err.msg);
     }
-    if (optind >= argc)
-        return fail("no model file given (see --help)");
-    if (argc - optind > 1)
-        return fail("unexpected argument '%s' (one model file; see --help)", argv[optind + 1]);
-    o->model = argv[optind];
-    return 0;
+    return qlm_cli_operand(argc, argv, "model file", &o->model);
 }
 
 /* ---- read-bandwidth probe ------------------------------------------------ */
@@ -249,171 +195,191 @@ out:
     return rc;
 }
 
+/* ---- the run: sizes, repetitions, probe ------------------------------------ */
+
+/* What a run measured, as printed. */
+struct bench {
+    char type[32];
+    int group, threads;
+    uint64_t file_bytes, wbytes, peak_rss;
+    enum qlm_dtype kv;
+    double load_m, load_sd, pp_m, pp_sd, tg_m, tg_sd, tg_gbs;
+    size_t probe_bytes;
+    double probe_mean, probe_sd, frac;
+};
+
+/* Open the model once to check the sizes and draw the prompt ids. */
+static int model_sizes(const struct opts *o, struct bench *b, int32_t *prompt)
+{
+    struct qlm_error err = {0};
+    struct qlm_model *m = NULL;
+    if (qlm_model_open(&m, o->model, &err))
+        return qlm_cli_fail("%s", err.msg);
+    const struct qlm_hparams *hp = qlm_model_hparams(m);
+    if (hp->max_pos > 0 && (long)o->prompt + o->gen > hp->max_pos) {
+        int rc = qlm_cli_fail("--prompt %d + --gen %d: more than the model's %d positions",
+                              o->prompt, o->gen, hp->max_pos);
+        qlm_model_free(m); /* hp with it */
+        return rc;
+    }
+    int n_ids = qlm_n_tokens(m) > 0 && qlm_n_tokens(m) <= hp->vocab_size ? qlm_n_tokens(m)
+                                                                         : hp->vocab_size;
+    uint32_t seed = 0x9e3779b9u; /* fixed: every run evaluates the same ids */
+    for (int i = 0; i < o->prompt; i++)
+        prompt[i] = (int32_t)(xorshift32(&seed) % (uint32_t)n_ids);
+    b->wbytes = qlm_model_weight_bytes_per_token(m);
+    b->file_bytes = qlm_model_file(m)->size;
+    snprintf(b->type, sizeof b->type, "%s", qlm_dtype_name(hp->wtype));
+    b->group = hp->group;
+    qlm_model_free(m);
+    return 0;
+}
+
+/* Mean and sd of one double field (at offset off) over the repetitions. */
+static void rep_mean_sd(const struct rep *r, int n, size_t off, double *col, double *m,
+                        double *sd)
+{
+    for (int i = 0; i < n; i++)
+        memcpy(&col[i], (const char *)&r[i] + off, sizeof *col);
+    qlm_stats_mean_sd(col, (size_t)n, m, sd);
+}
+
+/* Bandwidth probe, after the model runs so its buffer does not inflate the
+ * peak RSS; col: o->reps doubles. */
+static int probe(const struct opts *o, struct bench *b, double *col)
+{
+    b->probe_bytes = (size_t)o->probe_mib << 20;
+    if (o->probe_mib == 0)
+        return 0;
+    uint64_t *buf = malloc(b->probe_bytes);
+    if (!buf)
+        return qlm_cli_fail("bandwidth probe: cannot allocate %d MiB (try --probe-mib)",
+                            o->probe_mib);
+    for (size_t i = 0; i < b->probe_bytes / sizeof *buf; i++)
+        buf[i] = i;
+    for (int r = 0; r < o->reps; r++)
+        col[r] = probe_bandwidth(buf, b->probe_bytes, b->threads, 5);
+    qlm_stats_mean_sd(col, (size_t)o->reps, &b->probe_mean, &b->probe_sd);
+    free(buf);
+    return 0;
+}
+
+/* Repetitions: each opens the model afresh (load time), prefills, decodes. */
+static int measure(const struct opts *o, struct bench *b)
+{
+    struct qlm_error err = {0};
+    int32_t *prompt = malloc((size_t)o->prompt * sizeof *prompt);
+    struct rep *reps = calloc((size_t)o->reps, sizeof *reps);
+    double *col = malloc((size_t)o->reps * sizeof *col);
+    int rc = !prompt || !reps || !col ? qlm_cli_fail("out of memory") : 0;
+    if (rc == 0)
+        rc = model_sizes(o, b, prompt);
+    for (int r = 0; rc == 0 && r < o->reps; r++) {
+        if (run_rep(o, prompt, &reps[r], &b->threads, &b->kv, &err)) {
+            rc = qlm_cli_fail("%s", err.msg);
+            break;
+        }
+        if (!o->json && isatty(2))
+            fprintf(stderr, "rep %d/%d: load %.1f ms, pp %.2f tok/s, tg %.2f tok/s\n", r + 1,
+                    o->reps, reps[r].load_ms, reps[r].pp_tok_s, reps[r].tg_tok_s);
+    }
+    b->peak_rss = qlm_cli_peak_rss(); /* before the probe's buffer */
+    if (rc == 0)
+        rc = probe(o, b, col);
+    if (rc == 0) {
+        rep_mean_sd(reps, o->reps, offsetof(struct rep, load_ms), col, &b->load_m, &b->load_sd);
+        rep_mean_sd(reps, o->reps, offsetof(struct rep, pp_tok_s), col, &b->pp_m, &b->pp_sd);
+        rep_mean_sd(reps, o->reps, offsetof(struct rep, tg_tok_s), col, &b->tg_m, &b->tg_sd);
+        b->tg_gbs = b->tg_m * (double)b->wbytes / 1e9;
+        b->frac = b->probe_mean > 0 && o->gen > 0 ? b->tg_gbs / b->probe_mean : NAN;
+    }
+    free(col);
+    free(reps);
+    free(prompt);
+    return rc;
+}
+
+/* ---- output ------------------------------------------------------------------ */
+
 static json_t *jnum(double v)
 {
     return isfinite(v) ? json_real(v) : json_null();
 }
 
+static int print_json(const struct opts *o, const struct bench *b)
+{
+    bool gen = o->gen > 0, pr = o->probe_mib > 0;
+    json_t *j = json_object();
+    json_object_set_new(j, "model", json_string(o->model));
+    json_object_set_new(j, "type", json_string(b->type));
+    json_object_set_new(j, "group", json_integer(b->group));
+    json_object_set_new(j, "file_bytes", json_integer((json_int_t)b->file_bytes));
+    json_object_set_new(j, "isa", json_string(qlm_isa_name()));
+    json_object_set_new(j, "threads", json_integer(b->threads));
+    json_object_set_new(j, "kv_type", json_string(qlm_dtype_name(b->kv)));
+    json_object_set_new(j, "reps", json_integer(o->reps));
+    json_object_set_new(j, "prompt", json_integer(o->prompt));
+    json_object_set_new(j, "gen", json_integer(o->gen));
+    json_object_set_new(j, "load_ms", jnum(b->load_m));
+    json_object_set_new(j, "load_ms_sd", jnum(b->load_sd));
+    json_object_set_new(j, "pp_tok_s", jnum(b->pp_m));
+    json_object_set_new(j, "pp_tok_s_sd", jnum(b->pp_sd));
+    json_object_set_new(j, "tg_tok_s", gen ? jnum(b->tg_m) : json_null());
+    json_object_set_new(j, "tg_tok_s_sd", gen ? jnum(b->tg_sd) : json_null());
+    json_object_set_new(j, "weight_bytes_per_token", json_integer((json_int_t)b->wbytes));
+    json_object_set_new(j, "tg_weight_gb_s", gen ? jnum(b->tg_gbs) : json_null());
+    json_object_set_new(j, "probe_bytes", json_integer((json_int_t)b->probe_bytes));
+    json_object_set_new(j, "probe_gb_s", pr ? jnum(b->probe_mean) : json_null());
+    json_object_set_new(j, "probe_gb_s_sd", pr ? jnum(b->probe_sd) : json_null());
+    json_object_set_new(j, "bw_fraction", jnum(b->frac));
+    json_object_set_new(j, "peak_rss_bytes", json_integer((json_int_t)b->peak_rss));
+    char *s = json_dumps(j, JSON_REAL_PRECISION(10));
+    json_decref(j);
+    if (!s)
+        return qlm_cli_fail("out of memory");
+    puts(s);
+    free(s);
+    return 0;
+}
+
+static void print_text(const struct opts *o, const struct bench *b)
+{
+    printf("model     %s: %s", o->model, b->type);
+    if (b->group)
+        printf(" group %d", b->group);
+    printf(", %.1f MiB, %.1f MiB of weights per token\n", (double)b->file_bytes / 1048576.0,
+           (double)b->wbytes / 1048576.0);
+    printf("setup     ISA %s, %d threads, KV cache %s, %d reps (mean ± sd)\n", qlm_isa_name(),
+           b->threads, qlm_dtype_name(b->kv), o->reps);
+    printf("load      %.1f ± %.1f ms\n", b->load_m, b->load_sd);
+    printf("prefill   %d tokens: %.2f ± %.2f tok/s\n", o->prompt, b->pp_m, b->pp_sd);
+    if (o->gen > 0) {
+        printf("decode    %d tokens: %.2f ± %.2f tok/s = %.2f GB/s of weights", o->gen, b->tg_m,
+               b->tg_sd, b->tg_gbs);
+        if (o->probe_mib > 0)
+            printf(" = %.1f%% of the %.2f ± %.2f GB/s probe", 100 * b->frac, b->probe_mean,
+                   b->probe_sd);
+        putchar('\n');
+    } else if (o->probe_mib > 0) {
+        printf("probe     %.2f ± %.2f GB/s read bandwidth\n", b->probe_mean, b->probe_sd);
+    }
+    printf("peak RSS  %.1f MiB\n", (double)b->peak_rss / 1048576.0);
+}
+
 int main(int argc, char **argv)
 {
+    qlm_cli_init("qlm-bench", 1);
     struct opts o;
-    int exit_now;
-    if (parse_args(argc, argv, &o, &exit_now))
-        return 1;
-    if (exit_now >= 0)
-        return exit_now;
-
-    struct qlm_error err = {0};
-    int rc = 1;
-    struct qlm_model *m = NULL;
-    int32_t *prompt = NULL;
-    struct rep *reps = NULL;
-    uint64_t *buf = NULL;
-    double *col = NULL;
-    qlm_cli_catch_sigbus(prog, o.model);
-
-    /* Open once to check the sizes and draw the prompt ids. */
-    if (qlm_model_open(&m, o.model, &err)) {
-        fail("%s", err.msg);
-        goto out;
-    }
-    const struct qlm_hparams *hp = qlm_model_hparams(m);
-    if (hp->max_pos > 0 && (long)o.prompt + o.gen > hp->max_pos) {
-        fail("--prompt %d + --gen %d: more than the model's %d positions", o.prompt, o.gen,
-             hp->max_pos);
-        goto out;
-    }
-    int n_ids = qlm_n_tokens(m) > 0 && qlm_n_tokens(m) <= hp->vocab_size ? qlm_n_tokens(m)
-                                                                         : hp->vocab_size;
-    prompt = malloc((size_t)o.prompt * sizeof *prompt);
-    reps = calloc((size_t)o.reps, sizeof *reps);
-    col = malloc((size_t)o.reps * sizeof *col);
-    if (!prompt || !reps || !col) {
-        fail("out of memory");
-        goto out;
-    }
-    uint32_t seed = 0x9e3779b9u; /* fixed: every run evaluates the same ids */
-    for (int i = 0; i < o.prompt; i++)
-        prompt[i] = (int32_t)(xorshift32(&seed) % (uint32_t)n_ids);
-    uint64_t wbytes = qlm_model_weight_bytes_per_token(m);
-    uint64_t file_bytes = qlm_model_file(m)->size;
-    char type[32];
-    snprintf(type, sizeof type, "%s", qlm_dtype_name(hp->wtype));
-    int group = hp->group;
-    qlm_model_free(m);
-    m = NULL;
-
-    /* Repetitions: each opens the model afresh (load time), prefills, decodes. */
-    int threads = 0;
-    enum qlm_dtype kv = QLM_F32;
-    for (int r = 0; r < o.reps; r++) {
-        if (run_rep(&o, prompt, &reps[r], &threads, &kv, &err)) {
-            fail("%s", err.msg);
-            goto out;
-        }
-        if (!o.json && isatty(2))
-            fprintf(stderr, "rep %d/%d: load %.1f ms, pp %.2f tok/s, tg %.2f tok/s\n", r + 1,
-                    o.reps, reps[r].load_ms, reps[r].pp_tok_s, reps[r].tg_tok_s);
-    }
-    uint64_t peak_rss = qlm_cli_peak_rss(); /* before the probe's buffer */
-
-    /* Bandwidth probe, after the model runs so its buffer does not inflate
-     * the peak RSS reported above. */
-    double probe_mean = 0, probe_sd = 0;
-    size_t probe_bytes = (size_t)o.probe_mib << 20;
-    if (o.probe_mib > 0) {
-        buf = malloc(probe_bytes);
-        if (!buf) {
-            fail("bandwidth probe: cannot allocate %d MiB (try --probe-mib)", o.probe_mib);
-            goto out;
-        }
-        for (size_t i = 0; i < probe_bytes / sizeof *buf; i++)
-            buf[i] = i;
-        for (int r = 0; r < o.reps; r++)
-            col[r] = probe_bandwidth(buf, probe_bytes, threads, 5);
-        qlm_stats_mean_sd(col, (size_t)o.reps, &probe_mean, &probe_sd);
-    }
-
-    double load_m, load_sd, pp_m, pp_sd, tg_m, tg_sd;
-    for (int r = 0; r < o.reps; r++)
-        col[r] = reps[r].load_ms;
-    qlm_stats_mean_sd(col, (size_t)o.reps, &load_m, &load_sd);
-    for (int r = 0; r < o.reps; r++)
-        col[r] = reps[r].pp_tok_s;
-    qlm_stats_mean_sd(col, (size_t)o.reps, &pp_m, &pp_sd);
-    for (int r = 0; r < o.reps; r++)
-        col[r] = reps[r].tg_tok_s;
-    qlm_stats_mean_sd(col, (size_t)o.reps, &tg_m, &tg_sd);
-    double tg_gbs = tg_m * (double)wbytes / 1e9;
-    double frac = probe_mean > 0 && o.gen > 0 ? tg_gbs / probe_mean : NAN;
-    const char *isa = qlm_isa_name();
-
-    if (o.json) {
-        json_t *j = json_object();
-        json_object_set_new(j, "model", json_string(o.model));
-        json_object_set_new(j, "type", json_string(type));
-        json_object_set_new(j, "group", json_integer(group));
-        json_object_set_new(j, "file_bytes", json_integer((json_int_t)file_bytes));
-        json_object_set_new(j, "isa", json_string(isa));
-        json_object_set_new(j, "threads", json_integer(threads));
-        json_object_set_new(j, "kv_type", json_string(qlm_dtype_name(kv)));
-        json_object_set_new(j, "reps", json_integer(o.reps));
-        json_object_set_new(j, "prompt", json_integer(o.prompt));
-        json_object_set_new(j, "gen", json_integer(o.gen));
-        json_object_set_new(j, "load_ms", jnum(load_m));
-        json_object_set_new(j, "load_ms_sd", jnum(load_sd));
-        json_object_set_new(j, "pp_tok_s", jnum(pp_m));
-        json_object_set_new(j, "pp_tok_s_sd", jnum(pp_sd));
-        json_object_set_new(j, "tg_tok_s", o.gen > 0 ? jnum(tg_m) : json_null());
-        json_object_set_new(j, "tg_tok_s_sd", o.gen > 0 ? jnum(tg_sd) : json_null());
-        json_object_set_new(j, "weight_bytes_per_token", json_integer((json_int_t)wbytes));
-        json_object_set_new(j, "tg_weight_gb_s", o.gen > 0 ? jnum(tg_gbs) : json_null());
-        json_object_set_new(j, "probe_bytes", json_integer((json_int_t)probe_bytes));
-        json_object_set_new(j, "probe_gb_s", o.probe_mib > 0 ? jnum(probe_mean) : json_null());
-        json_object_set_new(j, "probe_gb_s_sd", o.probe_mib > 0 ? jnum(probe_sd) : json_null());
-        json_object_set_new(j, "bw_fraction", jnum(frac));
-        json_object_set_new(j, "peak_rss_bytes", json_integer((json_int_t)peak_rss));
-        char *s = json_dumps(j, JSON_REAL_PRECISION(10));
-        json_decref(j);
-        if (!s) {
-            fail("out of memory");
-            goto out;
-        }
-        puts(s);
-        free(s);
-    } else {
-        printf("model     %s: %s", o.model, type);
-        if (group)
-            printf(" group %d", group);
-        printf(", %.1f MiB, %.1f MiB of weights per token\n", (double)file_bytes / 1048576.0,
-               (double)wbytes / 1048576.0);
-        printf("setup     ISA %s, %d threads, KV cache %s, %d reps (mean ± sd)\n", isa, threads,
-               qlm_dtype_name(kv), o.reps);
-        printf("load      %.1f ± %.1f ms\n", load_m, load_sd);
-        printf("prefill   %d tokens: %.2f ± %.2f tok/s\n", o.prompt, pp_m, pp_sd);
-        if (o.gen > 0) {
-            printf("decode    %d tokens: %.2f ± %.2f tok/s = %.2f GB/s of weights", o.gen, tg_m,
-                   tg_sd, tg_gbs);
-            if (o.probe_mib > 0)
-                printf(" = %.1f%% of the %.2f ± %.2f GB/s probe", 100 * frac, probe_mean,
-                       probe_sd);
-            putchar('\n');
-        } else if (o.probe_mib > 0) {
-            printf("probe     %.2f ± %.2f GB/s read bandwidth\n", probe_mean, probe_sd);
-        }
-        printf("peak RSS  %.1f MiB\n", (double)peak_rss / 1048576.0);
-    }
-    if (fflush(stdout) != 0 || ferror(stdout)) {
-        fail("writing stdout: %s", strerror(errno));
-        goto out;
-    }
-    rc = 0;
-out:
-    free(buf);
-    free(col);
-    free(reps);
-    free(prompt);
-    if (m)
-        qlm_model_free(m);
-    return rc;
+    int rc = parse_args(argc, argv, &o);
+    if (rc != QLM_CLI_CONTINUE)
+        return rc;
+    qlm_cli_catch_sigbus(o.model);
+    struct bench b = {.kv = QLM_F32};
+    if ((rc = measure(&o, &b)) != 0)
+        return rc;
+    if (o.json)
+        rc = print_json(&o, &b);
+    else
+        print_text(&o, &b);
+    return rc ? rc : qlm_cli_flush_stdout();
 }

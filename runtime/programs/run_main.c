@@ -1,7 +1,6 @@
 /* run_main.c — qlm-run: generate text from a .qlm model, or chat with it. */
 #include "config.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -15,63 +14,59 @@
 #include "cli.h"
 #include "qlm.h"
 
-#define PROG "qlm-run"
 #define DEFAULT_N 128
 #define DEFAULT_CTX 4096
 #define MAX_THREADS 1024
 
 /* Exit statuses: 1 for errors, 2 for usage errors. */
-enum { EXIT_ERR = 1, EXIT_USAGE = 2 };
+enum { EXIT_ERR = QLM_CLI_EXIT_ERR, EXIT_USAGE = 2 };
 
-static void usage(FILE *fp)
-{
-    fputs("Usage: " PROG " FILE.qlm (-p PROMPT | -f FILE | --tokens FILE) [OPTION]...\n"
-          "       " PROG " FILE.qlm --chat [OPTION]...\n"
-          "Generate text from a quantized Qwen3 model, or chat with it.\n"
-          "\n"
-          "Input:\n"
-          "  -p, --prompt TEXT     the prompt\n"
-          "  -f, --file FILE       read the prompt from FILE ('-' = stdin)\n"
-          "      --tokens FILE     the prompt as whitespace-separated token ids\n"
-          "      --no-special      tokenize special-token text (<|im_start|>) in the\n"
-          "                        prompt as plain text\n"
-          "Generation:\n"
-          "  -n, --n-predict N     tokens to generate (default 128; in --chat: per reply,\n"
-          "                        default until the context is full)\n"
-          "      --temp T          temperature (default 0.8; 0 = greedy)\n"
-          "      --top-k K         keep the K most likely tokens (default 40; 0 = off)\n"
-          "      --top-p P         nucleus sampling (default 0.95; 1 = off)\n"
-          "      --min-p P         drop tokens below P x the top probability\n"
-          "                        (default 0.05; 0 = off)\n"
-          "      --seed S          sampler seed (default: from the clock, printed)\n"
-          "      --ctx N           context length in tokens (default 4096, at most the\n"
-          "                        model's maximum)\n"
-          "  -t, --threads N       threads (default: physical cores)\n"
-          "      --kv-type T       KV cache elements: f16 or f32 (default: f16 for q8/q4\n"
-          "                        models, f32 for float ones)\n"
-          "Chat:\n"
-          "      --chat            interactive chat (ChatML) reading stdin line by line;\n"
-          "                        '/exit' or end of input ends it\n"
-          "      --system TEXT     system message for --chat\n"
-          "      --no-think        --chat: skip the model's thinking (empty <think> block)\n"
-          "Output:\n"
-          "      --tokenize        print the prompt's token ids on one line and exit\n"
-          "      --print-ids       print the generated token ids instead of the text\n"
-          "      --logits-out FILE write the logits of every prompt position to FILE as\n"
-          "                        raw little-endian f32 (positions x vocab)\n"
-          "  -q, --quiet           print only the generated text (no prompt echo, no\n"
-          "                        statistics)\n"
-          "  -v, --verbose         more statistics on stderr (per chat turn)\n"
-          "      --no-verify       skip checking the tensor checksums at start-up\n"
-          "  -h, --help            show this help and exit\n"
-          "  -V, --version         show the version and exit\n"
-          "\n"
-          "The prompt is echoed before the generated text unless -q.  The last line on\n"
-          "stderr gives prompt and generation speeds.  Exit status: 0 on success (also\n"
-          "when the context fills up or ^C stops generation), 1 on errors, 2 on usage\n"
-          "errors.  See qlm-run(1).\n",
-          fp);
-}
+static const char HELP[] =
+    "Usage: qlm-run FILE.qlm (-p PROMPT | -f FILE | --tokens FILE) [OPTION]...\n"
+    "       qlm-run FILE.qlm --chat [OPTION]...\n"
+    "Generate text from a quantized Qwen3 model, or chat with it.\n"
+    "\n"
+    "Input:\n"
+    "  -p, --prompt TEXT     the prompt\n"
+    "  -f, --file FILE       read the prompt from FILE ('-' = stdin)\n"
+    "      --tokens FILE     the prompt as whitespace-separated token ids\n"
+    "      --no-special      tokenize special-token text (<|im_start|>) in the\n"
+    "                        prompt as plain text\n"
+    "Generation:\n"
+    "  -n, --n-predict N     tokens to generate (default 128; in --chat: per reply,\n"
+    "                        default until the context is full)\n"
+    "      --temp T          temperature (default 0.8; 0 = greedy)\n"
+    "      --top-k K         keep the K most likely tokens (default 40; 0 = off)\n"
+    "      --top-p P         nucleus sampling (default 0.95; 1 = off)\n"
+    "      --min-p P         drop tokens below P x the top probability\n"
+    "                        (default 0.05; 0 = off)\n"
+    "      --seed S          sampler seed (default: from the clock, printed)\n"
+    "      --ctx N           context length in tokens (default 4096, at most the\n"
+    "                        model's maximum)\n"
+    "  -t, --threads N       threads (default: physical cores)\n"
+    "      --kv-type T       KV cache elements: f16 or f32 (default: f16 for q8/q4\n"
+    "                        models, f32 for float ones)\n"
+    "Chat:\n"
+    "      --chat            interactive chat (ChatML) reading stdin line by line;\n"
+    "                        '/exit' or end of input ends it\n"
+    "      --system TEXT     system message for --chat\n"
+    "      --no-think        --chat: skip the model's thinking (empty <think> block)\n"
+    "Output:\n"
+    "      --tokenize        print the prompt's token ids on one line and exit\n"
+    "      --print-ids       print the generated token ids instead of the text\n"
+    "      --logits-out FILE write the logits of every prompt position to FILE as\n"
+    "                        raw little-endian f32 (positions x vocab)\n"
+    "  -q, --quiet           print only the generated text (no prompt echo, no\n"
+    "                        statistics)\n"
+    "  -v, --verbose         more statistics on stderr (per chat turn)\n"
+    "      --no-verify       skip checking the tensor checksums at start-up\n"
+    "  -h, --help            show this help and exit\n"
+    "  -V, --version         show the version and exit\n"
+    "\n"
+    "The prompt is echoed before the generated text unless -q.  The last line on\n"
+    "stderr gives prompt and generation speeds.  Exit status: 0 on success (also\n"
+    "when the context fills up or ^C stops generation), 1 on errors, 2 on usage\n"
+    "errors.  See qlm-run(1).\n";
 
 enum {
     OPT_TOKENS = 256, OPT_NO_SPECIAL, OPT_TEMP, OPT_TOP_K, OPT_TOP_P, OPT_MIN_P, OPT_SEED,
@@ -135,19 +130,13 @@ struct run {
     double t_prefill, t_decode;
 };
 
-static _Noreturn void die_usage(const char *msg)
+static _Noreturn void die_err(const struct qlm_error *e)
 {
-    fprintf(stderr, PROG ": %s\n", msg);
-    exit(EXIT_USAGE);
+    exit(qlm_cli_fail("%s", e->msg));
 }
 
-static _Noreturn void die_err(const struct qlm_error *e, int status)
-{
-    fprintf(stderr, PROG ": %s\n", e->msg);
-    exit(status);
-}
-
-static void parse_args(int argc, char **argv, struct opts *o)
+/* QLM_CLI_CONTINUE, or the status to exit with. */
+static int parse_args(int argc, char **argv, struct opts *o)
 {
     struct qlm_error e = {0};
     memset(o, 0, sizeof *o);
@@ -202,55 +191,37 @@ static void parse_args(int argc, char **argv, struct opts *o)
         case 'v': o->verbose = true; break;
         case OPT_NO_VERIFY: o->no_verify = true; break;
         case OPT_KV_TYPE: rc = qlm_cli_parse_kv_type("--kv-type", optarg, &o->kv_type, &e); break;
-        case 'h': usage(stdout); exit(0);
-        case 'V': printf(PROG " (qlm) %s\n", qlm_version()); exit(0);
-        case ':': {
-            char msg[160];
-            if (optopt > 0 && optopt < 128 && isalnum(optopt))
-                snprintf(msg, sizeof msg, "option -%c needs an argument", optopt);
-            else
-                snprintf(msg, sizeof msg, "option %.100s needs an argument", argv[optind - 1]);
-            die_usage(msg);
-        }
-        default: {
-            char msg[160];
-            if (optopt > 0 && optopt < 128 && isalnum(optopt))
-                snprintf(msg, sizeof msg, "unknown option -%c (see --help)", optopt);
-            else
-                snprintf(msg, sizeof msg, "unknown option %.100s (see --help)", argv[optind - 1]);
-            die_usage(msg);
-        }
+        case 'h': return qlm_cli_help(HELP);
+        case 'V':
+            printf("qlm-run (qlm) %s\n", qlm_version());
+            return qlm_cli_flush_stdout();
+        default: return qlm_cli_bad_option(c, argv);
         }
         if (rc != QLM_OK)
-            die_err(&e, EXIT_USAGE);
+            return qlm_cli_usage("%s", e.msg);
     }
-    if (optind >= argc)
-        die_usage("no model file (usage: " PROG " FILE.qlm -p PROMPT; see --help)");
-    if (argc - optind > 1) {
-        char msg[200];
-        snprintf(msg, sizeof msg, "unexpected argument '%.100s' (one model file only)",
-                 argv[optind + 1]);
-        die_usage(msg);
-    }
-    o->model = argv[optind];
+    int st = qlm_cli_operand(argc, argv, "model file", &o->model);
+    if (st != QLM_CLI_CONTINUE)
+        return st;
     int n_in = !!o->prompt + !!o->prompt_file + !!o->tokens_file;
     if (o->chat) {
         if (n_in)
-            die_usage("--chat reads its messages from stdin; -p, -f and --tokens do not apply");
+            return qlm_cli_usage("--chat reads its messages from stdin; -p, -f and --tokens do not apply");
         if (o->tokenize || o->logits_out || o->print_ids)
-            die_usage("--chat does not combine with --tokenize, --logits-out or --print-ids");
+            return qlm_cli_usage("--chat does not combine with --tokenize, --logits-out or --print-ids");
     } else {
         if (n_in == 0)
-            die_usage("no prompt: give -p PROMPT, -f FILE or --tokens FILE (or --chat)");
+            return qlm_cli_usage("no prompt: give -p PROMPT, -f FILE or --tokens FILE (or --chat)");
         if (n_in > 1)
-            die_usage("give only one of -p, -f and --tokens");
+            return qlm_cli_usage("give only one of -p, -f and --tokens");
         if (o->system || o->no_think)
-            die_usage("--system and --no-think apply only to --chat");
+            return qlm_cli_usage("--system and --no-think apply only to --chat");
         if (o->tokenize && o->logits_out)
-            die_usage("--tokenize does not combine with --logits-out");
+            return qlm_cli_usage("--tokenize does not combine with --logits-out");
     }
     if (o->n_predict < 0)
         o->n_predict = o->chat ? -1 : DEFAULT_N;
+    return QLM_CLI_CONTINUE;
 }
 
 /* ---- output --------------------------------------------------------------- */
@@ -261,8 +232,7 @@ static void out_bytes(const char *p, size_t n)
         /* stdout closed (qlm-run ... | head): stop quietly like other filters. */
         if (errno == EPIPE)
             exit(0);
-        fprintf(stderr, PROG ": <stdout>: %s\n", strerror(errno));
-        exit(EXIT_ERR);
+        exit(qlm_cli_fail("<stdout>: %s", strerror(errno)));
     }
 }
 
@@ -271,8 +241,7 @@ static void out_flush(void)
     if (fflush(stdout) != 0) {
         if (errno == EPIPE)
             exit(0);
-        fprintf(stderr, PROG ": <stdout>: %s\n", strerror(errno));
-        exit(EXIT_ERR);
+        exit(qlm_cli_fail("<stdout>: %s", strerror(errno)));
     }
 }
 
@@ -289,8 +258,7 @@ static void emit_token(struct run *r, int32_t id, bool as_id, bool first)
         size_t cap = len + 64;
         char *p = realloc(r->buf, cap);
         if (!p) {
-            fprintf(stderr, PROG ": out of memory\n");
-            exit(EXIT_ERR);
+            exit(qlm_cli_fail("out of memory"));
         }
         r->buf = p;
         r->cap = cap;
@@ -327,7 +295,7 @@ static void eval_or_die(struct run *r, const int32_t *ids, int n, bool all_logit
     struct qlm_error e = {0};
     double t0 = qlm_cli_now();
     if (qlm_eval(r->s, ids, n, all_logits, &e) != QLM_OK)
-        die_err(&e, EXIT_ERR);
+        die_err(&e);
     *t += qlm_cli_now() - t0;
 }
 
@@ -384,14 +352,12 @@ static void write_logits(const char *path, const float *logits, size_t n_pos, si
     size_t tlen = strlen(path) + 5;
     char *tmp = malloc(tlen);
     if (!tmp) {
-        fprintf(stderr, PROG ": out of memory\n");
-        exit(EXIT_ERR);
+        exit(qlm_cli_fail("out of memory"));
     }
     snprintf(tmp, tlen, "%s.tmp", path);
     FILE *fp = fopen(tmp, "wb");
     if (!fp) {
-        fprintf(stderr, PROG ": %s: %s\n", tmp, strerror(errno));
-        exit(EXIT_ERR);
+        exit(qlm_cli_fail("%s: %s", tmp, strerror(errno)));
     }
     bool ok = true;
     if (host_is_le()) {
@@ -421,14 +387,13 @@ static void write_logits(const char *path, const float *logits, size_t n_pos, si
     if (ok && rename(tmp, path) != 0) {
         ok = false;
         e = errno;
-        fprintf(stderr, PROG ": %s: cannot rename to %s: %s\n", tmp, path, strerror(e));
+        qlm_cli_fail("%s: cannot rename to %s: %s", tmp, path, strerror(e));
         unlink(tmp);
         exit(EXIT_ERR);
     }
     if (!ok) {
         unlink(tmp);
-        fprintf(stderr, PROG ": %s: %s\n", path, e ? strerror(e) : "write failed");
-        exit(EXIT_ERR);
+        exit(qlm_cli_fail("%s: %s", path, e ? strerror(e) : "write failed"));
     }
     free(tmp);
 }
@@ -468,9 +433,8 @@ static int run_prompt(struct run *r, int32_t *ids, size_t n_ids, const char *tex
     const struct opts *o = r->o;
     int ctx = qlm_session_ctx(r->s);
     if (n_ids > (size_t)ctx) {
-        fprintf(stderr, PROG ": the prompt is %zu tokens, longer than the context of %d tokens "
-                        "(--ctx)\n", n_ids, ctx);
-        return EXIT_ERR;
+        return qlm_cli_fail("the prompt is %zu tokens, longer than the context of %d tokens "
+                            "(--ctx)", n_ids, ctx);
     }
     r->n_prompt = (long)n_ids;
     bool generating = o->n_predict > 0;
@@ -513,7 +477,7 @@ static int run_chat(struct run *r)
     struct qlm_error e = {0};
     struct qlm_chat chat;
     if (qlm_chat_init(&chat, r->m, o->system, !o->no_think, &e) != QLM_OK)
-        die_err(&e, EXIT_ERR);
+        die_err(&e);
     bool tty_in = isatty(STDIN_FILENO) == 1;
     int ctx = qlm_session_ctx(r->s);
     if (!o->quiet)
@@ -535,8 +499,7 @@ static int run_chat(struct run *r)
         line_no++;
         if (len < 0) {
             if (ferror(stdin) && errno != EINTR) {
-                fprintf(stderr, PROG ": <stdin>: %s\n", strerror(errno));
-                status = EXIT_ERR;
+                status = qlm_cli_fail("<stdin>: %s", strerror(errno));
             }
             if (tty_in)
                 out_bytes("\n", 1);
@@ -555,7 +518,7 @@ static int run_chat(struct run *r)
         if (qlm_cli_check_utf8(what, line, (size_t)len, &e) != QLM_OK) {
             /* at a terminal, a mistyped byte should not end the conversation */
             if (!tty_in)
-                die_err(&e, EXIT_ERR);
+                die_err(&e);
             fprintf(stderr, "[%s; message ignored]\n", e.msg);
             turn--;
             continue;
@@ -563,7 +526,7 @@ static int run_chat(struct run *r)
         int32_t *ids;
         size_t n;
         if (qlm_chat_turn(&chat, line, (size_t)len, &ids, &n, &e) != QLM_OK)
-            die_err(&e, EXIT_ERR);
+            die_err(&e);
         int pos = qlm_session_pos(r->s);
         if (n >= (size_t)(ctx - pos)) {
             free(ids);
@@ -601,8 +564,11 @@ static int run_chat(struct run *r)
 
 int main(int argc, char **argv)
 {
+    qlm_cli_init("qlm-run", EXIT_USAGE);
     struct opts o;
-    parse_args(argc, argv, &o);
+    int st = parse_args(argc, argv, &o);
+    if (st != QLM_CLI_CONTINUE)
+        return st;
     if (!o.seed_given)
         o.sp.seed = clock_seed();
 
@@ -617,32 +583,30 @@ int main(int argc, char **argv)
         text = strdup(o.prompt);
         text_len = strlen(o.prompt);
         if (!text) {
-            fprintf(stderr, PROG ": out of memory\n");
-            return EXIT_ERR;
+            return qlm_cli_fail("out of memory");
         }
     } else if (o.prompt_file && qlm_cli_read_text(o.prompt_file, &text, &text_len, &e) != QLM_OK)
-        die_err(&e, EXIT_ERR);
+        die_err(&e);
     if (o.prompt && qlm_cli_check_utf8("prompt (-p)", text, text_len, &e) != QLM_OK) {
         free(text);
-        die_err(&e, EXIT_ERR);
+        die_err(&e);
     }
     if (text && text_len == 0) {
         /* Qwen3 has no BOS token: an empty prompt has nothing to condition on. */
-        fprintf(stderr, PROG ": empty prompt\n");
         free(text);
-        return EXIT_ERR;
+        return qlm_cli_fail("empty prompt");
     }
 
-    qlm_cli_catch_sigbus(PROG, o.model);
+    qlm_cli_catch_sigbus(o.model);
     if (qlm_model_open(&r.m, o.model, &e) != QLM_OK)
-        die_err(&e, EXIT_ERR);
+        die_err(&e);
     if (!o.no_verify) {
         struct qlm_cli_progress pb;
         qlm_cli_progress_begin(&pb, "verifying");
         enum qlm_err rc = qlm_file_verify(qlm_model_file(r.m), qlm_cli_progress_cb, &pb, &e);
         qlm_cli_progress_end(&pb);
         if (rc != QLM_OK)
-            die_err(&e, EXIT_ERR);
+            die_err(&e);
     }
     const struct qlm_hparams *hp = qlm_model_hparams(r.m);
     r.vocab = hp->vocab_size;
@@ -654,12 +618,12 @@ int main(int argc, char **argv)
     size_t n_ids = 0;
     if (o.tokens_file) {
         if (qlm_cli_read_tokens(o.tokens_file, hp->vocab_size, &ids, &n_ids, &e) != QLM_OK)
-            die_err(&e, EXIT_ERR);
+            die_err(&e);
     } else if (text) {
         if (qlm_tokenize(r.m, text, text_len, !o.no_special, &ids, &n_ids, &e) != QLM_OK)
-            die_err(&e, EXIT_ERR);
+            die_err(&e);
         if (n_ids == 0) {
-            fprintf(stderr, PROG ": empty prompt (no tokens)\n");
+            qlm_cli_fail("empty prompt (no tokens)");
             free(ids);
             free(text);
             qlm_model_free(r.m);
@@ -676,7 +640,7 @@ int main(int argc, char **argv)
 
     int ctx = o.ctx;
     if (ctx > hp->max_pos) {
-        fprintf(stderr, PROG ": --ctx %d exceeds the model's maximum of %d\n", ctx, hp->max_pos);
+        qlm_cli_fail("--ctx %d exceeds the model's maximum of %d", ctx, hp->max_pos);
         free(ids);
         free(text);
         qlm_model_free(r.m);
@@ -685,11 +649,11 @@ int main(int argc, char **argv)
     if (ctx == 0)
         ctx = DEFAULT_CTX < hp->max_pos ? DEFAULT_CTX : hp->max_pos;
     if (qlm_session_new(&r.s, r.m, ctx, o.threads, &e) != QLM_OK)
-        die_err(&e, EXIT_ERR);
+        die_err(&e);
     if (o.kv_type >= 0 && qlm_session_set_kv_type(r.s, (enum qlm_dtype)o.kv_type, &e) != QLM_OK)
-        die_err(&e, EXIT_ERR);
+        die_err(&e);
     if (qlm_sampler_new(&r.smp, &o.sp, hp->vocab_size, &e) != QLM_OK)
-        die_err(&e, EXIT_ERR);
+        die_err(&e);
 
     int status = o.chat ? run_chat(&r) : run_prompt(&r, ids, n_ids, text, text_len);
 
