@@ -39,6 +39,21 @@ expect_error "prompt longer than the context" 'prompt is [0-9]+ tokens.*context 
 expect_error "empty prompt" 'empty prompt' "$QLM_RUN" "$M" -p ""
 : >"$T/empty.txt"
 expect_error "empty prompt file" 'empty prompt' "$QLM_RUN" "$M" -f "$T/empty.txt"
+# ... but it tokenizes to no ids, as Hugging Face's tokenizer says ([]).
+tokenize_empty() { # tokenize_empty WHAT ARGS...: one empty line on stdout, status 0
+    what=$1
+    shift
+    "$QLM_RUN" "$M" "$@" --tokenize >"$T/out" 2>"$T/err"
+    rc=$?
+    if [ $rc -eq 0 ] && [ "$(wc -c <"$T/out")" -eq 1 ] && [ -z "$(cat "$T/out")" ] &&
+        [ ! -s "$T/err" ]; then
+        pass "--tokenize $what: an empty line, status 0"
+    else
+        fail "--tokenize $what: status $rc, stdout '$(cat "$T/out")', stderr '$(cat "$T/err")'"
+    fi
+}
+tokenize_empty '-p ""' -p ""
+tokenize_empty "-f empty.txt" -f "$T/empty.txt"
 expect_error "prompt file is a directory" 'directory' "$QLM_RUN" "$M" -f "$T/dir.qlm"
 printf 'abc\377\376def' >"$T/bad.txt"
 expect_error "invalid UTF-8 prompt file (named, with the offset)" 'bad.txt: not valid UTF-8 text \(byte 3\)' \

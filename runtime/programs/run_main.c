@@ -591,8 +591,9 @@ int main(int argc, char **argv)
         free(text);
         die_err(&e);
     }
-    if (text && text_len == 0) {
-        /* Qwen3 has no BOS token: an empty prompt has nothing to condition on. */
+    if (text && text_len == 0 && !o.tokenize) {
+        /* Qwen3 has no BOS token: an empty prompt has nothing to condition on
+         * (but it has a tokenization: none, as Hugging Face's gives []). */
         free(text);
         return qlm_cli_fail("empty prompt");
     }
@@ -622,7 +623,7 @@ int main(int argc, char **argv)
     } else if (text) {
         if (qlm_tokenize(r.m, text, text_len, !o.no_special, &ids, &n_ids, &e) != QLM_OK)
             die_err(&e);
-        if (n_ids == 0) {
+        if (n_ids == 0 && !o.tokenize) {
             qlm_cli_fail("empty prompt (no tokens)");
             free(ids);
             free(text);
