@@ -7,7 +7,6 @@
 
 #include "cli.h"
 #include "qlm_format.h"
-#include "fmt_internal.h"
 
 #include <getopt.h>
 #include <jansson.h>
@@ -96,11 +95,10 @@ static void flags_str(uint32_t f, char *out, size_t n)
 static void print_text(const struct qlm_file *f, const struct tok_summary *ts,
                        const struct qlm_tensor_info **order, bool verified)
 {
-    uint64_t data_off = qlm_fmt_rd64(f->map + 88);
     printf("file: %s\n", f->path);
     printf("format: %u.%u, %llu bytes (%.2f MiB), data at %llu\n", f->version_major,
            f->version_minor, (unsigned long long)f->size, (double)f->size / 1048576.0,
-           (unsigned long long)data_off);
+           (unsigned long long)f->data_offset);
     printf("\nmetadata (%u keys):\n", f->n_meta);
     for (uint32_t i = 0; i < f->n_meta; i++) {
         const struct qlm_meta_entry *e = &f->meta[i];
@@ -183,7 +181,7 @@ static json_t *build_json(const struct qlm_file *f, const struct tok_summary *ts
     snprintf(buf, sizeof buf, "%u.%u", f->version_major, f->version_minor);
     json_object_set_new(root, "version", json_string(buf));
     json_object_set_new(root, "size", json_integer((json_int_t)f->size));
-    json_object_set_new(root, "data_offset", json_integer((json_int_t)qlm_fmt_rd64(f->map + 88)));
+    json_object_set_new(root, "data_offset", json_integer((json_int_t)f->data_offset));
     for (uint32_t i = 0; i < f->n_meta; i++) {
         const struct qlm_meta_entry *e = &f->meta[i];
         json_t *v;

@@ -312,6 +312,7 @@ struct qlm_file {
     const uint8_t *map;   /* read-only mmap of the whole file */
     uint64_t size;
     uint32_t version_major, version_minor;
+    uint64_t data_offset;            /* start of the data section (page-aligned) */
     uint32_t n_meta;
     struct qlm_meta_entry *meta;
     uint32_t n_tensors;

@@ -309,6 +309,7 @@ static enum qlm_err validate(struct qlm_file *f, struct qlm_error *err)
         return FAIL(QLM_E_CHECKSUM, "%s: tokenizer checksum mismatch (file corrupted)", nm);
     if (XXH3_64bits(h + dir_off, (size_t)dir_size) != qlm_fmt_rd64(h + 120))
         return FAIL(QLM_E_CHECKSUM, "%s: directory checksum mismatch (file corrupted)", nm);
+    f->data_offset = data_off;
     f->tok_zdata = h + tok_off;
     f->tok_size = tok_size;
     f->tok_raw_size = tok_raw;

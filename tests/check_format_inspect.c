@@ -131,6 +131,17 @@ START_TEST(json_output)
     ck_assert_int_eq(qlm_file_open(&f, qlm, &err), QLM_OK);
     ck_assert_str_eq(json_string_value(json_object_get(j, "version")), "2.0");
     ck_assert_int_eq(json_integer_value(json_object_get(j, "size")), (json_int_t)f->size);
+    /* the data section starts where the header says (u64 at byte 88), which is
+     * where the first tensor is; page-aligned */
+    uint64_t hdr_data = 0;
+    for (int i = 7; i >= 0; i--)
+        hdr_data = hdr_data << 8 | f->map[88 + i];
+    ck_assert_uint_eq(f->data_offset, hdr_data);
+    ck_assert_uint_eq(f->data_offset % QLM_PAGE_ALIGN, 0);
+    ck_assert_ptr_eq(f->map + f->data_offset + qlm_file_tensor(f, "w.q8")->offset,
+                     qlm_file_tensor(f, "w.q8")->data);
+    ck_assert_int_eq(json_integer_value(json_object_get(j, "data_offset")),
+                     (json_int_t)f->data_offset);
     ck_assert(json_is_true(json_object_get(j, "verified")));
     json_t *meta = json_object_get(j, "metadata");
     ck_assert_uint_eq(json_object_size(meta), f->n_meta);
