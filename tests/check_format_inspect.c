@@ -216,6 +216,20 @@ START_TEST(usage_errors)
     ck_assert_int_eq(run(args, out, sizeof out, errs, sizeof errs), 1);
     ck_assert_ptr_nonnull(strstr(errs, "none.qlm"));
     ck_assert_ptr_null(strchr(strchr(errs, '\n') + 1, '\n')); /* one line */
+    /* a short text file is not a .qlm, rather than a truncated one */
+    char txt[300];
+    snprintf(txt, sizeof txt, "%s/six.qlm", tmpdir);
+    FILE *fp = fopen(txt, "w");
+    fputs("hello\n", fp);
+    fclose(fp);
+    snprintf(args, sizeof args, "'%s'", txt);
+    ck_assert_int_eq(run(args, out, sizeof out, errs, sizeof errs), 1);
+    char want[400];
+    snprintf(want, sizeof want, "qlm-inspect: %s: not a .qlm file (bad magic)\n", txt);
+    ck_assert_str_eq(errs, want);
+    unlink(txt);
+    ck_assert_int_eq(run("--frobnicate x.qlm", out, sizeof out, errs, sizeof errs), 2);
+    ck_assert_str_eq(errs, "qlm-inspect: unknown option --frobnicate (see --help)\n");
 }
 END_TEST
 

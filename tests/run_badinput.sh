@@ -11,6 +11,8 @@ head -c 100 "$M" >"$T/short.qlm"
 expect_error "file shorter than the header" 'short.qlm' "$QLM_RUN" "$T/short.qlm" -p hi
 : >"$T/empty.qlm"
 expect_error "empty file" 'empty.qlm' "$QLM_RUN" "$T/empty.qlm" -p hi
+printf 'hello\n' >"$T/text.qlm"
+expect_error "a 6-byte text file" 'text.qlm: not a \.qlm file' "$QLM_RUN" "$T/text.qlm" -p hi
 
 # Flip one byte: in the header, and in the last tensor's data (caught by the
 # checksums verified at start-up).
