@@ -13,6 +13,7 @@
 #ifndef QLM_CLI_H
 #define QLM_CLI_H
 
+#include <getopt.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -21,15 +22,16 @@
 #include "qlm_format.h"
 
 /* ---- the program -------------------------------------------------------- */
-/* Exit statuses: errors 1, ^C 130 (128 + SIGINT). */
-enum { QLM_CLI_EXIT_ERR = 1, QLM_CLI_EXIT_INTR = 130 };
+/* Exit statuses, the same in every program: errors 1, usage errors 2, ^C 130
+ * (128 + SIGINT). */
+enum { QLM_CLI_EXIT_ERR = 1, QLM_CLI_EXIT_USAGE = 2, QLM_CLI_EXIT_INTR = 130 };
 /* What an option parser returns when the program should go on (any other
  * value is the status to exit with). */
 #define QLM_CLI_CONTINUE (-1)
 
-/* Name the program for every message below ("qlm-ppl"), and the status its
- * usage errors exit with. */
-void qlm_cli_init(const char *prog, int usage_status);
+/* Name the program for every message below ("qlm-ppl", never argv[0]'s
+ * path) and give the text --help prints. */
+void qlm_cli_init(const char *prog, const char *help);
 const char *qlm_cli_prog(void);
 /* "prog: message" on stderr; returns QLM_CLI_EXIT_ERR. */
 int qlm_cli_fail(const char *fmt, ...)
@@ -37,7 +39,7 @@ int qlm_cli_fail(const char *fmt, ...)
     __attribute__((format(printf, 1, 2)))
 #endif
     ;
-/* "prog: message" on stderr; returns the usage status. */
+/* "prog: message" on stderr; returns QLM_CLI_EXIT_USAGE. */
 int qlm_cli_usage(const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 1, 2)))
@@ -49,21 +51,50 @@ void qlm_cli_warn(const char *fmt, ...)
     __attribute__((format(printf, 1, 2)))
 #endif
     ;
-/* The end of a getopt_long switch (run with opterr = 0 and ':' leading the
- * short options): c is what getopt_long returned, '?' or ':'.  Prints
- * "unknown option X (see --help)" or "option X needs an argument (see
- * --help)" and returns the usage status. */
-int qlm_cli_bad_option(int c, char *const *argv);
-/* The single operand after the options (the model file): *out =
- * argv[optind] and QLM_CLI_CONTINUE, or a usage error when there is none
- * ("no WHAT given") or more than one. */
-int qlm_cli_operand(int argc, char *const *argv, const char *what, const char **out);
-/* --help: text on stdout; --version: "prog VERSION".  Return the status to
- * exit with (0, or 1 when stdout cannot be written). */
-int qlm_cli_help(const char *text);
-int qlm_cli_version(void);
 /* Flush stdout; on a write error "prog: writing stdout: ..." and 1, else 0. */
 int qlm_cli_flush_stdout(void);
+
+/* ---- the options every program spells alike ----------------------------- */
+/* One dialect, with llama.cpp's letters where they do not clash.  A program
+ * puts the entries it takes in its getopt_long table (and their letters in
+ * its short options, after a leading ':'), runs getopt_long with opterr = 0,
+ * and hands every value its own switch does not handle to qlm_cli_option:
+ *   -m, --model PATH     the model, instead of the operand
+ *   -t, --threads N      1..1024 (a warning when above the online CPUs)
+ *       --kv-type T      f16 or f32
+ *       --json           figures as one JSON object
+ *   -h, --help           the text given to qlm_cli_init
+ *   -V, --version        "prog VERSION"
+ * and anything else is a usage error: "unknown option X (see --help)",
+ * "option X needs an argument (see --help)".  The context, -c, --ctx N
+ * (alias --ctx-size), has the same spelling everywhere but bounds of each
+ * program's own, so the program parses it. */
+enum { QLM_CLI_OPT_JSON = 0x1000, QLM_CLI_OPT_KV_TYPE };
+#define QLM_CLI_LONG_MODEL {"model", required_argument, NULL, 'm'}
+#define QLM_CLI_LONG_THREADS {"threads", required_argument, NULL, 't'}
+#define QLM_CLI_LONG_CTX                                                       \
+    {"ctx", required_argument, NULL, 'c'}, {"ctx-size", required_argument, NULL, 'c'}
+#define QLM_CLI_LONG_KV_TYPE {"kv-type", required_argument, NULL, QLM_CLI_OPT_KV_TYPE}
+#define QLM_CLI_LONG_JSON {"json", no_argument, NULL, QLM_CLI_OPT_JSON}
+#define QLM_CLI_LONG_STD {"help", no_argument, NULL, 'h'}, {"version", no_argument, NULL, 'V'}
+
+struct qlm_cli_common {
+    const char *model;   /* -m, or the operand (qlm_cli_finish) */
+    int threads;         /* 0: not given */
+    int kv_type;         /* QLM_F16 / QLM_F32; -1: not given */
+    bool json;
+};
+#define QLM_CLI_COMMON_INIT {.model = NULL, .threads = 0, .kv_type = -1, .json = false}
+/* c is what getopt_long returned (optarg its argument).  QLM_CLI_CONTINUE
+ * when c was one of the above, else the status to exit with (0 after --help
+ * and --version). */
+int qlm_cli_option(int c, const char *arg, char *const *argv, struct qlm_cli_common *co);
+/* After the options: the model is -m or the single operand (what names it
+ * in "missing WHAT (see --help)").  QLM_CLI_CONTINUE, or the usage status. */
+int qlm_cli_take_model(int argc, char *const *argv, const char *what, struct qlm_cli_common *co);
+/* Once the options passed every check: the warnings they deserve (--threads
+ * above the online CPUs). */
+void qlm_cli_options_done(const struct qlm_cli_common *co);
 
 /* ---- strict parsing ----------------------------------------------------- */
 /* At most 24 bytes of s for a message, non-printables as '?', "..." when

@@ -8,29 +8,32 @@
 #include "policy.h"
 
 #include <getopt.h>
-#include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <signal.h>
 #include <unistd.h>
 
 static const char HELP[] =
     "Usage: qlm-convert MODEL_DIR -o OUT.qlm [OPTIONS]\n"
     "Convert a Hugging Face Qwen3 (or Qwen2, Llama) checkpoint into one .qlm file.\n"
     "MODEL_DIR holds config.json, model.safetensors (or model.safetensors.index.json\n"
-    "and its shards), tokenizer.json and tokenizer_config.json.\n"
+    "and its shards), tokenizer.json and, optionally, tokenizer_config.json.\n"
     "\n"
+    "  -m, --model MODEL_DIR  MODEL_DIR given as an option\n"
     "  -o, --output OUT.qlm   the file to write (required)\n"
-    "  -t, --type T           f32, bf16, f16, q8 or q4 (default q8); norms and biases\n"
+    "  -T, --type T           f32, bf16, f16, q8 or q4 (default q8); norms and biases\n"
     "                         stay f32, the embedding and head stay q8 under q4\n"
     "  -g, --group N          quantization group along the input dimension, a\n"
     "                         multiple of 32 (default 32)\n"
     "  -f, --force            overwrite OUT.qlm if it exists\n"
-    "  -j, --threads N        quantizing threads (default: the online CPUs)\n"
+    "  -t, -j, --threads N    quantizing threads (default: the online CPUs)\n"
     "      --allow-nonfinite  replace NaN with 0 and clamp Inf (with a warning)\n"
     "                         instead of refusing the checkpoint\n"
     "  -q, --quiet            no progress bar and no summary\n"
     "  -h, --help             show this help and exit\n"
-    "  -V, --version          show the version and exit\n";
+    "  -V, --version          show the version and exit\n"
+    "\n"
+    "Exit status: 0 on success, 1 on errors, 2 on usage errors.\n";
 
 static char tmp_path[4200];
 
@@ -78,67 +81,63 @@ static int parse_args(int argc, char **argv, struct qlm_convert_opts *o, bool *q
 {
     enum { OPT_NONFINITE = 256 };
     static const struct option opts[] = {
-        {"output", required_argument, NULL, 'o'}, {"type", required_argument, NULL, 't'},
-        {"group", required_argument, NULL, 'g'},  {"force", no_argument, NULL, 'f'},
-        {"threads", required_argument, NULL, 'j'},
+        QLM_CLI_LONG_MODEL,
+        {"output", required_argument, NULL, 'o'},
+        {"type", required_argument, NULL, 'T'},
+        {"group", required_argument, NULL, 'g'},
+        {"force", no_argument, NULL, 'f'},
+        QLM_CLI_LONG_THREADS,
         {"allow-nonfinite", no_argument, NULL, OPT_NONFINITE},
-        {"quiet", no_argument, NULL, 'q'},        {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},      {NULL, 0, NULL, 0}};
+        {"quiet", no_argument, NULL, 'q'},
+        QLM_CLI_LONG_STD,
+        {NULL, 0, NULL, 0},
+    };
     *o = (struct qlm_convert_opts){.type = QLM_Q8, .group = QLM_DEFAULT_GROUP};
+    struct qlm_cli_common co = QLM_CLI_COMMON_INIT;
     struct qlm_error err = {0};
     char b[32];
-    int ch, v;
+    int ch, v, t;
     opterr = 0;
-    while ((ch = getopt_long(argc, argv, ":o:t:g:fj:qhV", opts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, ":m:o:T:g:ft:j:qhV", opts, NULL)) != -1) {
+        int st = QLM_CLI_CONTINUE;
         switch (ch) {
         case 'o': o->out_path = optarg; break;
-        case 't': {
-            int t = qlm_dtype_from_name(optarg);
-            if (t < 0)
-                return qlm_cli_usage("--type '%s' is not one of f32, bf16, f16, q8, q4",
+        case 'T':
+            if ((t = qlm_dtype_from_name(optarg)) < 0)
+                return qlm_cli_usage("--type '%s': not one of f32, bf16, f16, q8, q4",
                                      qlm_cli_shown(optarg, b, sizeof b));
             o->type = (enum qlm_dtype)t;
             break;
-        }
         case 'g':
-            if (qlm_cli_parse_int("--group", optarg, 32, 4096, &v, &err) ||
-                !qlm_policy_group_ok((uint32_t)v))
-                return qlm_cli_usage("--group '%s' must be a multiple of 32 from 32 to 4096",
-                                     qlm_cli_shown(optarg, b, sizeof b));
+            if (qlm_cli_parse_int("--group", optarg, 32, 4096, &v, &err))
+                return qlm_cli_usage("%s", err.msg);
+            if (!qlm_policy_group_ok((uint32_t)v))
+                return qlm_cli_usage("--group %d: not a multiple of 32", v);
             o->group = (uint32_t)v;
             break;
         case 'f': o->force = true; break;
-        case 'j':
-            if (qlm_cli_parse_int("--threads", optarg, 1, 1024, &o->threads, &err))
-                return qlm_cli_usage("--threads '%s' must be an integer from 1 to 1024",
-                                     qlm_cli_shown(optarg, b, sizeof b));
-            break;
+        case 'j': st = qlm_cli_option('t', optarg, argv, &co); break; /* make's letter */
         case OPT_NONFINITE: o->allow_nonfinite = true; break;
         case 'q': *quiet = true; break;
-        case 'h': return qlm_cli_help(HELP);
-        case 'V': return qlm_cli_version();
-        case ':':
-            return qlm_cli_usage("option '%s' needs an argument (try 'qlm-convert --help')",
-                                 qlm_cli_shown(argv[optind - 1], b, sizeof b));
-        default:
-            return qlm_cli_usage("unknown option '%s' (try 'qlm-convert --help')",
-                                 qlm_cli_shown(argv[optind - 1], b, sizeof b));
+        default: st = qlm_cli_option(ch, optarg, argv, &co); break;
         }
+        if (st != QLM_CLI_CONTINUE)
+            return st;
     }
-    if (optind >= argc)
-        return qlm_cli_usage("missing MODEL_DIR (try 'qlm-convert --help')");
-    if (optind + 1 < argc)
-        return qlm_cli_usage("unexpected argument '%s' (try 'qlm-convert --help')",
-                             qlm_cli_shown(argv[optind + 1], b, sizeof b));
-    o->model_dir = argv[optind];
+    int st = qlm_cli_take_model(argc, argv, "MODEL_DIR", &co);
+    if (st != QLM_CLI_CONTINUE)
+        return st;
     if (!o->out_path)
-        return qlm_cli_usage("missing -o OUT.qlm (try 'qlm-convert --help')");
+        return qlm_cli_usage("missing -o OUT.qlm (see --help)");
+    o->model_dir = co.model;
+    o->threads = co.threads;
+    qlm_cli_options_done(&co);
     return QLM_CLI_CONTINUE;
 }
 
 int main(int argc, char **argv)
 {
-    qlm_cli_init("qlm-convert", 2);
+    qlm_cli_init("qlm-convert", HELP);
     struct qlm_convert_opts o;
     bool quiet = false;
     int st = parse_args(argc, argv, &o, &quiet);

@@ -20,11 +20,12 @@ static const char HELP[] =
     "a tokenizer summary, the tensor directory (name, dtype, shape, group,\n"
     "offset, bytes, bits per weight) and totals.\n"
     "\n"
-    "      --verify   recompute every tensor's XXH3-64 checksum; exit 1 at the\n"
-    "                 first mismatch\n"
-    "      --json     print one JSON object on stdout instead of text\n"
-    "  -h, --help     show this help and exit\n"
-    "  -V, --version  show the version and exit\n"
+    "  -m, --model FILE  FILE.qlm given as an option\n"
+    "      --verify      recompute every tensor's XXH3-64 checksum; exit 1 at the\n"
+    "                    first mismatch\n"
+    "      --json        print one JSON object on stdout instead of text\n"
+    "  -h, --help        show this help and exit\n"
+    "  -V, --version     show the version and exit\n"
     "\n"
     "Exit status: 0 on success, 1 if the file is unreadable, invalid or fails\n"
     "verification, 2 on a usage error.\n";
@@ -253,30 +254,23 @@ static json_t *build_json(const struct qlm_file *f, const struct tok_summary *ts
 /* ---- main ------------------------------------------------------------------------ */
 
 /* QLM_CLI_CONTINUE, or the status to exit with. */
-static int parse_args(int argc, char **argv, const char **path, bool *verify, bool *as_json)
+static int parse_args(int argc, char **argv, struct qlm_cli_common *co, bool *verify)
 {
-    enum { OPT_VERIFY = 256, OPT_JSON };
+    enum { OPT_VERIFY = 256 };
     static const struct option opts[] = {
-        {"verify", no_argument, NULL, OPT_VERIFY}, {"json", no_argument, NULL, OPT_JSON},
-        {"help", no_argument, NULL, 'h'},          {"version", no_argument, NULL, 'V'},
+        QLM_CLI_LONG_MODEL, {"verify", no_argument, NULL, OPT_VERIFY},
+        QLM_CLI_LONG_JSON,  QLM_CLI_LONG_STD,
         {NULL, 0, NULL, 0},
     };
     int c;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":hV", opts, NULL)) != -1) {
-        switch (c) {
-        case OPT_VERIFY: *verify = true; break;
-        case OPT_JSON: *as_json = true; break;
-        case 'h': return qlm_cli_help(HELP);
-        case 'V': return qlm_cli_version();
-        default: return qlm_cli_bad_option(c, argv);
-        }
+    while ((c = getopt_long(argc, argv, ":m:hV", opts, NULL)) != -1) {
+        int st = c == OPT_VERIFY ? (*verify = true, QLM_CLI_CONTINUE)
+                                 : qlm_cli_option(c, optarg, argv, co);
+        if (st != QLM_CLI_CONTINUE)
+            return st;
     }
-    if (optind != argc - 1)
-        return qlm_cli_usage("%s (see --help)", optind >= argc ? "missing FILE.qlm"
-                                                                : "exactly one FILE.qlm expected");
-    *path = argv[optind];
-    return QLM_CLI_CONTINUE;
+    return qlm_cli_take_model(argc, argv, "FILE.qlm", co);
 }
 
 /* Token counts by kind; the tokenizer section is optional. */
@@ -321,12 +315,14 @@ static int print(const struct qlm_file *f, const struct tok_summary *ts, bool ve
 
 int main(int argc, char **argv)
 {
-    qlm_cli_init("qlm-inspect", 2);
-    const char *path = NULL;
-    bool verify = false, as_json = false;
-    int status = parse_args(argc, argv, &path, &verify, &as_json);
+    qlm_cli_init("qlm-inspect", HELP);
+    struct qlm_cli_common co = QLM_CLI_COMMON_INIT;
+    bool verify = false;
+    int status = parse_args(argc, argv, &co, &verify);
     if (status != QLM_CLI_CONTINUE)
         return status;
+    const char *path = co.model;
+    bool as_json = co.json;
     struct qlm_error err = {0};
     struct qlm_file *f = NULL;
     if (qlm_file_open(&f, path, &err) != QLM_OK)

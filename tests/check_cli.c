@@ -55,7 +55,7 @@ static const char *capture_end(int fd)
 
 START_TEST(test_messages)
 {
-    qlm_cli_init("qlm-test", 2);
+    qlm_cli_init("qlm-test", "Usage: qlm-test\n");
     ck_assert_str_eq(qlm_cli_prog(), "qlm-test");
     capture_begin(2);
     int a = qlm_cli_fail("%s: bad %d", "f.qlm", 3);
@@ -64,24 +64,24 @@ START_TEST(test_messages)
     ck_assert_str_eq(capture_end(2),
                      "qlm-test: f.qlm: bad 3\nqlm-test: no input\nqlm-test: warning: 9 threads\n");
     ck_assert_int_eq(a, QLM_CLI_EXIT_ERR);
-    ck_assert_int_eq(b, 2);
-    qlm_cli_init("qlm-test", 1);
-    capture_begin(2);
-    ck_assert_int_eq(qlm_cli_usage("x"), 1);
-    capture_end(2);
+    ck_assert_int_eq(b, QLM_CLI_EXIT_USAGE);
+    struct qlm_cli_common co = QLM_CLI_COMMON_INIT;
+    char *argv[] = {"p", NULL};
     capture_begin(1);
-    ck_assert_int_eq(qlm_cli_help("Usage: qlm-test\n"), 0);
-    ck_assert_int_eq(qlm_cli_version(), 0);
+    ck_assert_int_eq(qlm_cli_option('h', NULL, argv, &co), 0);
+    ck_assert_int_eq(qlm_cli_option('V', NULL, argv, &co), 0);
     ck_assert_str_eq(capture_end(1), "Usage: qlm-test\nqlm-test " PACKAGE_VERSION "\n");
 }
 END_TEST
 
-/* The message qlm_cli_bad_option prints for argv (NULL-terminated) parsed
- * with short options "ab:" and long ones --all, --bee=ARG. */
-static const char *bad_option(char **argv)
+/* Parse argv (NULL-terminated) with short options ":m:t:a" and the common
+ * long ones plus --all and --cee=ARG; the messages on stderr, the status of
+ * the first option that is not QLM_CLI_CONTINUE in *st. */
+static const char *parse(char **argv, struct qlm_cli_common *co, int *st)
 {
     static const struct option longopts[] = {
-        {"all", no_argument, NULL, 'a'}, {"bee", required_argument, NULL, 'b'},
+        QLM_CLI_LONG_MODEL, QLM_CLI_LONG_THREADS, QLM_CLI_LONG_KV_TYPE, QLM_CLI_LONG_JSON,
+        QLM_CLI_LONG_STD,   {"all", no_argument, NULL, 'a'},
         {"cee", required_argument, NULL, 300}, {NULL, 0, NULL, 0},
     };
     int argc = 0;
@@ -89,53 +89,98 @@ static const char *bad_option(char **argv)
         argc++;
     optind = 0; /* glibc: start afresh */
     opterr = 0;
+    *co = (struct qlm_cli_common)QLM_CLI_COMMON_INIT;
+    *st = QLM_CLI_CONTINUE;
+    capture_begin(2);
     int c;
-    while ((c = getopt_long(argc, argv, ":ab:", longopts, NULL)) != -1) {
-        if (c == '?' || c == ':') {
-            capture_begin(2);
-            ck_assert_int_eq(qlm_cli_bad_option(c, argv), 2);
-            return capture_end(2);
-        }
-    }
-    return "(no error)";
+    while (*st == QLM_CLI_CONTINUE && (c = getopt_long(argc, argv, ":m:t:a", longopts, NULL)) != -1)
+        if (c != 'a' && c != 300)
+            *st = qlm_cli_option(c, optarg, argv, co);
+    if (*st == QLM_CLI_CONTINUE)
+        *st = qlm_cli_take_model(argc, argv, "FILE.qlm", co);
+    return capture_end(2);
 }
 
 START_TEST(test_bad_option)
 {
-    qlm_cli_init("qlm-test", 2);
-    char *a1[] = {"p", "--all", "--frob", NULL};
-    ck_assert_str_eq(bad_option(a1), "qlm-test: unknown option --frob (see --help)\n");
-    char *a2[] = {"p", "--all", "-ax", NULL}; /* inside a cluster, after a long one */
-    ck_assert_str_eq(bad_option(a2), "qlm-test: unknown option -x (see --help)\n");
-    char *a3[] = {"p", "-a", "--bee", NULL};
-    ck_assert_str_eq(bad_option(a3), "qlm-test: option --bee needs an argument (see --help)\n");
-    char *a4[] = {"p", "-ab", NULL};
-    ck_assert_str_eq(bad_option(a4), "qlm-test: option -b needs an argument (see --help)\n");
-    char *a5[] = {"p", "--all=yes", NULL};
-    ck_assert_str_eq(bad_option(a5), "qlm-test: unknown option --all (see --help)\n");
-    char *a6[] = {"p", "--cee", NULL};
-    ck_assert_str_eq(bad_option(a6), "qlm-test: option --cee needs an argument (see --help)\n");
-    char *a7[] = {"p", "--\x1b[2Jxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", NULL};
-    ck_assert_str_eq(bad_option(a7),
-                     "qlm-test: unknown option --?[2Jxxxxxxxxxxxxxxxxxx... (see --help)\n");
+    qlm_cli_init("qlm-test", "");
+    struct qlm_cli_common co;
+    int st;
+    static const struct { char *argv[4]; const char *msg; } cases[] = {
+        {{"p", "--all", "--frob"}, "qlm-test: unknown option --frob (see --help)\n"},
+        /* inside a cluster, after a long option */
+        {{"p", "--all", "-ax"}, "qlm-test: unknown option -x (see --help)\n"},
+        {{"p", "-a", "--threads"}, "qlm-test: option --threads needs an argument (see --help)\n"},
+        {{"p", "-at"}, "qlm-test: option -t needs an argument (see --help)\n"},
+        {{"p", "--all=yes"}, "qlm-test: unknown option --all (see --help)\n"},
+        {{"p", "--cee"}, "qlm-test: option --cee needs an argument (see --help)\n"},
+        {{"p", "--\x1b[2Jxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"},
+         "qlm-test: unknown option --?[2Jxxxxxxxxxxxxxxxxxx... (see --help)\n"},
+        {{"p", "-t", "0"}, "qlm-test: --threads 0: must be between 1 and 1024\n"},
+        {{"p", "--kv-type", "q8"}, "qlm-test: --kv-type 'q8': expected f16 or f32\n"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char *argv[4];
+        memcpy(argv, cases[i].argv, sizeof argv);
+        ck_assert_str_eq(parse(argv, &co, &st), cases[i].msg);
+        ck_assert_int_eq(st, QLM_CLI_EXIT_USAGE);
+    }
 }
 END_TEST
 
-START_TEST(test_operand)
+START_TEST(test_common_options)
 {
-    qlm_cli_init("qlm-test", 2);
-    const char *m = NULL;
-    char *none[] = {"p", NULL}, *one[] = {"p", "m.qlm", NULL}, *two[] = {"p", "a", "b", NULL};
-    optind = 1;
+    qlm_cli_init("qlm-test", "");
+    struct qlm_cli_common co;
+    int st;
+    char *a1[] = {"p", "m.qlm", "-t", "2", "--kv-type", "f16", "--json", NULL};
+    ck_assert_str_eq(parse(a1, &co, &st), "");
+    ck_assert_int_eq(st, QLM_CLI_CONTINUE);
+    ck_assert_str_eq(co.model, "m.qlm");
+    ck_assert_int_eq(co.threads, 2);
+    ck_assert_int_eq(co.kv_type, QLM_F16);
+    ck_assert(co.json);
+    char *a2[] = {"p", "--model", "x.qlm", NULL};
+    ck_assert_str_eq(parse(a2, &co, &st), "");
+    ck_assert_int_eq(st, QLM_CLI_CONTINUE);
+    ck_assert_str_eq(co.model, "x.qlm");
+    ck_assert_int_eq(co.threads, 0);
+    ck_assert_int_eq(co.kv_type, -1);
+    ck_assert(!co.json);
+    char *a3[] = {"p", NULL};
+    ck_assert_str_eq(parse(a3, &co, &st), "qlm-test: missing FILE.qlm (see --help)\n");
+    ck_assert_int_eq(st, QLM_CLI_EXIT_USAGE);
+    char *a4[] = {"p", "a", "b", NULL};
+    ck_assert_str_eq(parse(a4, &co, &st),
+                     "qlm-test: unexpected argument 'b' (one FILE.qlm; see --help)\n");
+    ck_assert_int_eq(st, QLM_CLI_EXIT_USAGE);
+    char *a5[] = {"p", "-m", "a", "b", NULL};
+    ck_assert_str_eq(parse(a5, &co, &st),
+                     "qlm-test: unexpected argument 'b' (the model is given with -m)\n");
+    ck_assert_int_eq(st, QLM_CLI_EXIT_USAGE);
+}
+END_TEST
+
+START_TEST(test_threads_warning)
+{
+    qlm_cli_init("qlm-test", "");
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    struct qlm_cli_common co = QLM_CLI_COMMON_INIT;
     capture_begin(2);
-    ck_assert_int_eq(qlm_cli_operand(1, none, "model file", &m), 2);
-    ck_assert_int_eq(qlm_cli_operand(3, two, "model file", &m), 2);
-    ck_assert_str_eq(capture_end(2), "qlm-test: no model file given (see --help)\n"
-                                     "qlm-test: unexpected argument 'b' (one model file; see "
-                                     "--help)\n");
-    ck_assert_ptr_null(m);
-    ck_assert_int_eq(qlm_cli_operand(2, one, "model file", &m), QLM_CLI_CONTINUE);
-    ck_assert_str_eq(m, "m.qlm");
+    qlm_cli_options_done(&co); /* not given: no warning */
+    co.threads = (int)cpus;
+    qlm_cli_options_done(&co); /* one per CPU: none */
+    ck_assert_str_eq(capture_end(2), "");
+    if (cpus < 1 || cpus >= 1024)
+        return;
+    co.threads = (int)cpus + 1;
+    capture_begin(2);
+    qlm_cli_options_done(&co);
+    char want[160];
+    snprintf(want, sizeof want,
+             "qlm-test: warning: --threads %ld: more than the %ld online CPUs (threads will "
+             "share them)\n", cpus + 1, cpus);
+    ck_assert_str_eq(capture_end(2), want);
 }
 END_TEST
 
@@ -346,7 +391,8 @@ int main(void)
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, test_messages);
     tcase_add_test(tc, test_bad_option);
-    tcase_add_test(tc, test_operand);
+    tcase_add_test(tc, test_common_options);
+    tcase_add_test(tc, test_threads_warning);
     tcase_add_test(tc, test_shown);
     tcase_add_test(tc, test_progress);
     tcase_add_test(tc, test_utf8_edges);

@@ -56,6 +56,17 @@ tokenize_empty() { # tokenize_empty WHAT ARGS...: one empty line on stdout, stat
 }
 tokenize_empty '-p ""' -p ""
 tokenize_empty "-f empty.txt" -f "$T/empty.txt"
+# More threads than CPUs run, with a warning.
+cpus=$(getconf _NPROCESSORS_ONLN 2>/dev/null || nproc)
+if [ "$cpus" -ge 1 ] && [ "$cpus" -lt 1024 ]; then
+    n=$((cpus + 1))
+    if "$QLM_RUN" "$M" -p hi -n 1 -q --threads $n >"$T/out" 2>"$T/err" &&
+        [ "$(cat "$T/err")" = "qlm-run: warning: --threads $n: more than the $cpus online CPUs (threads will share them)" ]; then
+        pass "--threads $n on $cpus CPUs: $(cat "$T/err")"
+    else
+        fail "--threads $n on $cpus CPUs: status $?, stderr '$(cat "$T/err")'"
+    fi
+fi
 expect_error "prompt file is a directory" 'directory' "$QLM_RUN" "$M" -f "$T/dir.qlm"
 printf 'abc\377\376def' >"$T/bad.txt"
 expect_error "invalid UTF-8 prompt file (named, with the offset)" 'bad.txt: not valid UTF-8 text \(byte 3\)' \

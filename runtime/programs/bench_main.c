@@ -28,10 +28,8 @@
 #include "stats.h"
 
 struct opts {
-    const char *model;
-    int prompt, gen, threads, reps, probe_mib;
-    int kv_type;                 /* -1: the model's default */
-    bool json;
+    struct qlm_cli_common co;    /* model, threads, kv_type, json */
+    int prompt, gen, reps, probe_mib;
 };
 
 static const char HELP[] =
@@ -39,11 +37,15 @@ static const char HELP[] =
     "Load time, prompt processing and decoding speed, peak RSS, and decoding's\n"
     "share of the memory-bandwidth bound (measured in the same run).\n"
     "\n"
-    "  -p, --prompt N      prompt tokens, evaluated in one batch (default 512)\n"
-    "  -n, --gen N         tokens decoded one by one after the prompt (default 64;\n"
+    "  -m, --model FILE    FILE.qlm given as an option\n"
+    "  -p, --prompt N, --n-prompt N\n"
+    "                      prompt tokens, evaluated in one batch (default 512)\n"
+    "  -n, --gen N, --n-gen N\n"
+    "                      tokens decoded one by one after the prompt (default 64;\n"
     "                      0 skips decoding)\n"
     "  -t, --threads N     threads (default: physical cores)\n"
-    "  -r, --reps R        repetitions; figures are mean ± sd (default 3)\n"
+    "  -r, --reps R, --repetitions R\n"
+    "                      repetitions; figures are mean ± sd (default 3)\n"
     "      --probe-mib M   bandwidth probe buffer in MiB (default 1024; 0: no probe)\n"
     "      --kv-type T     KV cache: f16 or f32 (default: f16 for q8/q4 models,\n"
     "                      f32 for float ones)\n"
@@ -51,49 +53,54 @@ static const char HELP[] =
     "  -h, --help          this help\n"
     "  -V, --version       version\n"
     "\n"
-    "QLM_ISA=scalar|avx2|avxvnni|avx512vnni|neon forces a kernel set.\n";
+    "QLM_ISA=scalar|avx2|avxvnni|avx512vnni|neon forces a kernel set.\n"
+    "Exit status: 0 on success, 1 on errors, 2 on usage errors.\n";
 
 /* QLM_CLI_CONTINUE, or the status to exit with. */
 static int parse_args(int argc, char **argv, struct opts *o)
 {
-    enum { OPT_JSON = 256, OPT_PROBE, OPT_KV_TYPE };
+    enum { OPT_PROBE = 256 };
     static const struct option longopts[] = {
+        QLM_CLI_LONG_MODEL,
         {"prompt", required_argument, NULL, 'p'},
+        {"n-prompt", required_argument, NULL, 'p'},
         {"gen", required_argument, NULL, 'n'},
-        {"threads", required_argument, NULL, 't'},
+        {"n-gen", required_argument, NULL, 'n'},
+        QLM_CLI_LONG_THREADS,
         {"reps", required_argument, NULL, 'r'},
+        {"repetitions", required_argument, NULL, 'r'},
         {"probe-mib", required_argument, NULL, OPT_PROBE},
-        {"kv-type", required_argument, NULL, OPT_KV_TYPE},
-        {"json", no_argument, NULL, OPT_JSON},
-        {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},
+        QLM_CLI_LONG_KV_TYPE,
+        QLM_CLI_LONG_JSON,
+        QLM_CLI_LONG_STD,
         {NULL, 0, NULL, 0},
     };
     struct qlm_error err = {0};
-    *o = (struct opts){.prompt = 512, .gen = 64, .threads = 0, .reps = 3, .probe_mib = 1024,
-                       .kv_type = -1};
+    *o = (struct opts){.co = QLM_CLI_COMMON_INIT, .prompt = 512, .gen = 64, .reps = 3,
+                       .probe_mib = 1024};
     int c;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":p:n:t:r:hV", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":m:p:n:t:r:hV", longopts, NULL)) != -1) {
         enum qlm_err rc = QLM_OK;
+        int st = QLM_CLI_CONTINUE;
         switch (c) {
         case 'p': rc = qlm_cli_parse_int("--prompt", optarg, 1, 1 << 20, &o->prompt, &err); break;
         case 'n': rc = qlm_cli_parse_int("--gen", optarg, 0, 1 << 20, &o->gen, &err); break;
-        case 't': rc = qlm_cli_parse_int("--threads", optarg, 1, 1024, &o->threads, &err); break;
         case 'r': rc = qlm_cli_parse_int("--reps", optarg, 1, 1000, &o->reps, &err); break;
         case OPT_PROBE:
             rc = qlm_cli_parse_int("--probe-mib", optarg, 0, 1 << 20, &o->probe_mib, &err);
             break;
-        case OPT_JSON: o->json = true; break;
-        case OPT_KV_TYPE: rc = qlm_cli_parse_kv_type("--kv-type", optarg, &o->kv_type, &err); break;
-        case 'h': return qlm_cli_help(HELP);
-        case 'V': return qlm_cli_version();
-        default: return qlm_cli_bad_option(c, argv);
+        default: st = qlm_cli_option(c, optarg, argv, &o->co); break;
         }
         if (rc != QLM_OK)
             return qlm_cli_usage("%s", err.msg);
+        if (st != QLM_CLI_CONTINUE)
+            return st;
     }
-    return qlm_cli_operand(argc, argv, "model file", &o->model);
+    int st = qlm_cli_take_model(argc, argv, "FILE.qlm", &o->co);
+    if (st == QLM_CLI_CONTINUE)
+        qlm_cli_options_done(&o->co);
+    return st;
 }
 
 /* ---- read-bandwidth probe ------------------------------------------------ */
@@ -163,11 +170,12 @@ static enum qlm_err run_rep(const struct opts *o, const int32_t *prompt, struct 
     struct qlm_session *s = NULL;
     enum qlm_err rc;
     double t = qlm_cli_now();
-    if ((rc = qlm_model_open(&m, o->model, err)))
+    if ((rc = qlm_model_open(&m, o->co.model, err)))
         return rc;
-    if ((rc = qlm_session_new(&s, m, o->prompt + o->gen, o->threads, err)))
+    if ((rc = qlm_session_new(&s, m, o->prompt + o->gen, o->co.threads, err)))
         goto out;
-    if (o->kv_type >= 0 && (rc = qlm_session_set_kv_type(s, (enum qlm_dtype)o->kv_type, err)))
+    if (o->co.kv_type >= 0 &&
+        (rc = qlm_session_set_kv_type(s, (enum qlm_dtype)o->co.kv_type, err)))
         goto out;
     r->load_ms = (qlm_cli_now() - t) * 1e3;
     *threads_used = qlm_session_threads(s);
@@ -213,7 +221,7 @@ static int model_sizes(const struct opts *o, struct bench *b, int32_t *prompt)
 {
     struct qlm_error err = {0};
     struct qlm_model *m = NULL;
-    if (qlm_model_open(&m, o->model, &err))
+    if (qlm_model_open(&m, o->co.model, &err))
         return qlm_cli_fail("%s", err.msg);
     const struct qlm_hparams *hp = qlm_model_hparams(m);
     if (hp->max_pos > 0 && (long)o->prompt + o->gen > hp->max_pos) {
@@ -279,7 +287,7 @@ static int measure(const struct opts *o, struct bench *b)
             rc = qlm_cli_fail("%s", err.msg);
             break;
         }
-        if (!o->json && isatty(2))
+        if (!o->co.json && isatty(2))
             fprintf(stderr, "rep %d/%d: load %.1f ms, pp %.2f tok/s, tg %.2f tok/s\n", r + 1,
                     o->reps, reps[r].load_ms, reps[r].pp_tok_s, reps[r].tg_tok_s);
     }
@@ -310,7 +318,7 @@ static int print_json(const struct opts *o, const struct bench *b)
 {
     bool gen = o->gen > 0, pr = o->probe_mib > 0;
     json_t *j = json_object();
-    json_object_set_new(j, "model", json_string(o->model));
+    json_object_set_new(j, "model", json_string(o->co.model));
     json_object_set_new(j, "type", json_string(b->type));
     json_object_set_new(j, "group", json_integer(b->group));
     json_object_set_new(j, "file_bytes", json_integer((json_int_t)b->file_bytes));
@@ -344,7 +352,7 @@ static int print_json(const struct opts *o, const struct bench *b)
 
 static void print_text(const struct opts *o, const struct bench *b)
 {
-    printf("model     %s: %s", o->model, b->type);
+    printf("model     %s: %s", o->co.model, b->type);
     if (b->group)
         printf(" group %d", b->group);
     printf(", %.1f MiB, %.1f MiB of weights per token\n", (double)b->file_bytes / 1048576.0,
@@ -368,16 +376,16 @@ static void print_text(const struct opts *o, const struct bench *b)
 
 int main(int argc, char **argv)
 {
-    qlm_cli_init("qlm-bench", 1);
+    qlm_cli_init("qlm-bench", HELP);
     struct opts o;
     int rc = parse_args(argc, argv, &o);
     if (rc != QLM_CLI_CONTINUE)
         return rc;
-    qlm_cli_catch_sigbus(o.model);
+    qlm_cli_catch_sigbus(o.co.model);
     struct bench b = {.kv = QLM_F32};
     if ((rc = measure(&o, &b)) != 0)
         return rc;
-    if (o.json)
+    if (o.co.json)
         rc = print_json(&o, &b);
     else
         print_text(&o, &b);

@@ -28,10 +28,10 @@
 #include "stats.h"
 
 struct opts {
-    const char *model, *ref, *text, *tokens;
-    int ctx, max_chunks, threads;
-    int kv_type;                 /* -1: the model's default */
-    bool score_all, json;
+    struct qlm_cli_common co;    /* model, threads, kv_type, json */
+    const char *ref, *text, *tokens;
+    int ctx, max_chunks;
+    bool score_all;
 };
 
 static const char HELP[] =
@@ -39,9 +39,11 @@ static const char HELP[] =
     "Perplexity of a model on a text; with --ref, KL divergence and top-token\n"
     "agreement against a reference model on the same tokens.\n"
     "\n"
+    "  -m, --model FILE    FILE.qlm given as an option\n"
     "  -f, --file TEXT     text to score (UTF-8, whole file, '-' = stdin)\n"
     "      --tokens FILE   whitespace-separated token ids instead of text\n"
-    "  -c, --ctx N         tokens per chunk (default 512)\n"
+    "  -c, --ctx N, --ctx-size N\n"
+    "                      tokens per chunk (default 512)\n"
     "      --chunks N      score at most N chunks (default: all)\n"
     "      --score-all     score every position after the first of each chunk\n"
     "                      (default: the second half, each token with >= ctx/2\n"
@@ -53,32 +55,36 @@ static const char HELP[] =
     "                      models, f32 for float ones; the reference keeps its own)\n"
     "      --json          one JSON object on stdout\n"
     "  -h, --help          this help\n"
-    "  -V, --version       version\n";
+    "  -V, --version       version\n"
+    "\n"
+    "Exit status: 0 on success, 1 on errors, 2 on usage errors, 130 when ^C\n"
+    "stopped it (the figures then cover the chunks scored).\n";
 
 /* QLM_CLI_CONTINUE, or the status to exit with. */
 static int parse_args(int argc, char **argv, struct opts *o)
 {
-    enum { OPT_TOKENS = 256, OPT_CHUNKS, OPT_SCORE_ALL, OPT_JSON, OPT_KV_TYPE };
+    enum { OPT_TOKENS = 256, OPT_CHUNKS, OPT_SCORE_ALL };
     static const struct option longopts[] = {
+        QLM_CLI_LONG_MODEL,
         {"file", required_argument, NULL, 'f'},
         {"tokens", required_argument, NULL, OPT_TOKENS},
-        {"ctx", required_argument, NULL, 'c'},
+        QLM_CLI_LONG_CTX,
         {"chunks", required_argument, NULL, OPT_CHUNKS},
         {"score-all", no_argument, NULL, OPT_SCORE_ALL},
         {"ref", required_argument, NULL, 'r'},
-        {"threads", required_argument, NULL, 't'},
-        {"json", no_argument, NULL, OPT_JSON},
-        {"kv-type", required_argument, NULL, OPT_KV_TYPE},
-        {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},
+        QLM_CLI_LONG_THREADS,
+        QLM_CLI_LONG_JSON,
+        QLM_CLI_LONG_KV_TYPE,
+        QLM_CLI_LONG_STD,
         {NULL, 0, NULL, 0},
     };
     struct qlm_error err = {0};
-    *o = (struct opts){.ctx = 512, .kv_type = -1};
+    *o = (struct opts){.co = QLM_CLI_COMMON_INIT, .ctx = 512};
     int c;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":f:c:r:t:hV", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":m:f:c:r:t:hV", longopts, NULL)) != -1) {
         enum qlm_err rc = QLM_OK;
+        int st = QLM_CLI_CONTINUE;
         switch (c) {
         case 'f': o->text = optarg; break;
         case OPT_TOKENS: o->tokens = optarg; break;
@@ -88,22 +94,20 @@ static int parse_args(int argc, char **argv, struct opts *o)
             break;
         case OPT_SCORE_ALL: o->score_all = true; break;
         case 'r': o->ref = optarg; break;
-        case 't': rc = qlm_cli_parse_int("--threads", optarg, 1, 1024, &o->threads, &err); break;
-        case OPT_JSON: o->json = true; break;
-        case OPT_KV_TYPE: rc = qlm_cli_parse_kv_type("--kv-type", optarg, &o->kv_type, &err); break;
-        case 'h': return qlm_cli_help(HELP);
-        case 'V': return qlm_cli_version();
-        default: return qlm_cli_bad_option(c, argv);
+        default: st = qlm_cli_option(c, optarg, argv, &o->co); break;
         }
         if (rc != QLM_OK)
             return qlm_cli_usage("%s", err.msg);
+        if (st != QLM_CLI_CONTINUE)
+            return st;
     }
-    int st = qlm_cli_operand(argc, argv, "model file", &o->model);
+    int st = qlm_cli_take_model(argc, argv, "FILE.qlm", &o->co);
     if (st != QLM_CLI_CONTINUE)
         return st;
     if (!o->text == !o->tokens)
         return qlm_cli_usage(o->text ? "give either -f TEXT or --tokens FILE, not both"
                                      : "no input: give -f TEXT or --tokens FILE (see --help)");
+    qlm_cli_options_done(&o->co);
     return QLM_CLI_CONTINUE;
 }
 
@@ -251,15 +255,15 @@ static void ppl_free(struct ppl *p)
 static int open_models(const struct opts *o, struct ppl *p)
 {
     double t = qlm_cli_now();
-    if (cmp_side_open(&p->mod, o->ctx, o->threads, o->kv_type, "scored"))
+    if (cmp_side_open(&p->mod, o->ctx, o->co.threads, o->co.kv_type, "scored"))
         return 1;
     if (o->ref) {
-        if (cmp_side_open(&p->ref, o->ctx, o->threads, -1, "reference"))
+        if (cmp_side_open(&p->ref, o->ctx, o->co.threads, -1, "reference"))
             return 1;
         char why[128];
         if (!same_tokenizer(p->mod.m, p->ref.m, why, sizeof why))
             return qlm_cli_fail("%s and %s have different tokenizers (%s): their logits "
-                                "cannot be compared", o->model, o->ref, why);
+                                "cannot be compared", o->co.model, o->ref, why);
     }
     p->t_load = qlm_cli_now() - t;
     p->vocab = qlm_model_hparams(p->mod.m)->vocab_size;
@@ -431,7 +435,7 @@ static int print_json(const struct opts *o, const struct ppl *p, const struct fi
 {
     const struct qlm_hparams *hp = qlm_model_hparams(p->mod.m);
     json_t *j = json_object();
-    json_object_set_new(j, "model", json_string(o->model));
+    json_object_set_new(j, "model", json_string(o->co.model));
     json_object_set_new(j, "type", json_string(qlm_dtype_name(hp->wtype)));
     json_object_set_new(j, "kv_type", json_string(qlm_dtype_name(qlm_session_kv_type(p->mod.s))));
     json_object_set_new(j, "input", json_string(p->input));
@@ -467,7 +471,7 @@ static int print_json(const struct opts *o, const struct ppl *p, const struct fi
 static void print_text(const struct opts *o, const struct ppl *p, const struct figures *f)
 {
     const struct qlm_hparams *hp = qlm_model_hparams(p->mod.m);
-    printf("model        %s (%s, KV cache %s)\n", o->model, qlm_dtype_name(hp->wtype),
+    printf("model        %s (%s, KV cache %s)\n", o->co.model, qlm_dtype_name(hp->wtype),
            qlm_dtype_name(qlm_session_kv_type(p->mod.s)));
     if (o->ref)
         printf("reference    %s (%s)\n", o->ref,
@@ -501,17 +505,17 @@ static void print_text(const struct opts *o, const struct ppl *p, const struct f
 
 int main(int argc, char **argv)
 {
-    qlm_cli_init("qlm-ppl", 1);
+    qlm_cli_init("qlm-ppl", HELP);
     struct opts o;
     int rc = parse_args(argc, argv, &o);
     if (rc != QLM_CLI_CONTINUE)
         return rc;
-    struct ppl p = {.mod = {.path = o.model}, .ref = {.path = o.ref}};
-    qlm_cli_catch_sigbus(o.model);
+    struct ppl p = {.mod = {.path = o.co.model}, .ref = {.path = o.ref}};
+    qlm_cli_catch_sigbus(o.co.model);
     if (!(rc = open_models(&o, &p)) && !(rc = read_input(&o, &p)) && !(rc = score(&o, &p))) {
         struct figures f;
         compute_figures(&o, &p, &f);
-        rc = o.json ? print_json(&o, &p, &f) : (print_text(&o, &p, &f), 0);
+        rc = o.co.json ? print_json(&o, &p, &f) : (print_text(&o, &p, &f), 0);
         if (rc == 0)
             rc = qlm_cli_flush_stdout();
         if (rc == 0 && qlm_cli_interrupted) {

@@ -16,10 +16,8 @@
 
 #define DEFAULT_N 128
 #define DEFAULT_CTX 4096
-#define MAX_THREADS 1024
 
-/* Exit statuses: 1 for errors, 2 for usage errors. */
-enum { EXIT_ERR = QLM_CLI_EXIT_ERR, EXIT_USAGE = 2 };
+enum { EXIT_ERR = QLM_CLI_EXIT_ERR };
 
 static const char HELP[] =
     "Usage: qlm-run FILE.qlm (-p PROMPT | -f FILE | --tokens FILE) [OPTION]...\n"
@@ -27,6 +25,7 @@ static const char HELP[] =
     "Generate text from a quantized Qwen3 model, or chat with it.\n"
     "\n"
     "Input:\n"
+    "  -m, --model FILE      FILE.qlm given as an option\n"
     "  -p, --prompt TEXT     the prompt\n"
     "  -f, --file FILE       read the prompt from FILE ('-' = stdin)\n"
     "      --tokens FILE     the prompt as whitespace-separated token ids\n"
@@ -40,8 +39,9 @@ static const char HELP[] =
     "      --top-p P         nucleus sampling (default 0.95; 1 = off)\n"
     "      --min-p P         drop tokens below P x the top probability\n"
     "                        (default 0.05; 0 = off)\n"
-    "      --seed S          sampler seed (default: from the clock, printed)\n"
-    "      --ctx N           context length in tokens (default 4096, at most the\n"
+    "  -s, --seed S          sampler seed (default: from the clock, printed)\n"
+    "  -c, --ctx N, --ctx-size N\n"
+    "                        context length in tokens (default 4096, at most the\n"
     "                        model's maximum)\n"
     "  -t, --threads N       threads (default: physical cores)\n"
     "      --kv-type T       KV cache elements: f16 or f32 (default: f16 for q8/q4\n"
@@ -69,12 +69,13 @@ static const char HELP[] =
     "errors.  See qlm-run(1).\n";
 
 enum {
-    OPT_TOKENS = 256, OPT_NO_SPECIAL, OPT_TEMP, OPT_TOP_K, OPT_TOP_P, OPT_MIN_P, OPT_SEED,
-    OPT_CTX, OPT_CHAT, OPT_SYSTEM, OPT_NO_THINK, OPT_TOKENIZE, OPT_PRINT_IDS, OPT_LOGITS_OUT,
-    OPT_NO_VERIFY, OPT_KV_TYPE,
+    OPT_TOKENS = 256, OPT_NO_SPECIAL, OPT_TEMP, OPT_TOP_K, OPT_TOP_P, OPT_MIN_P,
+    OPT_CHAT, OPT_SYSTEM, OPT_NO_THINK, OPT_TOKENIZE, OPT_PRINT_IDS, OPT_LOGITS_OUT,
+    OPT_NO_VERIFY,
 };
 
 static const struct option long_opts[] = {
+    QLM_CLI_LONG_MODEL,
     {"prompt", required_argument, NULL, 'p'},
     {"file", required_argument, NULL, 'f'},
     {"tokens", required_argument, NULL, OPT_TOKENS},
@@ -84,9 +85,9 @@ static const struct option long_opts[] = {
     {"top-k", required_argument, NULL, OPT_TOP_K},
     {"top-p", required_argument, NULL, OPT_TOP_P},
     {"min-p", required_argument, NULL, OPT_MIN_P},
-    {"seed", required_argument, NULL, OPT_SEED},
-    {"ctx", required_argument, NULL, OPT_CTX},
-    {"threads", required_argument, NULL, 't'},
+    {"seed", required_argument, NULL, 's'},
+    QLM_CLI_LONG_CTX,
+    QLM_CLI_LONG_THREADS,
     {"chat", no_argument, NULL, OPT_CHAT},
     {"system", required_argument, NULL, OPT_SYSTEM},
     {"no-think", no_argument, NULL, OPT_NO_THINK},
@@ -96,18 +97,16 @@ static const struct option long_opts[] = {
     {"quiet", no_argument, NULL, 'q'},
     {"verbose", no_argument, NULL, 'v'},
     {"no-verify", no_argument, NULL, OPT_NO_VERIFY},
-    {"kv-type", required_argument, NULL, OPT_KV_TYPE},
-    {"help", no_argument, NULL, 'h'},
-    {"version", no_argument, NULL, 'V'},
+    QLM_CLI_LONG_KV_TYPE,
+    QLM_CLI_LONG_STD,
     {NULL, 0, NULL, 0},
 };
 
 struct opts {
-    const char *model, *prompt, *prompt_file, *tokens_file, *system, *logits_out;
+    struct qlm_cli_common co; /* model, threads (0: library default), kv_type */
+    const char *prompt, *prompt_file, *tokens_file, *system, *logits_out;
     int n_predict;       /* -1: not given */
     int ctx;             /* 0: not given */
-    int threads;         /* 0: library default */
-    int kv_type;         /* -1: the model's default */
     bool chat, no_think, tokenize, print_ids, no_special, quiet, verbose, no_verify;
     bool seed_given;
     struct qlm_sampler_params sp;
@@ -139,9 +138,7 @@ static _Noreturn void die_err(const struct qlm_error *e)
 static int parse_args(int argc, char **argv, struct opts *o)
 {
     struct qlm_error e = {0};
-    memset(o, 0, sizeof *o);
-    o->n_predict = -1;
-    o->kv_type = -1;
+    *o = (struct opts){.co = QLM_CLI_COMMON_INIT, .n_predict = -1};
     qlm_sampler_defaults(&o->sp);
     /* qlm-run's documented defaults, whatever the library's are. */
     o->sp.temp = 0.8f;
@@ -151,8 +148,9 @@ static int parse_args(int argc, char **argv, struct opts *o)
     opterr = 0;
     int c;
     double d;
-    while ((c = getopt_long(argc, argv, ":p:f:n:t:qvhV", long_opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":m:p:f:n:s:c:t:qvhV", long_opts, NULL)) != -1) {
         enum qlm_err rc = QLM_OK;
+        int st = QLM_CLI_CONTINUE;
         switch (c) {
         case 'p': o->prompt = optarg; break;
         case 'f': o->prompt_file = optarg; break;
@@ -175,12 +173,11 @@ static int parse_args(int argc, char **argv, struct opts *o)
             rc = qlm_cli_parse_double("--min-p", optarg, 0, 1, &d, &e);
             o->sp.min_p = (float)d;
             break;
-        case OPT_SEED:
+        case 's':
             rc = qlm_cli_parse_u64("--seed", optarg, &o->sp.seed, &e);
             o->seed_given = true;
             break;
-        case OPT_CTX: rc = qlm_cli_parse_int("--ctx", optarg, 1, INT32_MAX, &o->ctx, &e); break;
-        case 't': rc = qlm_cli_parse_int("--threads", optarg, 1, MAX_THREADS, &o->threads, &e); break;
+        case 'c': rc = qlm_cli_parse_int("--ctx", optarg, 1, INT32_MAX, &o->ctx, &e); break;
         case OPT_CHAT: o->chat = true; break;
         case OPT_SYSTEM: o->system = optarg; break;
         case OPT_NO_THINK: o->no_think = true; break;
@@ -190,17 +187,14 @@ static int parse_args(int argc, char **argv, struct opts *o)
         case 'q': o->quiet = true; break;
         case 'v': o->verbose = true; break;
         case OPT_NO_VERIFY: o->no_verify = true; break;
-        case OPT_KV_TYPE: rc = qlm_cli_parse_kv_type("--kv-type", optarg, &o->kv_type, &e); break;
-        case 'h': return qlm_cli_help(HELP);
-        case 'V':
-            printf("qlm-run (qlm) %s\n", qlm_version());
-            return qlm_cli_flush_stdout();
-        default: return qlm_cli_bad_option(c, argv);
+        default: st = qlm_cli_option(c, optarg, argv, &o->co); break;
         }
         if (rc != QLM_OK)
             return qlm_cli_usage("%s", e.msg);
+        if (st != QLM_CLI_CONTINUE)
+            return st;
     }
-    int st = qlm_cli_operand(argc, argv, "model file", &o->model);
+    int st = qlm_cli_take_model(argc, argv, "FILE.qlm", &o->co);
     if (st != QLM_CLI_CONTINUE)
         return st;
     int n_in = !!o->prompt + !!o->prompt_file + !!o->tokens_file;
@@ -221,6 +215,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
     }
     if (o->n_predict < 0)
         o->n_predict = o->chat ? -1 : DEFAULT_N;
+    qlm_cli_options_done(&o->co);
     return QLM_CLI_CONTINUE;
 }
 
@@ -564,7 +559,7 @@ static int run_chat(struct run *r)
 
 int main(int argc, char **argv)
 {
-    qlm_cli_init("qlm-run", EXIT_USAGE);
+    qlm_cli_init("qlm-run", HELP);
     struct opts o;
     int st = parse_args(argc, argv, &o);
     if (st != QLM_CLI_CONTINUE)
@@ -598,8 +593,8 @@ int main(int argc, char **argv)
         return qlm_cli_fail("empty prompt");
     }
 
-    qlm_cli_catch_sigbus(o.model);
-    if (qlm_model_open(&r.m, o.model, &e) != QLM_OK)
+    qlm_cli_catch_sigbus(o.co.model);
+    if (qlm_model_open(&r.m, o.co.model, &e) != QLM_OK)
         die_err(&e);
     if (!o.no_verify) {
         struct qlm_cli_progress pb;
@@ -649,9 +644,9 @@ int main(int argc, char **argv)
     }
     if (ctx == 0)
         ctx = DEFAULT_CTX < hp->max_pos ? DEFAULT_CTX : hp->max_pos;
-    if (qlm_session_new(&r.s, r.m, ctx, o.threads, &e) != QLM_OK)
+    if (qlm_session_new(&r.s, r.m, ctx, o.co.threads, &e) != QLM_OK)
         die_err(&e);
-    if (o.kv_type >= 0 && qlm_session_set_kv_type(r.s, (enum qlm_dtype)o.kv_type, &e) != QLM_OK)
+    if (o.co.kv_type >= 0 && qlm_session_set_kv_type(r.s, (enum qlm_dtype)o.co.kv_type, &e) != QLM_OK)
         die_err(&e);
     if (qlm_sampler_new(&r.smp, &o.sp, hp->vocab_size, &e) != QLM_OK)
         die_err(&e);
