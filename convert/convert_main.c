@@ -10,6 +10,7 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -143,6 +144,10 @@ int main(int argc, char **argv)
     int st = parse_args(argc, argv, &o, &quiet);
     if (st != QLM_CLI_CONTINUE)
         return st;
+
+    struct stat sb;
+    if (stat(o.out_path, &sb) == 0 && S_ISDIR(sb.st_mode))
+        return qlm_cli_fail("%s: is a directory", o.out_path);
 
     struct ui u;
     qlm_cli_progress_begin(&u.bar, u.label);

@@ -955,6 +955,13 @@ START_TEST(cli_existing_output)
     const char *c[] = {d, "-o", outp, "--force", "--quiet", NULL};
     ck_assert_int_eq(run_prog(c, out, sizeof out, errb, sizeof errb), 0);
     ck_assert_str_eq(errb, "");
+    /* a directory as the output: one message, with or without --force */
+    snprintf(want, sizeof want, "qlm-convert: %s: is a directory\n", d);
+    const char *dir_out[] = {d, "-o", d, NULL}, *dir_force[] = {d, "-o", d, "-f", NULL};
+    ck_assert_int_eq(run_prog(dir_out, out, sizeof out, errb, sizeof errb), 1);
+    ck_assert_str_eq(errb, want);
+    ck_assert_int_eq(run_prog(dir_force, out, sizeof out, errb, sizeof errb), 1);
+    ck_assert_str_eq(errb, want);
     rm_rf(d);
     free(d);
 }
