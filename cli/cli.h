@@ -169,5 +169,17 @@ void qlm_cli_catch_sigbus(const char *path);
 /* SIGINT sets qlm_cli_interrupted (once); a second ^C kills as usual. */
 extern volatile sig_atomic_t qlm_cli_interrupted;
 void qlm_cli_catch_sigint(void);
+/* The temporary file tmp a program writes its output into before renaming
+ * it to out (NULL: none any more).  Paths are copied; out's identity (or
+ * absence) is noted now, so that a handler can tell later whether tmp has
+ * become out. */
+void qlm_cli_temp_output(const char *tmp, const char *out);
+/* For a program whose work is that output (qlm-convert): SIGINT, SIGTERM
+ * and SIGHUP remove the temporary file, print one line ("prog: interrupted:
+ * OUT not written (removed TMP)") and end the program by the signal (status
+ * 128 + sig: 130 for ^C).  Once tmp has been renamed to out the output is
+ * complete: the signal then only sets qlm_cli_interrupted, and the program
+ * finishes and reports success. */
+void qlm_cli_catch_interrupt_output(void);
 
 #endif

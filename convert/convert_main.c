@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <signal.h>
 #include <unistd.h>
 
 static const char HELP[] =
@@ -34,18 +33,8 @@ static const char HELP[] =
     "  -h, --help             show this help and exit\n"
     "  -V, --version          show the version and exit\n"
     "\n"
-    "Exit status: 0 on success, 1 on errors, 2 on usage errors.\n";
-
-static char tmp_path[4200];
-
-static void on_signal(int sig)
-{
-    /* Leave nothing behind: the writer's temporary file is all there is. */
-    if (tmp_path[0])
-        unlink(tmp_path);
-    signal(sig, SIG_DFL);
-    raise(sig);
-}
+    "Exit status: 0 on success, 1 on errors, 2 on usage errors, 128 + the signal\n"
+    "(130 for ^C) when interrupted before OUT.qlm was complete.\n";
 
 /* The bar: "tensor i/n  done/total MB  rate MB/s [####....]  42% 3.1s". */
 struct ui {
@@ -157,14 +146,11 @@ int main(int argc, char **argv)
     o.progress = on_progress;
     o.warn = on_warn;
     o.ctx = &u;
-    qlm_convert_tmp_path(o.out_path, tmp_path, sizeof tmp_path);
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGHUP, &sa, NULL);
+    /* ^C removes the unfinished output, unless it is already complete */
+    char tmp[4200];
+    qlm_writer_tmp_path(o.out_path, tmp, sizeof tmp);
+    qlm_cli_temp_output(tmp, o.out_path);
+    qlm_cli_catch_interrupt_output();
 
     struct qlm_convert_stats stats;
     struct qlm_error err = {0};
@@ -172,6 +158,8 @@ int main(int argc, char **argv)
     qlm_cli_progress_end(&u.bar);
     if (rc != QLM_OK)
         return qlm_cli_fail("%s", err.msg[0] ? err.msg : qlm_strerror(rc));
+    if (qlm_cli_interrupted)
+        qlm_cli_warn("interrupted after %s was complete: it is kept", o.out_path);
     if (!quiet) {
         double bpw = stats.n_params ? 8.0 * (double)stats.bytes_out / (double)stats.n_params : 0.0;
         fprintf(stderr,

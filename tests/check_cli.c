@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -254,6 +256,72 @@ START_TEST(test_utf8_edges)
 }
 END_TEST
 
+/* qlm_cli_catch_interrupt_output in a child: SIGINT while tmp exists
+ * removes it and ends the child by the signal; once tmp has been renamed
+ * to out (or linked, as the writer's no-overwrite publish does) the child
+ * carries on with qlm_cli_interrupted set.  how: 0 interrupt mid-write,
+ * 1 after rename, 2 after link, 3 after rename over an existing out. */
+static int interrupt_child(int how, char *err, size_t cap)
+{
+    char tmp[256], out[256];
+    snprintf(tmp, sizeof tmp, "%s/o.qlm.tmp.1", dir);
+    snprintf(out, sizeof out, "%s/o.qlm", dir);
+    unlink(tmp);
+    unlink(out);
+    if (how == 3)
+        write_tmp("o.qlm", "old", 3);
+    int pfd[2];
+    ck_assert_int_eq(pipe(pfd), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        dup2(pfd[1], 2);
+        qlm_cli_init("qlm-test", "");
+        qlm_cli_temp_output(tmp, out);
+        qlm_cli_catch_interrupt_output();
+        write_tmp("o.qlm.tmp.1", "new", 3);
+        if (how == 1 || how == 3)
+            rename(tmp, out);
+        if (how == 2)
+            link(tmp, out);
+        raise(SIGINT);
+        _exit(qlm_cli_interrupted ? 42 : 43);
+    }
+    close(pfd[1]);
+    size_t got = 0;
+    ssize_t n;
+    while (got + 1 < cap && (n = read(pfd[0], err + got, cap - 1 - got)) > 0)
+        got += (size_t)n;
+    err[got] = '\0';
+    close(pfd[0]);
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    return status;
+}
+
+START_TEST(test_interrupt_output)
+{
+    char err[600], want[600], tmp[256], out[256];
+    snprintf(tmp, sizeof tmp, "%s/o.qlm.tmp.1", dir);
+    snprintf(out, sizeof out, "%s/o.qlm", dir);
+    struct stat st;
+    int status = interrupt_child(0, err, sizeof err);
+    ck_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGINT);
+    snprintf(want, sizeof want, "qlm-test: interrupted: %s not written (removed %s)\n", out, tmp);
+    ck_assert_str_eq(err, want);
+    ck_assert_int_ne(lstat(tmp, &st), 0);
+    ck_assert_int_ne(lstat(out, &st), 0);
+    for (int how = 1; how <= 3; how++) {
+        status = interrupt_child(how, err, sizeof err);
+        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 42, "how %d: status %d", how,
+                      status);
+        ck_assert_str_eq(err, "");
+        ck_assert_int_eq(lstat(out, &st), 0);
+        ck_assert_int_eq(st.st_size, 3);
+    }
+}
+END_TEST
+
 START_TEST(test_parse_int)
 {
     struct qlm_error e;
@@ -396,6 +464,7 @@ int main(void)
     tcase_add_test(tc, test_shown);
     tcase_add_test(tc, test_progress);
     tcase_add_test(tc, test_utf8_edges);
+    tcase_add_test(tc, test_interrupt_output);
     tcase_add_test(tc, test_parse_int);
     tcase_add_test(tc, test_parse_u64_double);
     tcase_add_test(tc, test_read_file);
