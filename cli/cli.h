@@ -160,12 +160,14 @@ double qlm_cli_now(void);          /* monotonic seconds */
 uint64_t qlm_cli_peak_rss(void);   /* peak resident set in bytes; 0 if unknown */
 
 /* ---- signals ------------------------------------------------------------ */
-/* SIGBUS: the model is mapped read-only and MAP_SHARED, so if the file is
- * truncated or rewritten while in use, touching a vanished page raises SIGBUS
- * instead of returning an error.  The handler writes
- * "prog: FILE: the model file changed or was truncated while in use (SIGBUS)"
- * with write(2) (async-signal-safe) and _exit(1)s.  The path is copied. */
-void qlm_cli_catch_sigbus(const char *path);
+/* SIGBUS: models and checkpoints are mapped read-only and MAP_SHARED, so if
+ * a file is truncated or rewritten while in use, touching a vanished page
+ * raises SIGBUS instead of returning an error.  The handler writes one line,
+ * "prog: PATH: WHAT changed or was truncated while in use (SIGBUS)" (what:
+ * "the model file", "a checkpoint file"), followed, while a temporary output
+ * is registered (qlm_cli_temp_output), by "; OUT not written (removed TMP)"
+ * as it removes it, and _exit(1)s.  The strings are copied. */
+void qlm_cli_catch_sigbus(const char *path, const char *what);
 /* SIGINT sets qlm_cli_interrupted (once); a second ^C kills as usual. */
 extern volatile sig_atomic_t qlm_cli_interrupted;
 void qlm_cli_catch_sigint(void);

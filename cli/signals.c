@@ -27,6 +27,23 @@ static void say(const char *s, size_t n)
     }
 }
 
+/* Install handler h for sig (SIG_DFL to restore); mask: block the
+ * interrupt signals while h runs. */
+static void handle(int sig, void (*h)(int), bool mask, int flags)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = h;
+    sigemptyset(&sa.sa_mask);
+    if (mask) {
+        sigaddset(&sa.sa_mask, SIGINT);
+        sigaddset(&sa.sa_mask, SIGTERM);
+        sigaddset(&sa.sa_mask, SIGHUP);
+    }
+    sa.sa_flags = flags;
+    sigaction(sig, &sa, NULL);
+}
+
 /* a b c as one line ending in '\n' into buf (cap bytes), cut to fit. */
 static size_t line(char *buf, size_t cap, const char *a, const char *b, const char *c)
 {
@@ -47,8 +64,10 @@ static volatile sig_atomic_t tmp_set;
 static bool out_existed;
 static dev_t out_dev;
 static ino_t out_ino;
+/* "prog: interrupted: OUT not written\n", the part from OUT on at intr_skip;
+ * " (removed TMP)\n" */
 static char intr_msg[2 * PATH_CAP], intr_removed[PATH_CAP];
-static size_t intr_len, intr_removed_len;
+static size_t intr_len, intr_skip, intr_removed_len;
 
 void qlm_cli_temp_output(const char *tmp, const char *out)
 {
@@ -64,6 +83,9 @@ void qlm_cli_temp_output(const char *tmp, const char *out)
     char what[PATH_CAP + 32];
     snprintf(what, sizeof what, "interrupted: %s not written", out);
     intr_len = line(intr_msg, sizeof intr_msg, qlm_cli_prog(), ": ", what);
+    intr_skip = strlen(qlm_cli_prog()) + strlen(": interrupted: ");
+    if (intr_skip >= intr_len)
+        intr_skip = 0;
     intr_removed_len = line(intr_removed, sizeof intr_removed, " (removed ", tmp, ")");
     tmp_set = 1;
 }
@@ -100,11 +122,7 @@ static void on_interrupt(int sig)
         if (removed)
             say(intr_removed, intr_removed_len);
     }
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = SIG_DFL;
-    sigemptyset(&sa.sa_mask);
-    sigaction(sig, &sa, NULL);
+    handle(sig, SIG_DFL, false, 0);
     raise(sig); /* delivered when this handler returns: 128 + sig */
     errno = saved;
 }
@@ -112,41 +130,38 @@ static void on_interrupt(int sig)
 void qlm_cli_catch_interrupt_output(void)
 {
     qlm_cli_interrupted = 0;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_interrupt;
-    sigemptyset(&sa.sa_mask);
-    sigaddset(&sa.sa_mask, SIGINT);
-    sigaddset(&sa.sa_mask, SIGTERM);
-    sigaddset(&sa.sa_mask, SIGHUP);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGHUP, &sa, NULL);
+    handle(SIGINT, on_interrupt, true, 0);
+    handle(SIGTERM, on_interrupt, true, 0);
+    handle(SIGHUP, on_interrupt, true, 0);
 }
 
 /* ---- SIGBUS ----------------------------------------------------------------- */
 
-static char sigbus_msg[1024];
+static char sigbus_msg[PATH_CAP + 128];
 static size_t sigbus_len;
 
 static void on_sigbus(int sig)
 {
     (void)sig;
-    say(sigbus_msg, sigbus_len);
+    /* the unfinished output goes too ("...; OUT not written (removed TMP)") */
+    bool out = tmp_set && !output_published(), removed = out && remove_temp();
+    say(sigbus_msg, sigbus_len - (out ? 1 : 0));
+    if (out) {
+        say("; ", 2);
+        say(intr_msg + intr_skip, intr_len - intr_skip - (removed ? 1 : 0));
+        if (removed)
+            say(intr_removed, intr_removed_len);
+    }
     _exit(1);
 }
 
-void qlm_cli_catch_sigbus(const char *path)
+void qlm_cli_catch_sigbus(const char *path, const char *what)
 {
     char head[PATH_CAP + 64];
-    snprintf(head, sizeof head, "%s: %s", qlm_cli_prog(), path);
+    snprintf(head, sizeof head, "%s: %s: %s", qlm_cli_prog(), path, what);
     sigbus_len = line(sigbus_msg, sizeof sigbus_msg, head,
-                      ": the model file changed or was truncated while in use (SIGBUS)", "");
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_sigbus;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGBUS, &sa, NULL);
+                      " changed or was truncated while in use (SIGBUS)", "");
+    handle(SIGBUS, on_sigbus, true, 0);
 }
 
 /* ---- SIGINT ------------------------------------------------------------------ */
@@ -162,12 +177,7 @@ static void on_sigint(int sig)
 void qlm_cli_catch_sigint(void)
 {
     qlm_cli_interrupted = 0;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_sigint;
-    sigemptyset(&sa.sa_mask);
     /* One-shot: a second ^C before we re-arm kills the program as usual.
      * No SA_RESTART: a blocking read of stdin returns EINTR. */
-    sa.sa_flags = SA_RESETHAND;
-    sigaction(SIGINT, &sa, NULL);
+    handle(SIGINT, on_sigint, false, SA_RESETHAND);
 }

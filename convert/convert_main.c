@@ -146,11 +146,13 @@ int main(int argc, char **argv)
     o.progress = on_progress;
     o.warn = on_warn;
     o.ctx = &u;
-    /* ^C removes the unfinished output, unless it is already complete */
+    /* ^C (or SIGBUS) removes the unfinished output, unless it is complete */
     char tmp[4200];
     qlm_writer_tmp_path(o.out_path, tmp, sizeof tmp);
     qlm_cli_temp_output(tmp, o.out_path);
     qlm_cli_catch_interrupt_output();
+    /* the checkpoint's shards are mapped: one cut short while read */
+    qlm_cli_catch_sigbus(o.model_dir, "a checkpoint file");
 
     struct qlm_convert_stats stats;
     struct qlm_error err = {0};

@@ -325,6 +325,7 @@ int main(int argc, char **argv)
     bool as_json = co.json;
     struct qlm_error err = {0};
     struct qlm_file *f = NULL;
+    qlm_cli_catch_sigbus(path, "the file");
     if (qlm_file_open(&f, path, &err) != QLM_OK)
         return qlm_cli_fail("%s", err.msg);
     status = 0;

@@ -256,20 +256,10 @@ START_TEST(test_utf8_edges)
 }
 END_TEST
 
-/* qlm_cli_catch_interrupt_output in a child: SIGINT while tmp exists
- * removes it and ends the child by the signal; once tmp has been renamed
- * to out (or linked, as the writer's no-overwrite publish does) the child
- * carries on with qlm_cli_interrupted set.  how: 0 interrupt mid-write,
- * 1 after rename, 2 after link, 3 after rename over an existing out. */
-static int interrupt_child(int how, char *err, size_t cap)
+/* Run fn(arg) in a child with its stderr read into err (NUL-terminated);
+ * returns the child's wait status.  fn ends the child itself. */
+static int in_child(void (*fn)(int), int arg, char *err, size_t cap)
 {
-    char tmp[256], out[256];
-    snprintf(tmp, sizeof tmp, "%s/o.qlm.tmp.1", dir);
-    snprintf(out, sizeof out, "%s/o.qlm", dir);
-    unlink(tmp);
-    unlink(out);
-    if (how == 3)
-        write_tmp("o.qlm", "old", 3);
     int pfd[2];
     ck_assert_int_eq(pipe(pfd), 0);
     pid_t pid = fork();
@@ -277,15 +267,8 @@ static int interrupt_child(int how, char *err, size_t cap)
     if (pid == 0) {
         dup2(pfd[1], 2);
         qlm_cli_init("qlm-test", "");
-        qlm_cli_temp_output(tmp, out);
-        qlm_cli_catch_interrupt_output();
-        write_tmp("o.qlm.tmp.1", "new", 3);
-        if (how == 1 || how == 3)
-            rename(tmp, out);
-        if (how == 2)
-            link(tmp, out);
-        raise(SIGINT);
-        _exit(qlm_cli_interrupted ? 42 : 43);
+        fn(arg);
+        _exit(99);
     }
     close(pfd[1]);
     size_t got = 0;
@@ -299,25 +282,82 @@ static int interrupt_child(int how, char *err, size_t cap)
     return status;
 }
 
+static char tmp_out[256], out_path[256];
+
+/* qlm_cli_catch_interrupt_output: SIGINT while tmp exists removes it and
+ * ends the child by the signal; once tmp has been renamed to out (or
+ * linked, as the writer's no-overwrite publish does) the child carries on
+ * with qlm_cli_interrupted set (status 42).  how: 0 interrupt mid-write,
+ * 1 after rename, 2 after link, 3 after rename over an existing out. */
+static void interrupt_body(int how)
+{
+    qlm_cli_temp_output(tmp_out, out_path);
+    qlm_cli_catch_interrupt_output();
+    write_tmp("o.qlm.tmp.1", "new", 3);
+    if (how == 1 || how == 3)
+        rename(tmp_out, out_path);
+    if (how == 2)
+        link(tmp_out, out_path);
+    raise(SIGINT);
+    _exit(qlm_cli_interrupted ? 42 : 43);
+}
+
 START_TEST(test_interrupt_output)
 {
-    char err[600], want[600], tmp[256], out[256];
-    snprintf(tmp, sizeof tmp, "%s/o.qlm.tmp.1", dir);
-    snprintf(out, sizeof out, "%s/o.qlm", dir);
+    char err[600], want[600];
+    snprintf(tmp_out, sizeof tmp_out, "%s/o.qlm.tmp.1", dir);
+    snprintf(out_path, sizeof out_path, "%s/o.qlm", dir);
     struct stat st;
-    int status = interrupt_child(0, err, sizeof err);
+    int status = in_child(interrupt_body, 0, err, sizeof err);
     ck_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGINT);
-    snprintf(want, sizeof want, "qlm-test: interrupted: %s not written (removed %s)\n", out, tmp);
+    snprintf(want, sizeof want, "qlm-test: interrupted: %s not written (removed %s)\n",
+             out_path, tmp_out);
     ck_assert_str_eq(err, want);
-    ck_assert_int_ne(lstat(tmp, &st), 0);
-    ck_assert_int_ne(lstat(out, &st), 0);
+    ck_assert_int_ne(lstat(tmp_out, &st), 0);
+    ck_assert_int_ne(lstat(out_path, &st), 0);
     for (int how = 1; how <= 3; how++) {
-        status = interrupt_child(how, err, sizeof err);
+        unlink(out_path);
+        if (how == 3)
+            write_tmp("o.qlm", "old", 3);
+        status = in_child(interrupt_body, how, err, sizeof err);
         ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 42, "how %d: status %d", how,
                       status);
         ck_assert_str_eq(err, "");
-        ck_assert_int_eq(lstat(out, &st), 0);
+        ck_assert_int_eq(lstat(out_path, &st), 0);
         ck_assert_int_eq(st.st_size, 3);
+        unlink(tmp_out);
+    }
+}
+END_TEST
+
+/* The SIGBUS handler names the file and removes a registered temporary
+ * output (with_out: one is registered). */
+static void sigbus_body(int with_out)
+{
+    if (with_out) {
+        qlm_cli_temp_output(tmp_out, out_path);
+        write_tmp("b.qlm.tmp.1", "x", 1);
+    }
+    qlm_cli_catch_sigbus("ckpt", "a checkpoint file");
+    raise(SIGBUS);
+}
+
+START_TEST(test_sigbus)
+{
+    char err[800], want[800];
+    snprintf(tmp_out, sizeof tmp_out, "%s/b.qlm.tmp.1", dir);
+    snprintf(out_path, sizeof out_path, "%s/b.qlm", dir);
+    for (int with_out = 0; with_out < 2; with_out++) {
+        int status = in_child(sigbus_body, with_out, err, sizeof err);
+        ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 1);
+        snprintf(want, sizeof want,
+                 "qlm-test: ckpt: a checkpoint file changed or was truncated while in use "
+                 "(SIGBUS)%s%s%s%s%s\n", with_out ? "; " : "", with_out ? out_path : "",
+                 with_out ? " not written (removed " : "", with_out ? tmp_out : "",
+                 with_out ? ")" : "");
+        ck_assert_str_eq(err, want);
+        struct stat st;
+        ck_assert_int_ne(lstat(tmp_out, &st), 0);
     }
 }
 END_TEST
@@ -465,6 +505,7 @@ int main(void)
     tcase_add_test(tc, test_progress);
     tcase_add_test(tc, test_utf8_edges);
     tcase_add_test(tc, test_interrupt_output);
+    tcase_add_test(tc, test_sigbus);
     tcase_add_test(tc, test_parse_int);
     tcase_add_test(tc, test_parse_u64_double);
     tcase_add_test(tc, test_read_file);

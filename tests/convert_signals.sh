@@ -5,7 +5,9 @@
 #     program ends by the signal (status 130, 143), nothing is left;
 #   * SIGINT once the output was renamed into place (the rename held for a
 #     while by strace): the file is complete, so status 0, a warning that
-#     it is kept, and the file verifies.
+#     it is kept, and the file verifies;
+#   * SIGBUS from a shard truncated while it is read: one line naming the
+#     checkpoint, status 1, the temporary output removed.
 # Uses tests/fixtures/synth-tiny (~2 s of conversion with one thread).
 . "${top_srcdir:-.}/tests/run_common.sh"
 CONVERT=$top_builddir/qlm-convert
@@ -56,12 +58,35 @@ interrupt() {
 interrupt INT 130
 interrupt TERM 143
 
+# A shard cut short while it is read: SIGBUS, reported as one line naming
+# the checkpoint, and the unfinished output removed.
+d=$T/bus
+mkdir "$d"
+cp -r "$SYNTH" "$d/ckpt"
+"$CONVERT" "$d/ckpt" -o "$d/out.qlm" --threads 1 --quiet 2>"$d/err" &
+pid=$!
+if until_exists "$d/out.qlm.tmp.*" $pid; then
+    truncate -s 4096 "$d/ckpt/model.safetensors"
+    wait $pid
+    rc=$?
+    want="qlm-convert: $d/ckpt: a checkpoint file changed or was truncated while in use (SIGBUS); $d/out.qlm not written (removed $d/out.qlm.tmp.$pid)"
+    if [ $rc -eq 1 ] && [ "$(cat "$d/err")" = "$want" ] && [ -z "$(ls "$d" | grep out)" ]; then
+        pass "shard truncated mid-conversion: status 1, $(cat "$d/err")"
+    else
+        fail "shard truncated mid-conversion: status $rc, left: $(ls "$d" | grep out)"
+        cat "$d/err"
+    fi
+else
+    wait $pid
+    fail "shard truncation: no temporary file seen (status $?)"
+fi
+
 # After the rename: strace holds the converter in link(2) (the publish step
 # without --force) for 2 s, and the signal arrives then.
-if ! command -v strace >/dev/null || ! strace -o /dev/null true 2>/dev/null; then
+command -v strace >/dev/null && strace -o /dev/null true 2>/dev/null || {
     echo "SKIP: strace cannot trace here: the after-rename case did not run"
     finish
-fi
+}
 d=$T/late
 mkdir "$d"
 # (LeakSanitizer cannot run under ptrace: an ASan build exits without it)
@@ -69,11 +94,7 @@ ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
     strace -f -o "$d/trace" -e trace=link,linkat -e inject=link,linkat:delay_exit=2000000 \
     "$CONVERT" "$TINY" -o "$d/out.qlm" --quiet 2>"$d/err" &
 spid=$!
-i=0
-while ! grep -q 'DELAYED' "$d/trace" 2>/dev/null && [ $i -lt 3000 ]; do
-    sleep 0.01 2>/dev/null || sleep 1
-    i=$((i + 1))
-done
+wait_for DELAYED "$d/trace"
 # strace -f starts each line with the pid; the link is the main thread's
 kill -INT "$(sed -n 's/^\([0-9][0-9]*\) .*DELAYED.*/\1/p' "$d/trace")"
 wait $spid

@@ -381,7 +381,7 @@ int main(int argc, char **argv)
     int rc = parse_args(argc, argv, &o);
     if (rc != QLM_CLI_CONTINUE)
         return rc;
-    qlm_cli_catch_sigbus(o.co.model);
+    qlm_cli_catch_sigbus(o.co.model, "the model file");
     struct bench b = {.kv = QLM_F32};
     if ((rc = measure(&o, &b)) != 0)
         return rc;

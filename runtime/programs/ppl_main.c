@@ -511,7 +511,7 @@ int main(int argc, char **argv)
     if (rc != QLM_CLI_CONTINUE)
         return rc;
     struct ppl p = {.mod = {.path = o.co.model}, .ref = {.path = o.ref}};
-    qlm_cli_catch_sigbus(o.co.model);
+    qlm_cli_catch_sigbus(o.co.model, "the model file");
     if (!(rc = open_models(&o, &p)) && !(rc = read_input(&o, &p)) && !(rc = score(&o, &p))) {
         struct figures f;
         compute_figures(&o, &p, &f);

@@ -593,7 +593,7 @@ int main(int argc, char **argv)
         return qlm_cli_fail("empty prompt");
     }
 
-    qlm_cli_catch_sigbus(o.co.model);
+    qlm_cli_catch_sigbus(o.co.model, "the model file");
     if (qlm_model_open(&r.m, o.co.model, &e) != QLM_OK)
         die_err(&e);
     if (!o.no_verify) {
