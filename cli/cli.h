@@ -1,9 +1,9 @@
 /*
  * cli.h — the helpers every qlm program shares (qlm-run, qlm-ppl,
  * qlm-bench, qlm-inspect, qlm-convert): the program's name in messages,
- * usage errors, --help and --version, strict option parsing, whole-file and
- * --tokens reading, a progress bar on a terminal, timing, peak RSS and the
- * SIGBUS/SIGINT handlers.
+ * usage errors, the options they share, strict option parsing, whole-file
+ * and --tokens reading, the rule for output files, a progress bar on a
+ * terminal, timing, peak RSS and the signal handlers.
  *
  * Not part of libqlm, and blind to the runtime's internals: it includes the
  * format library's header only, so the converter and qlm-inspect link it
@@ -137,6 +137,38 @@ enum qlm_err qlm_cli_check_utf8(const char *what, const char *text, size_t len,
  * file is an error.  *ids is malloc'ed. */
 enum qlm_err qlm_cli_read_tokens(const char *path, int n_vocab, int32_t **ids, size_t *n_ids,
                                  struct qlm_error *err);
+
+/* ---- output files ------------------------------------------------------- */
+/* One rule for every file a program writes (qlm-run --logits-out,
+ * qlm-convert -o):
+ *   - a regular file, or nothing, at PATH: the output goes to the writer's
+ *     temporary "<PATH>.tmp.<pid>" (qlm_writer_tmp_path) and is renamed
+ *     onto PATH when complete, so PATH is whole before and after;
+ *   - a symbolic link: the rule applies to the file it names, and the link
+ *     stays a link (a link to nothing is refused);
+ *   - a FIFO or a character device (/dev/null, a terminal): written in
+ *     place, since a rename would replace the node with a regular file;
+ *   - a directory, a socket or a block device: refused.
+ * qlm_cli_output_target classifies PATH: target->path is where to write
+ * (malloc'ed: PATH, or the file a link names), in_place for the FIFO and
+ * device case.  Errors name PATH. */
+struct qlm_cli_target {
+    char *path;
+    bool in_place;
+};
+enum qlm_err qlm_cli_output_target(const char *path, struct qlm_cli_target *t,
+                                   struct qlm_error *err);
+void qlm_cli_target_free(struct qlm_cli_target *t);
+/* A file written by that rule: open (the temporary file is registered with
+ * qlm_cli_temp_output, for the SIGBUS handler), write, then commit (fsync,
+ * rename; frees) or abort (removes the temporary file; frees).  A failing
+ * write or commit aborts itself. */
+struct qlm_cli_out;
+enum qlm_err qlm_cli_out_open(struct qlm_cli_out **o, const char *path, struct qlm_error *err);
+enum qlm_err qlm_cli_out_write(struct qlm_cli_out *o, const void *buf, size_t n,
+                               struct qlm_error *err);
+enum qlm_err qlm_cli_out_commit(struct qlm_cli_out *o, struct qlm_error *err);
+void qlm_cli_out_abort(struct qlm_cli_out *o);
 
 /* ---- progress, time, memory -------------------------------------------- */
 /* A one-line bar on stderr, "LABEL [####......]  42% 3.1s", redrawn at

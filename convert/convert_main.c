@@ -10,7 +10,6 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 static const char HELP[] =
@@ -125,6 +124,46 @@ static int parse_args(int argc, char **argv, struct qlm_convert_opts *o, bool *q
     return QLM_CLI_CONTINUE;
 }
 
+/* The conversion, its summary, and its signals; o->out_path is the file to
+ * write (a regular file or none). */
+static int convert(struct qlm_convert_opts *o, bool quiet)
+{
+    struct ui u;
+    qlm_cli_progress_begin(&u.bar, u.label);
+    u.bar.enabled &= !quiet;
+    snprintf(u.label, sizeof u.label, "reading %s", o->model_dir);
+    u.t0 = qlm_cli_now();
+    o->progress = on_progress;
+    o->warn = on_warn;
+    o->ctx = &u;
+    /* ^C (or SIGBUS) removes the unfinished output, unless it is complete */
+    char tmp[4200];
+    qlm_writer_tmp_path(o->out_path, tmp, sizeof tmp);
+    qlm_cli_temp_output(tmp, o->out_path);
+    qlm_cli_catch_interrupt_output();
+    /* the checkpoint's shards are mapped: one cut short while read */
+    qlm_cli_catch_sigbus(o->model_dir, "a checkpoint file");
+
+    struct qlm_convert_stats st;
+    struct qlm_error err = {0};
+    enum qlm_err rc = qlm_convert(o, &st, &err);
+    qlm_cli_progress_end(&u.bar);
+    if (rc != QLM_OK)
+        return qlm_cli_fail("%s", err.msg[0] ? err.msg : qlm_strerror(rc));
+    if (qlm_cli_interrupted)
+        qlm_cli_warn("interrupted after %s was complete: it is kept", o->out_path);
+    if (!quiet) {
+        double bpw = st.n_params ? 8.0 * (double)st.bytes_out / (double)st.n_params : 0.0;
+        fprintf(stderr,
+                "%s: wrote %s: %zu tensors, %llu parameters%s, %.1f MB in, %.1f MB out "
+                "(file %.1f MB), %.2f bits/weight, %.1f s\n",
+                qlm_cli_prog(), o->out_path, st.n_tensors, (unsigned long long)st.n_params,
+                st.tied ? " (head tied to the embedding)" : "", (double)st.bytes_in / 1e6,
+                (double)st.bytes_out / 1e6, (double)st.file_size / 1e6, bpw, st.seconds);
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     qlm_cli_init("qlm-convert", HELP);
@@ -133,43 +172,20 @@ int main(int argc, char **argv)
     int st = parse_args(argc, argv, &o, &quiet);
     if (st != QLM_CLI_CONTINUE)
         return st;
-
-    struct stat sb;
-    if (stat(o.out_path, &sb) == 0 && S_ISDIR(sb.st_mode))
-        return qlm_cli_fail("%s: is a directory", o.out_path);
-
-    struct ui u;
-    qlm_cli_progress_begin(&u.bar, u.label);
-    u.bar.enabled &= !quiet;
-    snprintf(u.label, sizeof u.label, "reading %s", o.model_dir);
-    u.t0 = qlm_cli_now();
-    o.progress = on_progress;
-    o.warn = on_warn;
-    o.ctx = &u;
-    /* ^C (or SIGBUS) removes the unfinished output, unless it is complete */
-    char tmp[4200];
-    qlm_writer_tmp_path(o.out_path, tmp, sizeof tmp);
-    qlm_cli_temp_output(tmp, o.out_path);
-    qlm_cli_catch_interrupt_output();
-    /* the checkpoint's shards are mapped: one cut short while read */
-    qlm_cli_catch_sigbus(o.model_dir, "a checkpoint file");
-
-    struct qlm_convert_stats stats;
+    /* cli/'s rule for outputs: through a temporary file and a rename, into
+     * the file a link names; a FIFO or a device cannot take a .qlm (the
+     * writer seeks, and renames the finished file). */
+    struct qlm_cli_target out;
     struct qlm_error err = {0};
-    enum qlm_err rc = qlm_convert(&o, &stats, &err);
-    qlm_cli_progress_end(&u.bar);
-    if (rc != QLM_OK)
-        return qlm_cli_fail("%s", err.msg[0] ? err.msg : qlm_strerror(rc));
-    if (qlm_cli_interrupted)
-        qlm_cli_warn("interrupted after %s was complete: it is kept", o.out_path);
-    if (!quiet) {
-        double bpw = stats.n_params ? 8.0 * (double)stats.bytes_out / (double)stats.n_params : 0.0;
-        fprintf(stderr,
-                "%s: wrote %s: %zu tensors, %llu parameters%s, %.1f MB in, %.1f MB out "
-                "(file %.1f MB), %.2f bits/weight, %.1f s\n",
-                qlm_cli_prog(), o.out_path, stats.n_tensors, (unsigned long long)stats.n_params,
-                stats.tied ? " (head tied to the embedding)" : "", (double)stats.bytes_in / 1e6,
-                (double)stats.bytes_out / 1e6, (double)stats.file_size / 1e6, bpw, stats.seconds);
+    if (qlm_cli_output_target(o.out_path, &out, &err) != QLM_OK)
+        return qlm_cli_fail("%s", err.msg);
+    if (out.in_place)
+        st = qlm_cli_fail("%s: not a regular file (a .qlm is written to a temporary file "
+                          "and renamed)", o.out_path);
+    else {
+        o.out_path = out.path;
+        st = convert(&o, quiet);
     }
-    return 0;
+    qlm_cli_target_free(&out);
+    return st;
 }

@@ -362,6 +362,92 @@ START_TEST(test_sigbus)
 }
 END_TEST
 
+START_TEST(test_output_target)
+{
+    struct qlm_error e;
+    struct qlm_cli_target t;
+    char p[300], q[300], d[300];
+    snprintf(p, sizeof p, "%s/out.bin", dir);
+    unlink(p);
+    ck_assert_int_eq(qlm_cli_output_target(p, &t, &e), QLM_OK); /* absent */
+    ck_assert_str_eq(t.path, p);
+    ck_assert(!t.in_place);
+    qlm_cli_target_free(&t);
+    write_tmp("out.bin", "x", 1);
+    ck_assert_int_eq(qlm_cli_output_target(p, &t, &e), QLM_OK); /* regular */
+    ck_assert_str_eq(t.path, p);
+    ck_assert(!t.in_place);
+    qlm_cli_target_free(&t);
+    snprintf(q, sizeof q, "%s/link.bin", dir);
+    unlink(q);
+    ck_assert_int_eq(symlink("out.bin", q), 0);
+    ck_assert_int_eq(qlm_cli_output_target(q, &t, &e), QLM_OK); /* link: its file */
+    char *real = realpath(p, NULL);
+    ck_assert_str_eq(t.path, real);
+    free(real);
+    qlm_cli_target_free(&t);
+    unlink(q);
+    ck_assert_int_eq(symlink("nowhere.bin", q), 0);
+    ck_assert_int_eq(qlm_cli_output_target(q, &t, &e), QLM_E_IO);
+    ck_assert_ptr_nonnull(strstr(e.msg, "link.bin: a symbolic link to nothing"));
+    unlink(q);
+    snprintf(d, sizeof d, "%s/sub", dir);
+    mkdir(d, 0755);
+    ck_assert_int_eq(qlm_cli_output_target(d, &t, &e), QLM_E_IO);
+    ck_assert_ptr_nonnull(strstr(e.msg, "sub: is a directory"));
+    rmdir(d);
+    snprintf(q, sizeof q, "%s/fifo", dir);
+    ck_assert_int_eq(mkfifo(q, 0644), 0);
+    ck_assert_int_eq(qlm_cli_output_target(q, &t, &e), QLM_OK);
+    ck_assert(t.in_place);
+    qlm_cli_target_free(&t);
+    unlink(q);
+    ck_assert_int_eq(qlm_cli_output_target("/dev/null", &t, &e), QLM_OK);
+    ck_assert(t.in_place);
+    qlm_cli_target_free(&t);
+    ck_assert_int_eq(qlm_cli_output_target("", &t, &e), QLM_E_INVALID);
+}
+END_TEST
+
+START_TEST(test_output_file)
+{
+    struct qlm_error e;
+    struct qlm_cli_out *o;
+    char p[300], tmp[340];
+    struct stat st;
+    snprintf(p, sizeof p, "%s/o.bin", dir);
+    qlm_writer_tmp_path(p, tmp, sizeof tmp);
+    write_tmp("o.bin", "old", 3);
+    ck_assert_int_eq(qlm_cli_out_open(&o, p, &e), QLM_OK);
+    ck_assert_int_eq(qlm_cli_out_write(o, "new!", 4, &e), QLM_OK);
+    ck_assert_int_eq(stat(p, &st), 0);
+    ck_assert_int_eq(st.st_size, 3); /* the old file whole until the commit */
+    ck_assert_int_eq(stat(tmp, &st), 0);
+    ck_assert_int_eq(qlm_cli_out_commit(o, &e), QLM_OK);
+    ck_assert_int_eq(stat(p, &st), 0);
+    ck_assert_int_eq(st.st_size, 4);
+    ck_assert_int_ne(stat(tmp, &st), 0);
+    ck_assert_int_eq(qlm_cli_out_open(&o, p, &e), QLM_OK); /* aborted: nothing changes */
+    ck_assert_int_eq(qlm_cli_out_write(o, "x", 1, &e), QLM_OK);
+    qlm_cli_out_abort(o);
+    ck_assert_int_eq(stat(p, &st), 0);
+    ck_assert_int_eq(st.st_size, 4);
+    ck_assert_int_ne(stat(tmp, &st), 0);
+    ck_assert_int_eq(qlm_cli_out_open(&o, "/dev/null", &e), QLM_OK); /* in place */
+    ck_assert_int_eq(qlm_cli_out_write(o, "x", 1, &e), QLM_OK);
+    ck_assert_int_eq(qlm_cli_out_commit(o, &e), QLM_OK);
+    ck_assert_int_eq(stat("/dev/null", &st), 0);
+    ck_assert(S_ISCHR(st.st_mode));
+    if (stat("/dev/full", &st) == 0 && S_ISCHR(st.st_mode)) { /* a device that fails */
+        ck_assert_int_eq(qlm_cli_out_open(&o, "/dev/full", &e), QLM_OK);
+        ck_assert_int_eq(qlm_cli_out_write(o, "x", 1, &e), QLM_E_IO); /* aborts itself */
+        ck_assert_ptr_nonnull(strstr(e.msg, "/dev/full: write failed: "));
+        ck_assert_int_eq(stat("/dev/full", &st), 0);
+        ck_assert(S_ISCHR(st.st_mode));
+    }
+}
+END_TEST
+
 START_TEST(test_parse_int)
 {
     struct qlm_error e;
@@ -506,6 +592,8 @@ int main(void)
     tcase_add_test(tc, test_utf8_edges);
     tcase_add_test(tc, test_interrupt_output);
     tcase_add_test(tc, test_sigbus);
+    tcase_add_test(tc, test_output_target);
+    tcase_add_test(tc, test_output_file);
     tcase_add_test(tc, test_parse_int);
     tcase_add_test(tc, test_parse_u64_double);
     tcase_add_test(tc, test_read_file);

@@ -342,55 +342,35 @@ static bool host_is_le(void)
     return *(const uint8_t *)&one == 1;
 }
 
+/* The logits of n_pos positions as little-endian f32, through cli/'s rule
+ * for output files (a regular file atomically; a FIFO or device in place). */
 static void write_logits(const char *path, const float *logits, size_t n_pos, size_t vocab)
 {
-    size_t tlen = strlen(path) + 5;
-    char *tmp = malloc(tlen);
-    if (!tmp) {
+    struct qlm_error e = {0};
+    struct qlm_cli_out *o;
+    if (qlm_cli_out_open(&o, path, &e) != QLM_OK)
+        die_err(&e);
+    uint8_t *row = host_is_le() ? NULL : malloc(vocab * 4);
+    if (!host_is_le() && !row) {
+        qlm_cli_out_abort(o);
         exit(qlm_cli_fail("out of memory"));
     }
-    snprintf(tmp, tlen, "%s.tmp", path);
-    FILE *fp = fopen(tmp, "wb");
-    if (!fp) {
-        exit(qlm_cli_fail("%s: %s", tmp, strerror(errno)));
-    }
-    bool ok = true;
-    if (host_is_le()) {
-        for (size_t p = 0; ok && p < n_pos; p++)
-            ok = fwrite(logits + p * vocab, sizeof(float), vocab, fp) == vocab;
-    } else {
-        for (size_t i = 0; ok && i < n_pos * vocab; i++) {
+    for (size_t p = 0; p < n_pos; p++) {
+        const float *src = logits + p * vocab;
+        for (size_t i = 0; row && i < vocab; i++) {
             uint32_t u;
-            memcpy(&u, logits + i, 4);
-            uint8_t b[4] = {(uint8_t)u, (uint8_t)(u >> 8), (uint8_t)(u >> 16), (uint8_t)(u >> 24)};
-            ok = fwrite(b, 1, 4, fp) == 4;
+            memcpy(&u, src + i, 4);
+            for (int k = 0; k < 4; k++)
+                row[4 * i + (size_t)k] = (uint8_t)(u >> (8 * k));
+        }
+        if (qlm_cli_out_write(o, row ? (const void *)row : (const void *)src, vocab * 4, &e)) {
+            free(row);
+            die_err(&e);
         }
     }
-    int e = ok ? 0 : errno;
-    if (ok && fflush(fp) != 0) {
-        ok = false;
-        e = errno;
-    }
-    if (ok && fsync(fileno(fp)) != 0 && errno != EINVAL && errno != EROFS) {
-        ok = false;
-        e = errno;
-    }
-    if (fclose(fp) != 0 && ok) {
-        ok = false;
-        e = errno;
-    }
-    if (ok && rename(tmp, path) != 0) {
-        ok = false;
-        e = errno;
-        qlm_cli_fail("%s: cannot rename to %s: %s", tmp, path, strerror(e));
-        unlink(tmp);
-        exit(EXIT_ERR);
-    }
-    if (!ok) {
-        unlink(tmp);
-        exit(qlm_cli_fail("%s: %s", path, e ? strerror(e) : "write failed"));
-    }
-    free(tmp);
+    free(row);
+    if (qlm_cli_out_commit(o, &e) != QLM_OK)
+        die_err(&e);
 }
 
 /* ---- modes ----------------------------------------------------------------- */
