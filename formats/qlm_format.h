@@ -294,6 +294,9 @@ struct qlm_writer;
 
 /* Creates "<path>.tmp.<pid>" next to path; nothing appears at path until
  * qlm_writer_finish succeeds.  Refuses an existing path unless overwrite. */
+/* That temporary name, into buf (cap bytes, NUL-terminated, cut to fit);
+ * returns its length (call with cap 0 to size buf), as snprintf does. */
+size_t qlm_writer_tmp_path(const char *path, char *buf, size_t cap);
 enum qlm_err qlm_writer_open(struct qlm_writer **w, const char *path, bool overwrite,
                              struct qlm_error *err);
 enum qlm_err qlm_writer_meta_u64(struct qlm_writer *w, const char *key, uint64_t v);
@@ -335,6 +338,7 @@ struct qlm_file {
     const uint8_t *map;   /* read-only mmap of the whole file */
     uint64_t size;
     uint32_t version_major, version_minor;
+    uint64_t data_offset;            /* start of the data section (page-aligned) */
     uint32_t n_meta;
     struct qlm_meta_entry *meta;
     uint32_t n_tensors;
