@@ -461,11 +461,13 @@ static enum qlm_err parse_header(struct parse *ps)
     uint64_t left = g->size - ps->c.pos;
     if (g->n_kv > MAX_KV || g->n_kv > left / MIN_KV_BYTES)
         return qlm_error_set(ps->err, QLM_E_RANGE,
-                             "%s: %" PRIu64 " keys: more than the file can hold or %" PRIu64,
+                             "%s: %" PRIu64 " keys: more than the file can hold (or %" PRIu64
+                             ")",
                              g->path, g->n_kv, MAX_KV);
     if (g->n_tensors > MAX_TENSORS || g->n_tensors > left / MIN_INFO_BYTES)
         return qlm_error_set(ps->err, QLM_E_RANGE,
-                             "%s: %" PRIu64 " tensors: more than the file can hold or %" PRIu64,
+                             "%s: %" PRIu64 " tensors: more than the file can hold (or %" PRIu64
+                             ")",
                              g->path, g->n_tensors, MAX_TENSORS);
     struct gguf_priv *p = ps->p;
     g->kv = calloc((size_t)g->n_kv + 1, sizeof *g->kv);
@@ -519,10 +521,15 @@ enum qlm_err qlm_gguf_open(struct qlm_gguf **out, const char *path, struct qlm_e
     return QLM_OK;
 }
 
-bool qlm_gguf_probe(const char *path)
+bool qlm_gguf_named(const char *path)
 {
     size_t n = strlen(path);
-    if (n >= 5 && strcmp(path + n - 5, ".gguf") == 0)
+    return n >= 5 && strcmp(path + n - 5, ".gguf") == 0;
+}
+
+bool qlm_gguf_probe(const char *path)
+{
+    if (qlm_gguf_named(path))
         return true;
     FILE *f = fopen(path, "rb");
     char m[4];
@@ -621,8 +628,9 @@ double qlm_gguf_real_at(const struct qlm_gguf_kv *kv, uint64_t i)
 }
 
 /* The key, present and a scalar of a type `ok` accepts. */
-static enum qlm_err scalar(const struct qlm_gguf *g, const char *key, bool (*ok)(enum qlm_gguf_vtype),
-                           const char *want, const struct qlm_gguf_kv **out, struct qlm_error *err)
+static enum qlm_err scalar(const struct qlm_gguf *g, const char *key,
+                           bool (*ok)(enum qlm_gguf_vtype), const char *want,
+                           const struct qlm_gguf_kv **out, struct qlm_error *err)
 {
     const struct qlm_gguf_kv *kv = qlm_gguf_find(g, key);
     if (!kv)

@@ -1,12 +1,15 @@
 /*
  * inspect_main.c — qlm-inspect: what a .qlm holds (header, metadata,
  * tokenizer, tensor directory, totals), optionally verifying every tensor
- * checksum, as text or as one JSON object.
+ * checksum, as text or as one JSON object; a GGUF file goes to
+ * inspect_gguf.c.
  */
 #include "config.h"
 
 #include "cli.h"
+#include "inspect.h"
 #include "qlm_format.h"
+#include "qlm_gguf.h"
 
 #include <getopt.h>
 #include <jansson.h>
@@ -15,14 +18,18 @@
 #include <string.h>
 
 static const char HELP[] =
-    "Usage: qlm-inspect FILE.qlm [OPTIONS]\n"
+    "Usage: qlm-inspect FILE.qlm|FILE.gguf [OPTIONS]\n"
     "Show what a .qlm file holds: format version and size, every metadata key,\n"
     "a tokenizer summary, the tensor directory (name, dtype, shape, group,\n"
-    "offset, bytes, bits per weight) and totals.\n"
+    "offset, bytes, bits per weight) and totals.  For a GGUF file (a path ending\n"
+    "in .gguf, or a file starting with \"GGUF\"): its header, every key with its\n"
+    "type and value, and its tensors (name, ggml type, dims innermost first,\n"
+    "offset, bytes, bits per weight).\n"
     "\n"
-    "  -m, --model FILE  FILE.qlm given as an option\n"
+    "  -m, --model FILE  FILE given as an option\n"
     "      --verify      recompute every tensor's XXH3-64 checksum; exit 1 at the\n"
-    "                    first mismatch\n"
+    "                    first mismatch (a GGUF: check that the tensors\n"
+    "                    qlm-convert reads hold no NaN or Inf)\n"
     "      --json        print one JSON object on stdout instead of text\n"
     "  -h, --help        show this help and exit\n"
     "  -V, --version     show the version and exit\n"
@@ -40,22 +47,21 @@ static uint64_t tensor_numel(const struct qlm_tensor_info *t)
     return n;
 }
 
-static double bpw(uint64_t bytes, uint64_t numel)
+double inspect_bpw(uint64_t bytes, uint64_t numel)
 {
     return numel ? 8.0 * (double)bytes / (double)numel : 0.0;
 }
 
-static void shape_str(const struct qlm_tensor_info *t, char *out, size_t n)
+void inspect_dims(const uint64_t *dims, unsigned n_dims, char *out, size_t n)
 {
     size_t k = 0;
     out[0] = 0;
-    for (int d = 0; d < t->n_dims && k < n; d++)
+    for (unsigned d = 0; d < n_dims && k < n; d++)
         k += (size_t)snprintf(out + k, n - k, "%s%llu", d ? " x " : "",
-                              (unsigned long long)t->dims[d]);
+                              (unsigned long long)dims[d]);
 }
 
-/* Print bytes, escaping what a terminal should not see. */
-static void put_escaped(const char *s, size_t len)
+void inspect_escaped(const char *s, size_t len)
 {
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
@@ -110,7 +116,7 @@ static void print_text(const struct qlm_file *f, const struct tok_summary *ts,
         case QLM_META_F64: printf("f64 %.17g\n", e->v.f64); break;
         case QLM_META_STR:
             printf("str \"");
-            put_escaped(e->v.str.ptr, e->v.str.len);
+            inspect_escaped(e->v.str.ptr, e->v.str.len);
             printf("\"\n");
             break;
         }
@@ -129,13 +135,13 @@ static void print_text(const struct qlm_file *f, const struct tok_summary *ts,
         for (uint32_t i = 0; i < t->n_eos; i++) {
             const struct qlm_token *k = &t->tokens[t->eos[i]];
             printf(" %u \"", t->eos[i]);
-            put_escaped((const char *)k->bytes, k->len);
+            inspect_escaped((const char *)k->bytes, k->len);
             printf("\"");
         }
         printf("%s\n  bos: %d, pad: %d, flags: %s\n", t->n_eos ? "" : " none", t->bos_id,
                t->pad_id, fl);
         printf("  regex: \"");
-        put_escaped(t->regex, strlen(t->regex));
+        inspect_escaped(t->regex, strlen(t->regex));
         printf("\"\n  chat template: %zu bytes\n", strlen(t->chat_template));
     }
     printf("\ntensors (%u):\n", f->n_tensors);
@@ -149,25 +155,24 @@ static void print_text(const struct qlm_file *f, const struct tok_summary *ts,
     for (uint32_t i = 0; i < f->n_tensors; i++) {
         const struct qlm_tensor_info *t = order[i];
         char sh[96];
-        shape_str(t, sh, sizeof sh);
+        inspect_dims(t->dims, (unsigned)t->n_dims, sh, sizeof sh);
         uint64_t n = tensor_numel(t);
         params += n;
         bytes += t->size;
         printf("  %-*s %-5s %-22s %5u %12llu %12llu %6.3f\n", (int)w, t->name,
                qlm_dtype_name(t->dtype), sh, t->group, (unsigned long long)t->offset,
-               (unsigned long long)t->size, bpw(t->size, n));
+               (unsigned long long)t->size, inspect_bpw(t->size, n));
     }
     printf("\ntotal: %llu parameters, %llu bytes (%.2f MiB), %.3f bits per weight\n",
            (unsigned long long)params, (unsigned long long)bytes, (double)bytes / 1048576.0,
-           bpw(bytes, params));
+           inspect_bpw(bytes, params));
     if (verified)
         printf("verify: all %u tensor checksums match\n", f->n_tensors);
 }
 
 /* ---- JSON ----------------------------------------------------------------------- */
 
-/* A JSON string, or null if the bytes are not UTF-8 (JSON cannot hold them). */
-static json_t *jstr(const char *s, size_t len)
+json_t *inspect_jstr(const char *s, size_t len)
 {
     json_t *v = json_stringn(s, len);
     return v ? v : json_null();
@@ -177,7 +182,7 @@ static json_t *build_json(const struct qlm_file *f, const struct tok_summary *ts
                           const struct qlm_tensor_info **order, bool verified)
 {
     json_t *root = json_object(), *meta = json_object(), *tensors = json_array();
-    json_object_set_new(root, "file", jstr(f->path, strlen(f->path)));
+    json_object_set_new(root, "file", inspect_jstr(f->path, strlen(f->path)));
     char buf[64];
     snprintf(buf, sizeof buf, "%u.%u", f->version_major, f->version_minor);
     json_object_set_new(root, "version", json_string(buf));
@@ -193,7 +198,7 @@ static json_t *build_json(const struct qlm_file *f, const struct tok_summary *ts
             break;
         case QLM_META_I64: v = json_integer((json_int_t)e->v.i64); break;
         case QLM_META_F64: v = json_real(e->v.f64); break; /* NULL for NaN/Inf */
-        default: v = jstr(e->v.str.ptr, e->v.str.len); break;
+        default: v = inspect_jstr(e->v.str.ptr, e->v.str.len); break;
         }
         json_object_set_new(meta, e->key, v ? v : json_null());
     }
@@ -211,7 +216,7 @@ static json_t *build_json(const struct qlm_file *f, const struct tok_summary *ts
         json_object_set_new(tok, "bos", json_integer(t->bos_id));
         json_object_set_new(tok, "pad", json_integer(t->pad_id));
         json_object_set_new(tok, "flags", json_integer(t->flags));
-        json_object_set_new(tok, "regex", jstr(t->regex, strlen(t->regex)));
+        json_object_set_new(tok, "regex", inspect_jstr(t->regex, strlen(t->regex)));
         json_object_set_new(tok, "chat_template_bytes",
                             json_integer((json_int_t)strlen(t->chat_template)));
         json_object_set_new(tok, "compressed_bytes", json_integer((json_int_t)f->tok_size));
@@ -229,13 +234,13 @@ static json_t *build_json(const struct qlm_file *f, const struct tok_summary *ts
         uint64_t n = tensor_numel(t);
         params += n;
         bytes += t->size;
-        json_object_set_new(o, "name", jstr(t->name, strlen(t->name)));
+        json_object_set_new(o, "name", inspect_jstr(t->name, strlen(t->name)));
         json_object_set_new(o, "dtype", json_string(qlm_dtype_name(t->dtype)));
         json_object_set_new(o, "shape", shape);
         json_object_set_new(o, "group", json_integer(t->group));
         json_object_set_new(o, "offset", json_integer((json_int_t)t->offset));
         json_object_set_new(o, "bytes", json_integer((json_int_t)t->size));
-        json_object_set_new(o, "bpw", json_real(bpw(t->size, n)));
+        json_object_set_new(o, "bpw", json_real(inspect_bpw(t->size, n)));
         snprintf(buf, sizeof buf, "%016llx", (unsigned long long)t->xxh3);
         json_object_set_new(o, "xxh3", json_string(buf));
         json_array_append_new(tensors, o);
@@ -245,7 +250,7 @@ static json_t *build_json(const struct qlm_file *f, const struct tok_summary *ts
     json_object_set_new(tot, "n_tensors", json_integer(f->n_tensors));
     json_object_set_new(tot, "params", json_integer((json_int_t)params));
     json_object_set_new(tot, "bytes", json_integer((json_int_t)bytes));
-    json_object_set_new(tot, "bpw", json_real(bpw(bytes, params)));
+    json_object_set_new(tot, "bpw", json_real(inspect_bpw(bytes, params)));
     json_object_set_new(root, "totals", tot);
     json_object_set_new(root, "verified", json_boolean(verified));
     return root;
@@ -270,7 +275,7 @@ static int parse_args(int argc, char **argv, struct qlm_cli_common *co, bool *ve
         if (st != QLM_CLI_CONTINUE)
             return st;
     }
-    return qlm_cli_take_model(argc, argv, "FILE.qlm", co);
+    return qlm_cli_take_model(argc, argv, "FILE.qlm or FILE.gguf", co);
 }
 
 /* Token counts by kind; the tokenizer section is optional. */
@@ -313,6 +318,37 @@ static int print(const struct qlm_file *f, const struct tok_summary *ts, bool ve
     return status ? status : qlm_cli_flush_stdout();
 }
 
+/* qlm-inspect on a GGUF file (inspect_gguf.c). */
+static int gguf_main(const char *path, bool as_json, bool verify)
+{
+    struct qlm_gguf *g = NULL;
+    struct qlm_error err = {0};
+    if (qlm_gguf_open(&g, path, &err) != QLM_OK)
+        return qlm_cli_fail("%s", err.msg);
+    int status = 0;
+    if (verify) {
+        struct qlm_cli_progress pb;
+        qlm_cli_progress_begin(&pb, "verify");
+        enum qlm_err rc = inspect_gguf_verify(g, qlm_cli_progress_cb, &pb, &err);
+        qlm_cli_progress_end(&pb);
+        if (rc != QLM_OK)
+            status = qlm_cli_fail("%s", err.msg);
+    }
+    if (status == 0 && as_json) {
+        json_t *root = inspect_gguf_json(g, verify);
+        if (!root || json_dumpf(root, stdout, JSON_INDENT(2)) != 0)
+            status = qlm_cli_fail("%s: cannot build JSON", path);
+        putchar('\n');
+        json_decref(root);
+    } else if (status == 0) {
+        inspect_gguf_text(g);
+        if (verify)
+            printf("verify: every F32, F16, BF16, Q8_0 and Q4_0 tensor is finite\n");
+    }
+    qlm_gguf_close(g);
+    return status ? status : qlm_cli_flush_stdout();
+}
+
 int main(int argc, char **argv)
 {
     qlm_cli_init("qlm-inspect", HELP);
@@ -326,8 +362,13 @@ int main(int argc, char **argv)
     struct qlm_error err = {0};
     struct qlm_file *f = NULL;
     qlm_cli_catch_sigbus(path, "the file");
+    /* a GGUF by its name, or by its magic once it is not a .qlm (no probe
+     * reads the file before a .qlm is mapped) */
+    if (qlm_gguf_named(path))
+        return gguf_main(path, as_json, verify);
     if (qlm_file_open(&f, path, &err) != QLM_OK)
-        return qlm_cli_fail("%s", err.msg);
+        return qlm_gguf_probe(path) ? gguf_main(path, as_json, verify)
+                                    : qlm_cli_fail("%s", err.msg);
     status = 0;
     if (verify) {
         struct qlm_cli_progress pb;

@@ -111,8 +111,10 @@ struct qlm_gguf {
     void *priv_;
 };
 
-/* Whether path names a GGUF file: it ends in ".gguf" or starts with the
- * magic (false when it cannot be read, or is a directory). */
+/* Whether path names a GGUF file: it ends in ".gguf" (qlm_gguf_named), or
+ * the file starts with the magic (false when it cannot be read, or is a
+ * directory). */
+bool qlm_gguf_named(const char *path);
 bool qlm_gguf_probe(const char *path);
 
 /* mmap + validate (the list at the top of this file).  Messages name the
