@@ -6,6 +6,7 @@
 #include "cli.h"
 #include "convert.h"
 #include "policy.h"
+#include "qlm_gguf.h"
 
 #include <getopt.h>
 #include <stdio.h>
@@ -13,12 +14,17 @@
 #include <unistd.h>
 
 static const char HELP[] =
-    "Usage: qlm-convert MODEL_DIR -o OUT.qlm [OPTIONS]\n"
-    "Convert a Hugging Face Qwen3 (or Qwen2, Llama) checkpoint into one .qlm file.\n"
+    "Usage: qlm-convert MODEL_DIR|MODEL.gguf -o OUT.qlm [OPTIONS]\n"
+    "Convert a Hugging Face Qwen3 (or Qwen2, Llama) checkpoint, or a llama.cpp GGUF\n"
+    "file of one, into one .qlm file.\n"
     "MODEL_DIR holds config.json, model.safetensors (or model.safetensors.index.json\n"
     "and its shards), tokenizer.json and, optionally, tokenizer_config.json.\n"
+    "MODEL.gguf (a path ending in .gguf, or a file starting with \"GGUF\") holds\n"
+    "F32, F16, BF16, Q8_0 or Q4_0 tensors and the tokenizer; Q8_0 tensors keep\n"
+    "their blocks under --type q8, Q4_0 ones under q4 (at group 32), and the\n"
+    "others are quantized again, with a note.\n"
     "\n"
-    "  -m, --model MODEL_DIR  MODEL_DIR given as an option\n"
+    "  -m, --model MODEL      MODEL_DIR or MODEL.gguf given as an option\n"
     "  -o, --output OUT.qlm   the file to write (required)\n"
     "  -T, --type T           f32, bf16, f16, q8 or q4 (default q8); norms and biases\n"
     "                         stay f32, the embedding and head stay q8 under q4\n"
@@ -40,6 +46,7 @@ struct ui {
     struct qlm_cli_progress bar;
     char label[96];
     double t0;
+    bool quiet;
 };
 
 static void on_progress(size_t i, size_t n, uint64_t done, uint64_t total, void *ctx)
@@ -63,6 +70,15 @@ static void on_warn(const char *msg, void *ctx)
     struct ui *u = ctx;
     qlm_cli_progress_end(&u->bar);
     qlm_cli_warn("%s", msg);
+}
+
+/* What became of a GGUF's quantized blocks; quiet with the summary. */
+static void on_note(const char *msg, void *ctx)
+{
+    struct ui *u = ctx;
+    qlm_cli_progress_end(&u->bar);
+    if (!u->quiet)
+        fprintf(stderr, "%s: note: %s\n", qlm_cli_prog(), msg);
 }
 
 /* QLM_CLI_CONTINUE, or the status to exit with. */
@@ -113,7 +129,7 @@ static int parse_args(int argc, char **argv, struct qlm_convert_opts *o, bool *q
         if (st != QLM_CLI_CONTINUE)
             return st;
     }
-    int st = qlm_cli_take_model(argc, argv, "MODEL_DIR", &co);
+    int st = qlm_cli_take_model(argc, argv, "MODEL_DIR or MODEL.gguf", &co);
     if (st != QLM_CLI_CONTINUE)
         return st;
     if (!o->out_path)
@@ -135,6 +151,8 @@ static int convert(struct qlm_convert_opts *o, bool quiet)
     u.t0 = qlm_cli_now();
     o->progress = on_progress;
     o->warn = on_warn;
+    o->note = on_note;
+    u.quiet = quiet;
     o->ctx = &u;
     /* ^C (or SIGBUS) removes the unfinished output, unless it is complete */
     char tmp[4200];
@@ -142,7 +160,8 @@ static int convert(struct qlm_convert_opts *o, bool quiet)
     qlm_cli_temp_output(tmp, o->out_path);
     qlm_cli_catch_interrupt_output();
     /* the checkpoint's shards are mapped: one cut short while read */
-    qlm_cli_catch_sigbus(o->model_dir, "a checkpoint file");
+    qlm_cli_catch_sigbus(o->model_dir, qlm_gguf_probe(o->model_dir) ? "the GGUF file"
+                                                                    : "a checkpoint file");
 
     struct qlm_convert_stats st;
     struct qlm_error err = {0};
