@@ -191,7 +191,8 @@ static uint64_t repack_blocks(struct job *j, const struct qlm_plan_item *it,
 {
     const uint64_t br = tr->block_rows, row_bytes = it->src->size / it->rows;
     for (uint64_t r = 0; r < nr; r++)
-        j->rowp[r] = (const unsigned char *)it->src->data + qlm_gguf_src_row(it, r0 + r) * row_bytes;
+        j->rowp[r] =
+            (const unsigned char *)it->src->data + qlm_gguf_src_row(it, r0 + r) * row_bytes;
     int64_t nb = (int64_t)((nr + br - 1) / br);
     int nt = j->nt;
     uint64_t redone = 0;
@@ -381,11 +382,18 @@ static void notes(const struct job *j)
                  "scales as they are)", o->model_dir, j->n_repacked);
         o->note(msg, o->ctx);
     }
-    size_t q8 = j->n_requant[QLM_ST_Q8_0], q4 = j->n_requant[QLM_ST_Q4_0];
-    if (q8 + q4) {
-        snprintf(msg, sizeof msg, "%s: %zu Q8_0 and %zu Q4_0 tensors dequantized and quantized "
-                 "again (--type q8 keeps Q8_0 blocks, --type q4 Q4_0 ones, at --group 32)",
-                 o->model_dir, q8, q4);
+    const bool q4_kept = o->type == QLM_Q4 && o->group == QLM_GGML_Q_BLOCK;
+    const struct { enum qlm_st_dtype t; const char *name, *why; } src[] = {
+        {QLM_ST_Q8_0, "Q8_0", "--type q8 --group 32 keeps Q8_0 blocks"},
+        {QLM_ST_Q4_0, "Q4_0", q4_kept ? "the embedding and head stay q8 under q4"
+                                      : "--type q4 --group 32 keeps Q4_0 blocks"},
+    };
+    for (size_t k = 0; k < sizeof src / sizeof src[0]; k++) {
+        size_t n = j->n_requant[src[k].t];
+        if (n == 0)
+            continue;
+        snprintf(msg, sizeof msg, "%s: %zu %s tensor%s dequantized and quantized again (%s)",
+                 o->model_dir, n, src[k].name, n == 1 ? "" : "s", src[k].why);
         o->note(msg, o->ctx);
     }
     if (j->n_redone) {

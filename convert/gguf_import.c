@@ -332,7 +332,11 @@ static int64_t type_of(const struct tokb *b, uint32_t id)
 static int32_t utf8_cp(const uint8_t *s, uint64_t len, uint64_t *i)
 {
     uint8_t c = s[*i];
-    int k = c < 0x80 ? 0 : (c & 0xe0) == 0xc0 ? 1 : (c & 0xf0) == 0xe0 ? 2 : (c & 0xf8) == 0xf0 ? 3 : -1;
+    int k = c < 0x80               ? 0
+            : (c & 0xe0) == 0xc0 ? 1
+            : (c & 0xf0) == 0xe0 ? 2
+            : (c & 0xf8) == 0xf0 ? 3
+                                 : -1;
     if (k < 0 || len - *i <= (uint64_t)k)
         return -1;
     uint32_t cp = k ? c & (0x3fu >> k) : c;
@@ -491,7 +495,7 @@ static enum qlm_err token_id(struct tokb *b, const char *key, int32_t *id)
         return QLM_OK;
     QLM_TRY(rc);
     if (v >= b->n)
-        return qlm_error_set(b->err, QLM_E_FORMAT, "%s: %s = %" PRIu64 " is not a token (%u)",
+        return qlm_error_set(b->err, QLM_E_FORMAT, "%s: %s = %" PRIu64 " is not a token (of %u)",
                              b->g->path, key, v, b->n);
     *id = (int32_t)v;
     return QLM_OK;

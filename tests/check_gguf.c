@@ -364,8 +364,14 @@ static void wr64(uint8_t *b, size_t off, uint64_t v)
 
 /* In the two-tensor file of two_tensors(): where tensor i's info fields are. */
 #define INFO_NAME_LEN 1 /* names "a" and "b" */
-static size_t field_ndims(const struct gw_layout *l, int i) { return l->info[i] + 8 + INFO_NAME_LEN; }
-static size_t field_offset(const struct gw_layout *l, int i) { return field_ndims(l, i) + 4 + 8 + 4; }
+static size_t field_ndims(const struct gw_layout *l, int i)
+{
+    return l->info[i] + 8 + INFO_NAME_LEN;
+}
+static size_t field_offset(const struct gw_layout *l, int i)
+{
+    return field_ndims(l, i) + 4 + 8 + 4;
+}
 
 static struct gw *two_tensors(void)
 {
@@ -385,44 +391,54 @@ struct bad_case {
     const char *says;
 };
 
-static void p_empty(uint8_t *b, size_t *n, const struct gw_layout *l) { (void)b; (void)l; *n = 0; }
-static void p_short(uint8_t *b, size_t *n, const struct gw_layout *l) { (void)b; (void)l; *n = 20; }
-static void p_magic(uint8_t *b, size_t *n, const struct gw_layout *l) { (void)n; (void)l; b[0] = 'X'; }
-static void p_v1(uint8_t *b, size_t *n, const struct gw_layout *l) { (void)n; (void)l; wr32(b, 4, 1); }
-static void p_v4(uint8_t *b, size_t *n, const struct gw_layout *l) { (void)n; (void)l; wr32(b, 4, 4); }
-static void p_big(uint8_t *b, size_t *n, const struct gw_layout *l) { (void)n; (void)l; wr32(b, 4, 0x03000000); }
-static void p_nt(uint8_t *b, size_t *n, const struct gw_layout *l) { (void)n; (void)l; wr64(b, 8, (uint64_t)1 << 40); }
-static void p_nkv(uint8_t *b, size_t *n, const struct gw_layout *l) { (void)n; (void)l; wr64(b, 16, (uint64_t)1 << 62); }
-static void p_keylen(uint8_t *b, size_t *n, const struct gw_layout *l) { (void)n; wr64(b, l->kv[0], (uint64_t)1 << 60); }
-static void p_ndims(uint8_t *b, size_t *n, const struct gw_layout *l) { (void)n; wr32(b, field_ndims(l, 0), 5); }
-static void p_namelen(uint8_t *b, size_t *n, const struct gw_layout *l) { (void)n; wr64(b, l->info[1], 64); }
-static void p_unaligned(uint8_t *b, size_t *n, const struct gw_layout *l) { (void)n; wr64(b, field_offset(l, 1), 33); }
-static void p_overlap(uint8_t *b, size_t *n, const struct gw_layout *l) { (void)n; wr64(b, field_offset(l, 1), 0); }
-static void p_hole(uint8_t *b, size_t *n, const struct gw_layout *l) { (void)n; wr64(b, field_offset(l, 1), 64); }
-static void p_first_off(uint8_t *b, size_t *n, const struct gw_layout *l) { (void)n; wr64(b, field_offset(l, 0), 32); }
-static void p_cut_data(uint8_t *b, size_t *n, const struct gw_layout *l) { (void)b; *n = l->data + 32 + 8; }
-static void p_trailing(uint8_t *b, size_t *n, const struct gw_layout *l) { (void)l; memset(b + *n, 0, 64); *n += 64; }
-static void p_cut_info(uint8_t *b, size_t *n, const struct gw_layout *l) { (void)b; *n = l->info[1] + 3; }
-static void p_cut_pad(uint8_t *b, size_t *n, const struct gw_layout *l) { (void)b; *n = l->data - 1; }
-static void p_type(uint8_t *b, size_t *n, const struct gw_layout *l) { (void)n; wr32(b, field_offset(l, 1) - 4, 99); }
-static void p_type4(uint8_t *b, size_t *n, const struct gw_layout *l) { (void)n; wr32(b, field_offset(l, 1) - 4, 4); }
+/* The patches and builders of the cases below, one line each. */
+#define PATCH(name, ...)                                                        \
+    static void name(uint8_t *b, size_t *n, const struct gw_layout *l)          \
+    {                                                                           \
+        (void)b, (void)n, (void)l;                                              \
+        __VA_ARGS__;                                                            \
+    }
+#define BUILD(name, ...)                                                        \
+    static void name(struct gw *w) { __VA_ARGS__; }
+PATCH(p_empty, *n = 0)
+PATCH(p_short, *n = 20)
+PATCH(p_magic, b[0] = 'X')
+PATCH(p_v1, wr32(b, 4, 1))
+PATCH(p_v4, wr32(b, 4, 4))
+PATCH(p_big, wr32(b, 4, 0x03000000))
+PATCH(p_nt, wr64(b, 8, (uint64_t)1 << 40))
+PATCH(p_nkv, wr64(b, 16, (uint64_t)1 << 62))
+PATCH(p_keylen, wr64(b, l->kv[0], (uint64_t)1 << 60))
+PATCH(p_ndims, wr32(b, field_ndims(l, 0), 5))
+PATCH(p_namelen, wr64(b, l->info[1], 64))
+PATCH(p_unaligned, wr64(b, field_offset(l, 1), 33))
+PATCH(p_overlap, wr64(b, field_offset(l, 1), 0))
+PATCH(p_hole, wr64(b, field_offset(l, 1), 64))
+PATCH(p_first_off, wr64(b, field_offset(l, 0), 32))
+PATCH(p_cut_data, *n = l->data + 32 + 8)
+PATCH(p_trailing, memset(b + *n, 0, 64); *n += 64)
+PATCH(p_cut_info, *n = l->info[1] + 3)
+PATCH(p_cut_pad, *n = l->data - 1)
+PATCH(p_type, wr32(b, field_offset(l, 1) - 4, 99))
+PATCH(p_type4, wr32(b, field_offset(l, 1) - 4, 4))
 
-static void b_empty_key(struct gw *w) { gw_u32(w, "", 1); }
-static void b_ctrl_key(struct gw *w) { gw_u32(w, "a\nb", 1); }
-static void b_vtype(struct gw *w) { gw_raw(w, "k", 13, "\0", 1); }
-static void b_arr_arr(struct gw *w) { gw_raw(w, "k", 9, "\x09\0\0\0\0\0\0\0\0\0\0\0", 12); }
-static void b_arr_huge(struct gw *w) { gw_raw(w, "k", 9, "\x04\0\0\0\xff\xff\xff\xff\0\0\0\0", 12); }
-static void b_str_huge(struct gw *w) { gw_raw(w, "k", 8, "\xff\xff\xff\xff\xff\0\0\0", 8); }
-static void b_bool2(struct gw *w) { gw_raw(w, "k", 7, "\x02", 1); }
-static void b_dup_key(struct gw *w) { gw_str(w, "general.architecture", "llama"); }
-static void b_dup_name(struct gw *w) { uint64_t ne = 3; gw_tensor(w, "a", 0, 1, &ne, f32_data, 12); }
-static void b_ctrl_name(struct gw *w) { uint64_t ne = 3; gw_tensor(w, "c\x01", 0, 1, &ne, f32_data, 12); }
-static void b_overflow(struct gw *w) { uint64_t ne[2] = {(uint64_t)1 << 40, (uint64_t)1 << 30}; gw_tensor(w, "c", 0, 2, ne, f32_data, 4); }
-static void b_bytes_ovf(struct gw *w) { uint64_t ne = (uint64_t)1 << 61; gw_tensor(w, "c", 28, 1, &ne, f32_data, 4); }
-static void b_block(struct gw *w) { uint64_t ne = 33; gw_tensor(w, "c", QLM_GGML_Q8_0, 1, &ne, q8_blocks, 34); }
-static void b_align48(struct gw *w) { gw_u32(w, "general.alignment", 48); }
-static void b_align0(struct gw *w) { gw_u32(w, "general.alignment", 0); }
-static void b_align_u64(struct gw *w) { gw_u64(w, "general.alignment", 64); }
+BUILD(b_empty_key, gw_u32(w, "", 1))
+BUILD(b_ctrl_key, gw_u32(w, "a\nb", 1))
+BUILD(b_vtype, gw_raw(w, "k", 13, "\0", 1))
+BUILD(b_arr_arr, gw_raw(w, "k", 9, "\x09\0\0\0\0\0\0\0\0\0\0\0", 12))
+BUILD(b_arr_huge, gw_raw(w, "k", 9, "\x04\0\0\0\xff\xff\xff\xff\0\0\0\0", 12))
+BUILD(b_str_huge, gw_raw(w, "k", 8, "\xff\xff\xff\xff\xff\0\0\0", 8))
+BUILD(b_bool2, gw_raw(w, "k", 7, "\x02", 1))
+BUILD(b_dup_key, gw_str(w, "general.architecture", "llama"))
+BUILD(b_dup_name, uint64_t ne = 3; gw_tensor(w, "a", 0, 1, &ne, f32_data, 12))
+BUILD(b_ctrl_name, uint64_t ne = 3; gw_tensor(w, "c\x01", 0, 1, &ne, f32_data, 12))
+BUILD(b_overflow, uint64_t ne[2] = {(uint64_t)1 << 40, (uint64_t)1 << 30};
+      gw_tensor(w, "c", 0, 2, ne, f32_data, 4))
+BUILD(b_bytes_ovf, uint64_t ne = (uint64_t)1 << 61; gw_tensor(w, "c", 28, 1, &ne, f32_data, 4))
+BUILD(b_block, uint64_t ne = 33; gw_tensor(w, "c", QLM_GGML_Q8_0, 1, &ne, q8_blocks, 34))
+BUILD(b_align48, gw_u32(w, "general.alignment", 48))
+BUILD(b_align0, gw_u32(w, "general.alignment", 0))
+BUILD(b_align_u64, gw_u64(w, "general.alignment", 64))
 
 static const struct bad_case bad[] = {
     {"empty file", NULL, p_empty, QLM_E_FORMAT, "truncated: 0 bytes, not a GGUF file"},

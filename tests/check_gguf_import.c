@@ -386,7 +386,7 @@ static const struct {
     {TW_MERGE_NOSPACE, "merge 0 is not \"a b\""},
     {TW_MERGE_RESULT, "merge 1: the merged token is not a token"},
     {TW_DUP_TEXT, "tokens 256 and 257 have the same text"},
-    {TW_EOS_RANGE, "tokenizer.ggml.eos_token_id = 261 is not a token (260)"},
+    {TW_EOS_RANGE, "tokenizer.ggml.eos_token_id = 261 is not a token (of 260)"},
     {TW_ADD_BOS, "add_bos_token is true but there is no bos_token_id"},
     {TW_TYPES_SHORT, "261 token types for 262 tokens"},
     {TW_EMPTY, "token 100 is empty"},
@@ -453,7 +453,7 @@ START_TEST(convert_keeps_q8_0)
     ck_assert_int_eq(convert(g, tpath("a.qlm"), QLM_Q8, 64, &st, &n, &err), QLM_OK);
     ck_assert_uint_eq(st.n_repacked, 0);
     ck_assert_uint_eq(st.n_requantized, 29);
-    ck_assert(noted(&n, "29 Q8_0 and 0 Q4_0 tensors dequantized and quantized again"));
+    ck_assert(noted(&n, "29 Q8_0 tensors dequantized and quantized again (--type q8 --group 32"));
     /* -128 in 3 blocks: those quantized again, counted */
     g = tiny_gguf("m.gguf", QLM_GGML_Q8_0, NULL, 3);
     ck_assert_int_eq(convert(g, tpath("a.qlm"), QLM_Q8, 32, &st, &n, &err), QLM_OK);
@@ -476,10 +476,12 @@ START_TEST(convert_q4_0)
     ck_assert_int_eq(convert(g, tpath("a.qlm"), QLM_Q4, 32, &st, &n, &err), QLM_OK);
     ck_assert_uint_eq(st.n_repacked, 28);
     ck_assert_uint_eq(st.n_requantized, 1);
-    ck_assert(noted(&n, "0 Q8_0 and 1 Q4_0 tensors dequantized"));
+    ck_assert(noted(&n, "1 Q4_0 tensor dequantized and quantized again (the embedding and "
+                        "head stay q8"));
     ck_assert_int_eq(convert(g, tpath("a.qlm"), QLM_Q8, 32, &st, &n, &err), QLM_OK);
     ck_assert_uint_eq(st.n_repacked, 0);
     ck_assert_uint_eq(st.n_requantized, 29);
+    ck_assert(noted(&n, "29 Q4_0 tensors dequantized and quantized again (--type q4 --group 32"));
 }
 END_TEST
 
@@ -516,7 +518,8 @@ START_TEST(convert_llama_rows)
     struct qlm_gguf *gg = open_ok(g);
     ck_assert_int_eq(qlm_file_open(&f, tpath("l.qlm"), &err), QLM_OK);
     const struct qlm_gguf_tensor *src = qlm_gguf_tensor(gg, "blk.1.attn_k.weight");
-    const struct qlm_tensor_info *dst = qlm_file_tensor(f, "model.layers.1.self_attn.k_proj.weight");
+    const struct qlm_tensor_info *dst =
+        qlm_file_tensor(f, "model.layers.1.self_attn.k_proj.weight");
     struct qlm_plan_item it = {.perm_head_dim = 64};
     float a[256], b[256];
     for (uint64_t r = 0; r < dst->dims[0]; r++) {
