@@ -9,7 +9,8 @@
 # folder that must stay empty).  The table is the sequence of `bad` lines:
 #   bad ID FILE-NAMED 'PROBLEM' PROGRAM ARGS...
 # with the input made just above it.  Needs tests/fixtures.sh's output and
-# tests/fuzz/qlmcraft (byte surgery: rewrites fields, recomputes checksums).
+# tests/fuzz/qlmcraft (byte surgery: rewrites fields, recomputes checksums)
+# and tests/gguftool (GGUF files of models/tiny).
 set -u
 top_srcdir=${top_srcdir:-.}
 top_builddir=${top_builddir:-.}
@@ -19,8 +20,9 @@ CONVERT=$top_builddir/qlm-convert
 INSPECT=$top_builddir/qlm-inspect
 RUN=$top_builddir/qlm-run
 CRAFT=$top_builddir/tests/fuzz/qlmcraft
+GGUFTOOL=$top_builddir/tests/gguftool
 Q=$FIX/tiny-q8.qlm
-for p in "$CONVERT" "$INSPECT" "$RUN" "$CRAFT"; do
+for p in "$CONVERT" "$INSPECT" "$RUN" "$CRAFT" "$GGUFTOOL"; do
     [ -x "$p" ] || { echo "malformed: $p is not built"; exit 99; }
 done
 [ -f "$Q" ] || { echo "SKIP: $Q missing (tests/fixtures.sh makes it)"; exit 77; }
@@ -373,6 +375,72 @@ else
     fails=$((fails + 1))
 fi
 rm -f "$T/out/allow.qlm"
+
+# ---- GGUF -----------------------------------------------------------------
+# A Q8_0 GGUF of models/tiny (tests/gguftool), one defect per copy; the
+# reader's refusals reach qlm-convert and qlm-inspect alike.
+G=$T/tiny-q8_0.gguf
+"$GGUFTOOL" write "$TINY" "$G" q8_0 || { echo "malformed: gguftool write failed"; exit 99; }
+gguf() { cp "$G" "$T/$1" && chmod u+w "$T/$1" && echo "$T/$1"; }
+gboth() { # gboth ID PROBLEM FILE: qlm-convert and qlm-inspect refuse FILE
+    bad "$1-convert" "$(basename "$3")" "$2" "$CONVERT" "$3"
+    bad "$1-inspect" "$(basename "$3")" "$2" "$INSPECT" "$3"
+}
+goff() { "$CRAFT" gguf-off "$G" "$1"; }
+A=$(goff tensor:token_embd.weight)   # n_dims, ne0, ne1, type, offset of tensor 0
+B=$(goff tensor:blk.0.attn_norm.weight) # ... of tensor 1 (1-dimensional)
+size=$(wc -c <"$G")
+f=$(gguf g-empty.gguf) && : >"$f"
+gboth g-empty 'truncated: 0 bytes, not a GGUF file' "$f"
+f=$(gguf g-magic.gguf) && "$CRAFT" put "$f" 0 1 0x58
+gboth g-bad-magic 'not a GGUF file' "$f"
+f=$(gguf g-v1.gguf) && "$CRAFT" put "$f" 4 4 1
+gboth g-version-1 'GGUF version 1 is not supported' "$f"
+f=$(gguf g-be.gguf) && "$CRAFT" put "$f" 4 4 0x03000000
+gboth g-big-endian 'big-endian' "$f"
+f=$(gguf g-ntensors.gguf) && "$CRAFT" put "$f" 8 8 1099511627776
+gboth g-tensor-count 'tensors: more than the file can hold' "$f"
+f=$(gguf g-keylen.gguf) && "$CRAFT" put "$f" 24 8 1152921504606846976
+gboth g-key-length 'truncated in key/value 0' "$f"
+f=$(gguf g-ndims.gguf) && "$CRAFT" put "$f" "$A" 4 5
+gboth g-five-dims "tensor 'token_embd.weight' has 5 dimensions" "$f"
+f=$(gguf g-ovf.gguf) && "$CRAFT" put "$f" $((A + 4)) 8 4611686018427387904
+gboth g-dims-overflow 'elements overflow' "$f"
+f=$(gguf g-type.gguf) && "$CRAFT" put "$f" $((A + 20)) 4 99
+gboth g-unknown-type "tensor 'token_embd.weight' has unknown ggml type 99" "$f"
+f=$(gguf g-block.gguf) && "$CRAFT" put "$f" $((A + 4)) 8 250
+gboth g-partial-block 'rows of 250 elements, not a multiple of its block of 32' "$f"
+f=$(gguf g-unaligned.gguf) && "$CRAFT" put "$f" $((B + 16)) 8 $(($("$CRAFT" get "$G" $((B + 16)) 8) + 1))
+gboth g-unaligned 'is not aligned to 32' "$f"
+f=$(gguf g-overlap.gguf) && "$CRAFT" put "$f" $((B + 16)) 8 0
+gboth g-overlap 'overlaps the tensor before it' "$f"
+f=$(gguf g-hole.gguf) && "$CRAFT" put "$f" $((B + 16)) 8 $(($("$CRAFT" get "$G" $((B + 16)) 8) + 64))
+gboth g-hole "hole of 64 bytes before tensor 'blk.0.attn_norm.weight'" "$f"
+f=$(gguf g-cut.gguf) && truncate -s $((size - 5000)) "$f"
+gboth g-truncated 'ends at [0-9]+, past the end of the file' "$f"
+f=$(gguf g-cut-info.gguf) && truncate -s $((A + 2)) "$f"
+gboth g-truncated-info 'truncated in tensor info 0' "$f"
+f=$(gguf g-trailing.gguf) && head -c 100 /dev/zero >>"$f"
+gboth g-trailing 'trailing bytes after the last tensor' "$f"
+# what the import refuses: named by the GGUF key or the tensor
+K=$(goff key:general.architecture)
+f=$(gguf g-arch.gguf) && "$CRAFT" put "$f" $((K + 8 + 4)) 1 0x39
+bad g-unknown-arch g-arch.gguf "general.architecture 'qwen9' is not supported" "$CONVERT" "$f"
+f=$(gguf g-layers.gguf) && "$CRAFT" put "$f" "$(goff key:qwen3.block_count)" 4 9999
+bad g-layers-range g-layers.gguf "metadata 'qwen3.block_count' = 9999 out of range" "$CONVERT" "$f"
+f=$(gguf g-fewer.gguf) && "$CRAFT" put "$f" "$(goff key:qwen3.block_count)" 4 3
+bad g-fewer-layers g-fewer.gguf "unexpected tensor 'model.layers.3\..*not implied by the GGUF metadata" \
+    "$CONVERT" "$f"
+f=$(gguf g-model.gguf) && "$CRAFT" put "$f" $(($(goff key:tokenizer.ggml.model) + 8 + 3)) 1 0x33
+bad g-tok-model g-model.gguf "tokenizer.ggml.model 'gpt3' is not supported" "$CONVERT" "$f"
+f=$(gguf g-pre.gguf) && "$CRAFT" put "$f" $(($(goff key:tokenizer.ggml.pre) + 8 + 4)) 1 0x33
+bad g-tok-pre g-pre.gguf "tokenizer.ggml.pre 'qwen3' is not supported" "$CONVERT" "$f"
+f=$(gguf g-eos.gguf) && "$CRAFT" put "$f" "$(goff key:tokenizer.ggml.eos_token_id)" 4 999999
+bad g-eos-range g-eos.gguf 'tokenizer.ggml.eos_token_id = 999999 is not a token' "$CONVERT" "$f"
+f=$(gguf g-nan.gguf) && "$CRAFT" put "$f" $(($(goff tdata:blk.1.ffn_down.weight) + 34 * 25)) 2 0x7e00
+bad g-nan-scale g-nan.gguf "tensor 'model.layers.1.mlp.down_proj.weight' has NaN at row 1" \
+    "$CONVERT" "$f"
+bad g-nan-verify g-nan.gguf "tensor 'blk.1.ffn_down.weight' has NaN at row 1" "$INSPECT" --verify "$f"
 
 echo "$cases cases, $fails failed"
 [ "$fails" -eq 0 ]

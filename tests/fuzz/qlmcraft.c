@@ -13,6 +13,11 @@
  *                                     the JSON, DATALEN bytes 0x3f
  *   qlmcraft st-off FILE NAME         "OFFSET DTYPE" of tensor NAME's data in a
  *                                     (well-formed, compact) safetensors file
+ *   qlmcraft gguf-off FILE WHAT       in a well-formed GGUF file, the offset of
+ *                                     key:NAME's value (a string's: its u64
+ *                                     length), tensor:NAME's info after its
+ *                                     name (n_dims, ne..., type, offset), or
+ *                                     tdata:NAME's data
  *
  * Exits 2 with a message on misuse; touches nothing but the named file.
  */
@@ -92,13 +97,64 @@ static int width(const char *s)
     return (int)w;
 }
 
+/* Bytes of a GGUF value of type t at p (trusted input); arrays of arrays
+ * are not walked. */
+static uint64_t gguf_value_len(const uint8_t *p, uint32_t t)
+{
+    static const uint8_t size[13] = {1, 1, 2, 2, 4, 4, 4, 1, 0, 0, 8, 8, 8};
+    if (t == 8)
+        return 8 + rd(p, 8);
+    if (t != 9)
+        return t < 13 ? size[t] : 0;
+    uint32_t e = (uint32_t)rd(p, 4);
+    uint64_t cnt = rd(p + 4, 8), len = 12;
+    for (uint64_t i = 0; i < cnt; i++)
+        len += gguf_value_len(p + len, e);
+    return len;
+}
+
+static uint64_t gguf_off(const uint8_t *b, size_t n, const char *what)
+{
+    const char *colon = strchr(what, ':');
+    if (n < 24 || memcmp(b, "GGUF", 4) != 0 || !colon)
+        die("not a GGUF file, or WHAT is not key:, tensor: or tdata:", what);
+    const char *name = colon + 1;
+    size_t nl = strlen(name), kind = (size_t)(colon - what);
+    uint64_t nt = rd(b + 8, 8), nkv = rd(b + 16, 8), p = 24, align = 32;
+    for (uint64_t i = 0; i < nkv; i++) {
+        uint64_t kl = rd(b + p, 8);
+        const uint8_t *k = b + p + 8;
+        uint32_t t = (uint32_t)rd(k + kl, 4);
+        uint64_t v = p + 8 + kl + 4;
+        if (kl == 17 && !memcmp(k, "general.alignment", 17))
+            align = rd(b + v, 4);
+        if (kind == 3 && !strncmp(what, "key", 3) && kl == nl && !memcmp(k, name, nl))
+            return v;
+        p = v + gguf_value_len(b + v, t);
+    }
+    uint64_t found = 0, toff = 0;
+    for (uint64_t i = 0; i < nt; i++) {
+        uint64_t l = rd(b + p, 8), q = p + 8 + l, nd = rd(b + q, 4);
+        if (l == nl && !memcmp(b + p + 8, name, nl)) {
+            found = q;
+            toff = rd(b + q + 4 + 8 * nd + 4, 8);
+        }
+        p = q + 4 + 8 * nd + 4 + 8;
+    }
+    if (!found)
+        die("not found", what);
+    if (!strncmp(what, "tensor", kind))
+        return found;
+    return (p + align - 1) / align * align + toff;
+}
+
 static const char *const FIELDS[] = {"file_size",  "meta_offset", "meta_size",   "tok_offset",
                                      "tok_size",   "tok_raw_size", "dir_offset", "dir_size"};
 
 int main(int argc, char **argv)
 {
     if (argc < 3)
-        die("usage: qlmcraft hdr|rehash|get|put|flip|st|st-off|meta-off FILE ...", NULL);
+        die("usage: qlmcraft hdr|rehash|get|put|flip|st|st-off|meta-off|gguf-off FILE ...", NULL);
     const char *cmd = argv[1], *path = argv[2];
     size_t n;
     if (!strcmp(cmd, "st")) {
@@ -177,6 +233,10 @@ int main(int argc, char **argv)
             die("cannot parse the entry of", argv[3]);
         printf("%llu %s\n", (unsigned long long)(8 + hl + a), dtype);
         free(h);
+    } else if (!strcmp(cmd, "gguf-off")) {
+        if (argc != 4)
+            die("usage: qlmcraft gguf-off FILE key:NAME|tensor:NAME|tdata:NAME", NULL);
+        printf("%llu\n", (unsigned long long)gguf_off(b, n, argv[3]));
     } else if (!strcmp(cmd, "meta-off")) {
         /* the offset of a metadata key's value (a string's: its u32 length) */
         if (argc != 4 || n < 256)
