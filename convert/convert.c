@@ -173,7 +173,7 @@ static void encode_blocks(struct job *j, const struct qlm_plan_item *it,
     for (int64_t b = 0; b < nb; b++) {
         uint64_t r = (uint64_t)b * br;
         tr->encode(j->fbuf + r * cols, (unsigned)(nr - r < br ? nr - r : br), cols, it->group,
-                   (unsigned char *)j->obuf + (uint64_t)b * bb);
+                   NULL, (unsigned char *)j->obuf + (uint64_t)b * bb);
     }
 }
 
