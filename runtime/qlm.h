@@ -1,7 +1,9 @@
 /*
  * qlm.h — libqlm, the public C API: open a .qlm model, tokenize, evaluate
- * tokens to logits, sample, free.  The programs qlm-run, qlm-ppl and
- * qlm-bench use only this header (plus qlm_format.h for errors).
+ * tokens to logits (collecting activation statistics on request), sample,
+ * free.  The programs qlm-run, qlm-ppl and qlm-bench use only this header
+ * (plus qlm_format.h for errors); qlm-imatrix also writes qlm_imat.h's
+ * .imat files.
  *
  * Every function that can fail returns enum qlm_err and fills *err (if
  * non-NULL) with one line naming the file and the problem.
