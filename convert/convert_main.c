@@ -33,6 +33,8 @@ static const char HELP[] =
     "  -j, --threads N        quantizing threads (default: the online CPUs)\n"
     "      --allow-nonfinite  replace NaN with 0 and clamp Inf (with a warning)\n"
     "                         instead of refusing the checkpoint\n"
+    "      --imatrix F.imat   per-column importance from qlm-imatrix, for the\n"
+    "                         quantizer (today's q8 and q4 do not weight by it)\n"
     "  -q, --quiet            no progress bar and no summary\n"
     "  -h, --help             show this help and exit\n"
     "  -V, --version          show the version and exit\n";
@@ -109,12 +111,13 @@ static bool parse_uint(const char *s, unsigned long max, unsigned long *v)
 
 int main(int argc, char **argv)
 {
-    enum { OPT_NONFINITE = 256 };
+    enum { OPT_NONFINITE = 256, OPT_IMATRIX };
     static const struct option opts[] = {
         {"output", required_argument, NULL, 'o'}, {"type", required_argument, NULL, 't'},
         {"group", required_argument, NULL, 'g'},  {"force", no_argument, NULL, 'f'},
         {"threads", required_argument, NULL, 'j'},
         {"allow-nonfinite", no_argument, NULL, OPT_NONFINITE},
+        {"imatrix", required_argument, NULL, OPT_IMATRIX},
         {"quiet", no_argument, NULL, 'q'},        {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},      {NULL, 0, NULL, 0}};
     struct qlm_convert_opts o = {.type = QLM_Q8, .group = QLM_DEFAULT_GROUP};
@@ -153,6 +156,7 @@ int main(int argc, char **argv)
             o.threads = (int)v;
             break;
         case OPT_NONFINITE: o.allow_nonfinite = true; break;
+        case OPT_IMATRIX: o.imatrix = optarg; break;
         case 'q': quiet = true; break;
         case 'h': fputs(HELP, stdout); return 0;
         case 'V': printf(PROG " " PACKAGE_VERSION "\n"); return 0;
