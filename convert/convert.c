@@ -32,11 +32,6 @@
 
 #define BLOCK_BYTES ((uint64_t)16 << 20) /* f32 bytes per row block */
 
-void qlm_convert_tmp_path(const char *out_path, char *buf, size_t len)
-{
-    snprintf(buf, len, "%s.tmp.%ld", out_path, (long)getpid());
-}
-
 static double now(void)
 {
     struct timespec ts;

@@ -34,10 +34,6 @@ struct qlm_convert_stats {
     double seconds;
 };
 
-/* Called by a SIGINT/SIGTERM handler: the name of the temporary file a
- * running conversion writes to (the writer's "<out>.tmp.<pid>"). */
-void qlm_convert_tmp_path(const char *out_path, char *buf, size_t len);
-
 enum qlm_err qlm_convert(const struct qlm_convert_opts *o, struct qlm_convert_stats *st,
                          struct qlm_error *err);
 

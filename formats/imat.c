@@ -389,13 +389,13 @@ enum qlm_err qlm_imat_write(const char *path, const struct qlm_imat *m, bool ove
     uint8_t *buf;
     size_t len;
     QLM_TRY(qlm_imat_serialize(m, path, &buf, &len, err));
-    size_t tl = strlen(path) + 32;
+    size_t tl = qlm_writer_tmp_path(path, NULL, 0) + 1;
     char *tmp = malloc(tl);
     if (!tmp) {
         free(buf);
         return qlm_error_set(err, QLM_E_NOMEM, "%s: out of memory", path);
     }
-    snprintf(tmp, tl, "%s.tmp.%ld", path, (long)getpid());
+    qlm_writer_tmp_path(path, tmp, tl);
     enum qlm_err rc = QLM_OK;
     int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (fd < 0) {

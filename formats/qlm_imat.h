@@ -1,8 +1,9 @@
 /*
  * qlm_imat.h — the .imat file: per-input-column activation statistics of a
  * model's linear weights (qlm-imatrix writes it, qlm-convert --imatrix reads
- * it to weight each column's quantization error).  Part of libqlmformat; it
- * knows bytes, not transformers.  man/qlm-imat.5 documents the same layout.
+ * it to weight each column's quantization error).  Part of libqlmformat, and
+ * installed with libqlm, which exports it (QLM_API); it knows bytes, not
+ * transformers.  man/qlm-imat.5 documents the same layout.
  *
  * THE .imat FILE (format version 1.0).  All integers little-endian.
  *
@@ -75,24 +76,26 @@ struct qlm_imat {
  * before use, the checksum first after the header fields that locate it).
  * name is used in messages ("calib.imat: entry 3 'x' has a NaN value at
  * column 7").  On success *out holds copies; free it with qlm_imat_free. */
-enum qlm_err qlm_imat_parse(const uint8_t *buf, size_t len, const char *name,
-                            struct qlm_imat **out, struct qlm_error *err);
+QLM_API enum qlm_err qlm_imat_parse(const uint8_t *buf, size_t len, const char *name,
+                                    struct qlm_imat **out, struct qlm_error *err);
 /* Read a whole .imat file (a regular file of at most QLM_IMAT_MAX_BYTES)
  * and parse it; messages name path. */
-enum qlm_err qlm_imat_read(const char *path, struct qlm_imat **out, struct qlm_error *err);
-void qlm_imat_free(struct qlm_imat *m);
+QLM_API enum qlm_err qlm_imat_read(const char *path, struct qlm_imat **out,
+                                   struct qlm_error *err);
+QLM_API void qlm_imat_free(struct qlm_imat *m);
 /* The entry named name, or NULL (binary search; parsed files only). */
-const struct qlm_imat_entry *qlm_imat_find(const struct qlm_imat *m, const char *name);
+QLM_API const struct qlm_imat_entry *qlm_imat_find(const struct qlm_imat *m, const char *name);
 
 /* The bytes of m (a caller-built struct, priv_ unused), checked as the
  * reader checks them (a NaN value, a duplicate name, ... is QLM_E_INVALID
  * naming the entry); *out is malloc'ed.  name is used in messages. */
-enum qlm_err qlm_imat_serialize(const struct qlm_imat *m, const char *name, uint8_t **out,
-                                size_t *len, struct qlm_error *err);
-/* Serialize m and write it to "<path>.tmp.<pid>", fsync, and move it to
- * path only when complete (as the .qlm writer does): nothing appears at
- * path on any failure.  Refuses an existing path unless overwrite. */
-enum qlm_err qlm_imat_write(const char *path, const struct qlm_imat *m, bool overwrite,
-                            struct qlm_error *err);
+QLM_API enum qlm_err qlm_imat_serialize(const struct qlm_imat *m, const char *name,
+                                        uint8_t **out, size_t *len, struct qlm_error *err);
+/* Serialize m and write it to the .qlm writer's temporary name for path
+ * (qlm_writer_tmp_path), fsync, and move it to path only when complete:
+ * nothing appears at path on any failure.  Refuses an existing path unless
+ * overwrite. */
+QLM_API enum qlm_err qlm_imat_write(const char *path, const struct qlm_imat *m,
+                                    bool overwrite, struct qlm_error *err);
 
 #endif

@@ -72,6 +72,12 @@ const struct qlm_error *qlm_writer_error(const struct qlm_writer *w)
     return w ? &w->err : NULL;
 }
 
+size_t qlm_writer_tmp_path(const char *path, char *buf, size_t cap)
+{
+    int n = snprintf(buf, cap, "%s.tmp.%ld", path, (long)getpid());
+    return n > 0 ? (size_t)n : 0;
+}
+
 enum qlm_err qlm_writer_open(struct qlm_writer **out, const char *path, bool overwrite,
                              struct qlm_error *err)
 {
@@ -84,7 +90,7 @@ enum qlm_err qlm_writer_open(struct qlm_writer **out, const char *path, bool ove
     if (overwrite && lstat(path, &st) == 0 && S_ISDIR(st.st_mode))
         return qlm_error_set(err, QLM_E_IO, "%s: is a directory", path);
     struct qlm_writer *w = calloc(1, sizeof *w);
-    size_t tl = strlen(path) + 32;
+    size_t tl = qlm_writer_tmp_path(path, NULL, 0) + 1;
     if (!w || !(w->path = strdup(path)) || !(w->tmp = malloc(tl)) ||
         !(w->hash = XXH3_createState())) {
         if (w) {
@@ -94,7 +100,7 @@ enum qlm_err qlm_writer_open(struct qlm_writer **out, const char *path, bool ove
         }
         return qlm_error_set(err, QLM_E_NOMEM, "%s: out of memory", path);
     }
-    snprintf(w->tmp, tl, "%s.tmp.%ld", path, (long)getpid());
+    qlm_writer_tmp_path(path, w->tmp, tl);
     w->overwrite = overwrite;
     w->fd = open(w->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (w->fd < 0) {

@@ -886,14 +886,24 @@ START_TEST(cli_usage_errors)
     const char *bad_t[] = {"dir", "-o", "x.qlm", "--type", "q3", NULL};
     ck_assert_int_eq(run_prog(bad_t, out, sizeof out, errb, sizeof errb), 2);
     ck_assert_ptr_nonnull(strstr(errb, "--type 'q3'"));
+    const char *bad_T[] = {"dir", "-o", "x.qlm", "-T", "q3", NULL}; /* --type's letter */
+    ck_assert_int_eq(run_prog(bad_T, out, sizeof out, errb, sizeof errb), 2);
+    ck_assert_ptr_nonnull(strstr(errb, "--type 'q3'"));
     const char *bad_g[] = {"dir", "-o", "x.qlm", "--group", "48", NULL};
     ck_assert_int_eq(run_prog(bad_g, out, sizeof out, errb, sizeof errb), 2);
-    ck_assert_ptr_nonnull(strstr(errb, "--group '48'"));
+    ck_assert_ptr_nonnull(strstr(errb, "--group 48: not a multiple of 32"));
     const char *bad_j[] = {"dir", "-o", "x.qlm", "-j", "0", NULL};
     ck_assert_int_eq(run_prog(bad_j, out, sizeof out, errb, sizeof errb), 2);
+    ck_assert_ptr_nonnull(strstr(errb, "qlm-convert: --threads 0: must be between 1 and 1024"));
+    const char *bad_t0[] = {"dir", "-o", "x.qlm", "-t", "0", NULL}; /* threads, as elsewhere */
+    ck_assert_int_eq(run_prog(bad_t0, out, sizeof out, errb, sizeof errb), 2);
+    ck_assert_ptr_nonnull(strstr(errb, "qlm-convert: --threads 0: must be between 1 and 1024"));
     const char *bad_opt[] = {"dir", "-o", "x.qlm", "--bogus", NULL};
     ck_assert_int_eq(run_prog(bad_opt, out, sizeof out, errb, sizeof errb), 2);
-    ck_assert_ptr_nonnull(strstr(errb, "'--bogus'"));
+    ck_assert_str_eq(errb, "qlm-convert: unknown option --bogus (see --help)\n");
+    const char *twice[] = {"-m", "dir", "dir2", "-o", "x.qlm", NULL};
+    ck_assert_int_eq(run_prog(twice, out, sizeof out, errb, sizeof errb), 2);
+    ck_assert_ptr_nonnull(strstr(errb, "unexpected argument 'dir2'"));
     const char *no_arg[] = {"dir", "-o", NULL};
     ck_assert_int_eq(run_prog(no_arg, out, sizeof out, errb, sizeof errb), 2);
     ck_assert_ptr_nonnull(strstr(errb, "needs an argument"));
@@ -935,6 +945,13 @@ START_TEST(cli_existing_output)
     const char *c[] = {d, "-o", outp, "--force", "--quiet", NULL};
     ck_assert_int_eq(run_prog(c, out, sizeof out, errb, sizeof errb), 0);
     ck_assert_str_eq(errb, "");
+    /* a directory as the output: one message, with or without --force */
+    snprintf(want, sizeof want, "qlm-convert: %s: is a directory\n", d);
+    const char *dir_out[] = {d, "-o", d, NULL}, *dir_force[] = {d, "-o", d, "-f", NULL};
+    ck_assert_int_eq(run_prog(dir_out, out, sizeof out, errb, sizeof errb), 1);
+    ck_assert_str_eq(errb, want);
+    ck_assert_int_eq(run_prog(dir_force, out, sizeof out, errb, sizeof errb), 1);
+    ck_assert_str_eq(errb, want);
     rm_rf(d);
     free(d);
 }
