@@ -10,7 +10,9 @@
  *
  * except that a GGUF's Q8_0 (Q4_0) rows bound for q8 (q4) at group 32 keep
  * their codes and scales: the traits' repack32 moves them into the tiles as
- * they are.  Each block's source pages are dropped as it goes, so peak
+ * they are.  The codec is given the tensor's column importance when
+ * --imatrix names an .imat file, checked against the plan first
+ * (importance.h).  Each block's source pages are dropped as it goes, so peak
  * memory is a few row blocks plus one tensor's scales, whatever the model's
  * size.
  */
@@ -20,6 +22,7 @@
 #include "gguf_import.h"
 #include "hf_config.h"
 #include "hf_tokenizer.h"
+#include "importance.h"
 #include "policy.h"
 
 #include <math.h>
@@ -67,6 +70,7 @@ static enum qlm_err werr(struct qlm_writer *w, enum qlm_err rc, struct qlm_error
 struct job {
     const struct qlm_convert_opts *o;
     const struct qlm_plan *plan;
+    const struct qlm_imat *imat;  /* --imatrix, or NULL */
     struct qlm_writer *w;
     int nt;
     uint64_t done, total;   /* source bytes, for the progress callback */
@@ -166,11 +170,13 @@ static enum qlm_err widen_block(struct job *j, const struct qlm_st_model *m,
 }
 
 /* The nr f32 rows of j->fbuf encoded into nb blocks of bb bytes at j->obuf,
- * one block per iteration of a parallel loop. */
+ * one block per iteration of a parallel loop, with the tensor's column
+ * importance when there is one. */
 static void encode_blocks(struct job *j, const struct qlm_plan_item *it,
                           const struct qlm_type_traits *tr, uint64_t nr, uint64_t bb)
 {
     const uint64_t cols = it->cols, br = tr->block_rows;
+    const float *imp = qlm_importance_of(j->imat, j->plan, it);
     int64_t nb = (int64_t)((nr + br - 1) / br);
     int nt = j->nt;
     (void)nt;
@@ -178,7 +184,7 @@ static void encode_blocks(struct job *j, const struct qlm_plan_item *it,
     for (int64_t b = 0; b < nb; b++) {
         uint64_t r = (uint64_t)b * br;
         tr->encode(j->fbuf + r * cols, (unsigned)(nr - r < br ? nr - r : br), cols, it->group,
-                   (unsigned char *)j->obuf + (uint64_t)b * bb);
+                   imp, (unsigned char *)j->obuf + (uint64_t)b * bb);
     }
 }
 
@@ -405,12 +411,12 @@ static void notes(const struct job *j)
 }
 
 static enum qlm_err run(const struct qlm_convert_opts *o, const struct source *s,
-                        const struct qlm_plan *plan, struct qlm_convert_stats *st,
-                        struct qlm_error *err)
+                        const struct qlm_plan *plan, const struct qlm_imat *imat,
+                        struct qlm_convert_stats *st, struct qlm_error *err)
 {
     struct qlm_writer *w = NULL;
     QLM_TRY(qlm_writer_open(&w, o->out_path, o->force, err));
-    struct job j = {.o = o, .plan = plan, .w = w};
+    struct job j = {.o = o, .plan = plan, .imat = imat, .w = w};
     j.nt = o->threads > 0 ? o->threads : online_cpus();
     j.total = plan->bytes_in;
     enum qlm_err rc = write_meta(w, o, s, plan, err);
@@ -465,18 +471,21 @@ enum qlm_err qlm_convert(const struct qlm_convert_opts *o, struct qlm_convert_st
     struct source s;
     struct qlm_plan plan;
     memset(&plan, 0, sizeof plan);
+    struct qlm_imat *imat = NULL;
     enum qlm_err rc = open_source(o->model_dir, &s, err);
     if (rc == QLM_OK)
         rc = qlm_plan_build(&s.cfg, s.m, o->model_dir, s.params_from, o->type, o->group, &plan,
                             err);
     if (rc == QLM_OK && s.g)
         qlm_gguf_mark_rows(&s.cfg, &plan);
+    if (rc == QLM_OK && o->imatrix)
+        rc = qlm_importance_load(o->imatrix, &s.cfg, &plan, &imat, err);
     if (rc == QLM_OK && s.tok.n_tokens > s.cfg.vocab_size)
         rc = qlm_error_set(err, QLM_E_FORMAT, "%s: the tokenizer has %u tokens but %s %llu",
                            o->model_dir, s.tok.n_tokens, s.vocab_from,
                            (unsigned long long)s.cfg.vocab_size);
     if (rc == QLM_OK)
-        rc = run(o, &s, &plan, st, err);
+        rc = run(o, &s, &plan, imat, st, err);
     if (rc == QLM_OK) {
         st->n_tensors = plan.n;
         st->n_params = plan.n_params;
@@ -486,6 +495,7 @@ enum qlm_err qlm_convert(const struct qlm_convert_opts *o, struct qlm_convert_st
         if (stat(o->out_path, &sb) == 0)
             st->file_size = (uint64_t)sb.st_size;
     }
+    qlm_imat_free(imat);
     qlm_plan_free(&plan);
     close_source(&s);
     st->seconds = now() - t0;

@@ -16,6 +16,7 @@ struct qlm_convert_opts {
     bool force;              /* overwrite an existing out_path */
     int threads;             /* <= 0: number of online CPUs */
     bool allow_nonfinite;    /* NaN -> 0, +-inf -> +-largest finite, with a warning */
+    const char *imatrix;     /* --imatrix FILE.imat: column importance, or NULL */
     /* Optional callbacks (library code prints nothing itself). */
     void (*progress)(size_t tensor, size_t n_tensors, uint64_t bytes_done,
                      uint64_t bytes_total, void *ctx);

@@ -34,6 +34,8 @@ static const char HELP[] =
     "  -t, -j, --threads N    quantizing threads (default: the online CPUs)\n"
     "      --allow-nonfinite  replace NaN with 0 and clamp Inf (with a warning)\n"
     "                         instead of refusing the checkpoint\n"
+    "      --imatrix F.imat   per-column importance from qlm-imatrix, for the\n"
+    "                         quantizer (today's q8 and q4 do not weight by it)\n"
     "  -q, --quiet            no progress bar and no summary\n"
     "  -h, --help             show this help and exit\n"
     "  -V, --version          show the version and exit\n"
@@ -84,7 +86,7 @@ static void on_note(const char *msg, void *ctx)
 /* QLM_CLI_CONTINUE, or the status to exit with. */
 static int parse_args(int argc, char **argv, struct qlm_convert_opts *o, bool *quiet)
 {
-    enum { OPT_NONFINITE = 256 };
+    enum { OPT_NONFINITE = 256, OPT_IMATRIX };
     static const struct option opts[] = {
         QLM_CLI_LONG_MODEL,
         {"output", required_argument, NULL, 'o'},
@@ -93,6 +95,7 @@ static int parse_args(int argc, char **argv, struct qlm_convert_opts *o, bool *q
         {"force", no_argument, NULL, 'f'},
         QLM_CLI_LONG_THREADS,
         {"allow-nonfinite", no_argument, NULL, OPT_NONFINITE},
+        {"imatrix", required_argument, NULL, OPT_IMATRIX},
         {"quiet", no_argument, NULL, 'q'},
         QLM_CLI_LONG_STD,
         {NULL, 0, NULL, 0},
@@ -123,6 +126,7 @@ static int parse_args(int argc, char **argv, struct qlm_convert_opts *o, bool *q
         case 'f': o->force = true; break;
         case 'j': st = qlm_cli_option('t', optarg, argv, &co); break; /* make's letter */
         case OPT_NONFINITE: o->allow_nonfinite = true; break;
+        case OPT_IMATRIX: o->imatrix = optarg; break;
         case 'q': *quiet = true; break;
         default: st = qlm_cli_option(ch, optarg, argv, &co); break;
         }

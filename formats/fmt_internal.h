@@ -100,5 +100,12 @@ enum qlm_err qlm_fmt_map(const char *path, uint64_t min_size, const uint8_t **ma
                          uint64_t *size, struct qlm_error *err);
 /* Unmap what qlm_fmt_map mapped (NULL is ignored). */
 void qlm_fmt_unmap(const uint8_t *map, uint64_t size);
+/* Move the complete temporary file tmp to path (publish.c): refuses an
+ * existing path unless overwrite ("PATH: already exists (not
+ * overwriting)"), even one that appeared while tmp was written. */
+enum qlm_err qlm_fmt_publish(const char *tmp, const char *path, bool overwrite,
+                             struct qlm_error *err);
+/* fsync the directory holding path, best effort: the rename is durable. */
+void qlm_fmt_sync_dir(const char *path);
 
 #endif

@@ -171,8 +171,13 @@ struct qlm_type_traits {
      * the group does not fit (group % group_multiple, cols % group). */
     uint64_t (*block_bytes)(uint64_t cols, uint32_t group);
     /* Encode nr (1..block_rows) rows of cols finite floats, row-major, into
-     * one block (rows past nr are zero: scale 0, codes 0). */
-    void (*encode)(const float *x, unsigned nr, uint64_t cols, uint32_t group, void *block);
+     * one block (rows past nr are zero: scale 0, codes 0).  importance is
+     * NULL or cols values >= 0, one per input column (the mean x^2 of the
+     * inputs that column multiplies, from an .imat file): an encoder that
+     * searches its scales may weight column c's squared error by it.
+     * Today's codecs (float rows, q8/q4 max-abs scales) ignore it. */
+    void (*encode)(const float *x, unsigned nr, uint64_t cols, uint32_t group,
+                   const float *importance, void *block);
     /* Row i (< block_rows) of a block back to cols floats. */
     void (*decode_row)(const void *block, unsigned i, uint64_t cols, uint32_t group, float *y);
     /* Whether every code of a block is one the format allows (q8: no -128,

@@ -430,27 +430,6 @@ enum qlm_err qlm_writer_write(struct qlm_writer *w, const void *data, size_t len
     return QLM_OK;
 }
 
-/* Move the finished temp file to path.  Without overwrite, link() refuses
- * an output that appeared since open (rename would silently replace it);
- * filesystems without hard links fall back to a checked rename. */
-static enum qlm_err publish(struct qlm_writer *w)
-{
-    if (!w->overwrite) {
-        if (link(w->tmp, w->path) == 0) {
-            unlink(w->tmp);
-            return QLM_OK;
-        }
-        if (errno == EEXIST)
-            return fail(w, QLM_E_IO, "already exists (not overwriting)");
-        struct stat st;
-        if (lstat(w->path, &st) == 0)
-            return fail(w, QLM_E_IO, "already exists (not overwriting)");
-    }
-    if (rename(w->tmp, w->path) != 0)
-        return fail_errno(w, "rename failed", errno);
-    return QLM_OK;
-}
-
 enum qlm_err qlm_writer_finish(struct qlm_writer *w, struct qlm_error *err)
 {
     if (w->err.code == QLM_OK && !w->started)
@@ -501,23 +480,14 @@ enum qlm_err qlm_writer_finish(struct qlm_writer *w, struct qlm_error *err)
             fail_errno(w, "fsync failed", errno);
         else if (close(w->fd) != 0)
             w->fd = -1, fail_errno(w, "close failed", errno);
-        else if ((w->fd = -1), publish(w) == QLM_OK)
+        else if ((w->fd = -1),
+                 qlm_fmt_publish(w->tmp, w->path, w->overwrite, &w->err) == QLM_OK)
             w->finished = true;
     }
     if (w->err.code) {
         qlm_error_set(err, w->err.code, "%s", w->err.msg);
         return w->err.code;
     }
-    /* make the rename durable: fsync the directory (best effort) */
-    char *slash = strrchr(w->path, '/');
-    char *dirpath = slash ? strndup(w->path, (size_t)(slash - w->path + 1)) : strdup(".");
-    if (dirpath) {
-        int dfd = open(dirpath, O_RDONLY | O_CLOEXEC);
-        if (dfd >= 0) {
-            fsync(dfd);
-            close(dfd);
-        }
-        free(dirpath);
-    }
+    qlm_fmt_sync_dir(w->path); /* make the rename durable (best effort) */
     return QLM_OK;
 }

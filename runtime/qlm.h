@@ -1,7 +1,7 @@
 /*
  * qlm.h — libqlm, the public C API: open a .qlm model, tokenize, evaluate
- * tokens to logits, sample, free.  The programs qlm-run, qlm-ppl and
- * qlm-bench use only this header (plus qlm_format.h for errors).
+ * tokens to logits (collecting activation statistics on request), sample,
+ * free.
  *
  * Every function that can fail returns enum qlm_err and fills *err (if
  * non-NULL) with one line naming the file and the problem.
@@ -106,6 +106,48 @@ QLM_API enum qlm_err qlm_eval(struct qlm_session *s, const int32_t *tokens, int 
  * Valid until the next qlm_eval or qlm_session_free.  A failed qlm_eval
  * changes neither the cache nor the logits. */
 QLM_API const float *qlm_logits(const struct qlm_session *s);
+
+/* ---- activation statistics (calibration) ------------------------------- */
+
+/* While a session collects, each qlm_eval adds, for every linear weight
+ * (q/k/v/o/gate/up/down of every layer, and the output head), the squares
+ * of the inputs that weight multiplies: per input column c the sum over
+ * input rows of x[c]^2, and the number of rows.  sum_sq[c] / count is the
+ * weight's importance vector as llama.cpp's imatrix defines it; qlm-imatrix
+ * writes these means to an .imat file for qlm-convert --imatrix.  Each
+ * column adds its rows in token order, in double, so the sums do not
+ * depend on the thread count or on how tokens are split into qlm_eval
+ * calls.  The head only sees the rows whose logits are computed (every
+ * position with all_logits, else the last).  Weights that read the same
+ * input (q/k/v; gate/up) report the same sums. */
+struct qlm_weight_stats {
+    const char *name;            /* tensor name as in the .qlm, e.g.
+                                  * "model.layers.0.mlp.down_proj.weight";
+                                  * the head is "lm_head.weight", or
+                                  * "model.embed_tokens.weight" when tied */
+    int cols;                    /* input columns */
+    uint64_t count;              /* input rows added */
+    const double *sum_sq;        /* (cols) */
+};
+
+/* on: start from zero, and add to the statistics in every qlm_eval that
+ * follows (QLM_E_NOMEM if they cannot be allocated).  off: stop adding,
+ * keeping what was collected; evaluation then costs one branch per matmul
+ * input, as when never collecting. */
+QLM_API enum qlm_err qlm_session_collect_stats(struct qlm_session *s, bool on,
+                                               struct qlm_error *err);
+/* Weights with statistics: 7 per layer + 1 once collecting was turned on,
+ * else 0.  Numbered layer by layer (q, k, v, o, gate, up, down), the head
+ * last. */
+QLM_API int qlm_session_n_stats(const struct qlm_session *s);
+/* The statistics of weight i (QLM_E_RANGE outside [0, n_stats)), or of the
+ * weight named name (QLM_E_NOTFOUND).  The pointers stay valid until the
+ * next qlm_session_collect_stats(s, true) or qlm_session_free. */
+QLM_API enum qlm_err qlm_session_stats(const struct qlm_session *s, int i,
+                                       struct qlm_weight_stats *out, struct qlm_error *err);
+QLM_API enum qlm_err qlm_session_stats_find(const struct qlm_session *s, const char *name,
+                                            struct qlm_weight_stats *out,
+                                            struct qlm_error *err);
 
 /* ---- sampling ---------------------------------------------------------- */
 

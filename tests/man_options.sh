@@ -4,7 +4,7 @@
 # man page's option items (the line after each .TP) are the same set.
 . "${top_srcdir:-.}/tests/run_common.sh"
 
-for prog in qlm-run qlm-ppl qlm-bench qlm-inspect qlm-convert; do
+for prog in qlm-run qlm-ppl qlm-bench qlm-inspect qlm-convert qlm-imatrix; do
     man=$top_srcdir/man/$prog.1
     "$top_builddir/$prog" --help >"$T/help" 2>"$T/err" ||
         { fail "$prog --help: status $?"; continue; }

@@ -49,7 +49,8 @@ done
 
 lib=$top_builddir/.libs/libqlm.so
 if [ -f "$lib" ]; then
-    api=$(sed -n 's/^QLM_API .*[ *]\(qlm_[a-z0-9_]*\)(.*/\1/p' formats/qlm_format.h runtime/qlm.h | sort -u)
+    api=$(sed -n 's/^QLM_API .*[ *]\(qlm_[a-z0-9_]*\)(.*/\1/p' formats/qlm_format.h \
+        formats/qlm_imat.h runtime/qlm.h | sort -u)
     exported=$(nm -D --defined-only "$lib" | awk '$2 == "T" || $2 == "D" || $2 == "B" || $2 == "R" { print $3 }' | sort -u)
     extra=$(printf '%s\n' "$exported" | grep -vxF "$api")
     missing=$(printf '%s\n' "$api" | grep -vxF "$exported")
