@@ -6,6 +6,8 @@
  *   source rows (BF16/F16/F32) -> f32 rows -> NaN/Inf check -> the output
  *   type's block codec (qlm_type_traits: f32/bf16/f16 rows, q8/q4 tiles) -> writer
  *
+ * (the codec is given the tensor's column importance when --imatrix names
+ * an .imat file, checked against the plan first: importance.h)
  * and drops each block's source pages as it goes, so peak memory is a few
  * row blocks plus one tensor's scales, whatever the model's size.
  */
@@ -14,6 +16,7 @@
 #include "convert.h"
 #include "hf_config.h"
 #include "hf_tokenizer.h"
+#include "importance.h"
 #include "policy.h"
 
 #include <math.h>
@@ -28,11 +31,6 @@
 #endif
 
 #define BLOCK_BYTES ((uint64_t)16 << 20) /* f32 bytes per row block */
-
-void qlm_convert_tmp_path(const char *out_path, char *buf, size_t len)
-{
-    snprintf(buf, len, "%s.tmp.%ld", out_path, (long)getpid());
-}
 
 static double now(void)
 {
@@ -66,6 +64,7 @@ static enum qlm_err werr(struct qlm_writer *w, enum qlm_err rc, struct qlm_error
 struct job {
     const struct qlm_convert_opts *o;
     const struct qlm_plan *plan;
+    const struct qlm_imat *imat;  /* --imatrix, or NULL */
     struct qlm_writer *w;
     int nt;
     uint64_t done, total;   /* source bytes, for the progress callback */
@@ -161,11 +160,13 @@ static enum qlm_err widen_block(struct job *j, const struct qlm_st_model *m,
 }
 
 /* The nr f32 rows of j->fbuf encoded into nb blocks of bb bytes at j->obuf,
- * one block per iteration of a parallel loop. */
+ * one block per iteration of a parallel loop, with the tensor's column
+ * importance when there is one. */
 static void encode_blocks(struct job *j, const struct qlm_plan_item *it,
                           const struct qlm_type_traits *tr, uint64_t nr, uint64_t bb)
 {
     const uint64_t cols = it->cols, br = tr->block_rows;
+    const float *imp = qlm_importance_of(j->imat, j->plan, it);
     int64_t nb = (int64_t)((nr + br - 1) / br);
     int nt = j->nt;
     (void)nt;
@@ -173,7 +174,7 @@ static void encode_blocks(struct job *j, const struct qlm_plan_item *it,
     for (int64_t b = 0; b < nb; b++) {
         uint64_t r = (uint64_t)b * br;
         tr->encode(j->fbuf + r * cols, (unsigned)(nr - r < br ? nr - r : br), cols, it->group,
-                   (unsigned char *)j->obuf + (uint64_t)b * bb);
+                   imp, (unsigned char *)j->obuf + (uint64_t)b * bb);
     }
 }
 
@@ -277,12 +278,12 @@ static enum qlm_err write_tokenizer(struct qlm_writer *w, const struct qlm_tokda
 
 static enum qlm_err run(const struct qlm_convert_opts *o, const struct qlm_model_params *cfg,
                         const struct qlm_st_model *m, const struct qlm_plan *plan,
-                        const struct qlm_tokdata *tok, struct qlm_convert_stats *st,
-                        struct qlm_error *err)
+                        const struct qlm_imat *imat, const struct qlm_tokdata *tok,
+                        struct qlm_convert_stats *st, struct qlm_error *err)
 {
     struct qlm_writer *w = NULL;
     QLM_TRY(qlm_writer_open(&w, o->out_path, o->force, err));
-    struct job j = {.o = o, .plan = plan, .w = w};
+    struct job j = {.o = o, .plan = plan, .imat = imat, .w = w};
     j.nt = o->threads > 0 ? o->threads : online_cpus();
     j.total = plan->bytes_in;
     enum qlm_err rc = write_meta(w, o, cfg, plan, err);
@@ -338,15 +339,19 @@ enum qlm_err qlm_convert(const struct qlm_convert_opts *o, struct qlm_convert_st
         qlm_st_close(m);
         return rc;
     }
+    struct qlm_imat *imat = NULL;
+    if (o->imatrix)
+        rc = qlm_importance_load(o->imatrix, &cfg, &plan, &imat, err);
     struct qlm_tokdata tok;
     memset(&tok, 0, sizeof tok);
-    rc = qlm_hf_tokenizer_load(o->model_dir, &tok, err);
+    if (rc == QLM_OK)
+        rc = qlm_hf_tokenizer_load(o->model_dir, &tok, err);
     if (rc == QLM_OK && tok.n_tokens > cfg.vocab_size)
         rc = qlm_error_set(err, QLM_E_FORMAT,
                            "%s: the tokenizer has %u tokens but config.json's vocab_size is %llu",
                            o->model_dir, tok.n_tokens, (unsigned long long)cfg.vocab_size);
     if (rc == QLM_OK)
-        rc = run(o, &cfg, m, &plan, &tok, st, err);
+        rc = run(o, &cfg, m, &plan, imat, &tok, st, err);
     if (rc == QLM_OK) {
         st->n_tensors = plan.n;
         st->n_params = plan.n_params;
@@ -357,6 +362,7 @@ enum qlm_err qlm_convert(const struct qlm_convert_opts *o, struct qlm_convert_st
             st->file_size = (uint64_t)sb.st_size;
     }
     qlm_tokdata_free(&tok);
+    qlm_imat_free(imat);
     qlm_plan_free(&plan);
     qlm_st_close(m);
     st->seconds = now() - t0;

@@ -15,6 +15,7 @@ struct qlm_convert_opts {
     bool force;              /* overwrite an existing out_path */
     int threads;             /* <= 0: number of online CPUs */
     bool allow_nonfinite;    /* NaN -> 0, +-inf -> +-largest finite, with a warning */
+    const char *imatrix;     /* --imatrix FILE.imat: column importance, or NULL */
     /* Optional callbacks (library code prints nothing itself). */
     void (*progress)(size_t tensor, size_t n_tensors, uint64_t bytes_done,
                      uint64_t bytes_total, void *ctx);
@@ -32,10 +33,6 @@ struct qlm_convert_stats {
     bool tied;
     double seconds;
 };
-
-/* Called by a SIGINT/SIGTERM handler: the name of the temporary file a
- * running conversion writes to (the writer's "<out>.tmp.<pid>"). */
-void qlm_convert_tmp_path(const char *out_path, char *buf, size_t len);
 
 enum qlm_err qlm_convert(const struct qlm_convert_opts *o, struct qlm_convert_stats *st,
                          struct qlm_error *err);

@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "qlm_format.h"
+
 static inline uint16_t qlm_fmt_rd16(const uint8_t *p)
 {
     return (uint16_t)(p[0] | (p[1] << 8));
@@ -90,5 +92,13 @@ static inline uint64_t qlm_fmt_get64(struct qlm_fmt_cur *c)
     const uint8_t *p = qlm_fmt_take(c, 8);
     return p ? qlm_fmt_rd64(p) : 0;
 }
+
+/* Move the complete temporary file tmp to path (publish.c): refuses an
+ * existing path unless overwrite ("PATH: already exists (not
+ * overwriting)"), even one that appeared while tmp was written. */
+enum qlm_err qlm_fmt_publish(const char *tmp, const char *path, bool overwrite,
+                             struct qlm_error *err);
+/* fsync the directory holding path, best effort: the rename is durable. */
+void qlm_fmt_sync_dir(const char *path);
 
 #endif

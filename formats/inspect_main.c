@@ -5,18 +5,14 @@
  */
 #include "config.h"
 
+#include "cli.h"
 #include "qlm_format.h"
-#include "fmt_internal.h"
 
 #include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
-
-#define PROG "qlm-inspect"
 
 static const char HELP[] =
     "Usage: qlm-inspect FILE.qlm [OPTIONS]\n"
@@ -24,45 +20,15 @@ static const char HELP[] =
     "a tokenizer summary, the tensor directory (name, dtype, shape, group,\n"
     "offset, bytes, bits per weight) and totals.\n"
     "\n"
-    "      --verify   recompute every tensor's XXH3-64 checksum; exit 1 at the\n"
-    "                 first mismatch\n"
-    "      --json     print one JSON object on stdout instead of text\n"
-    "  -h, --help     show this help and exit\n"
-    "  -V, --version  show the version and exit\n"
+    "  -m, --model FILE  FILE.qlm given as an option\n"
+    "      --verify      recompute every tensor's XXH3-64 checksum; exit 1 at the\n"
+    "                    first mismatch\n"
+    "      --json        print one JSON object on stdout instead of text\n"
+    "  -h, --help        show this help and exit\n"
+    "  -V, --version     show the version and exit\n"
     "\n"
     "Exit status: 0 on success, 1 if the file is unreadable, invalid or fails\n"
     "verification, 2 on a usage error.\n";
-
-/* ---- progress bar on a terminal ------------------------------------------ */
-
-struct bar {
-    double last;
-    bool shown;
-};
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static void on_progress(uint64_t done, uint64_t total, void *ctx)
-{
-    struct bar *b = ctx;
-    double t = now();
-    if (done < total && t - b->last < 0.1)
-        return;
-    b->last = t;
-    b->shown = true;
-    double frac = total ? (double)done / (double)total : 1.0;
-    char s[41];
-    for (int i = 0; i < 40; i++)
-        s[i] = i < (int)(frac * 40 + 0.5) ? '#' : '.';
-    s[40] = 0;
-    fprintf(stderr, "\rverify [%s] %5.1f%% %8.1f MiB", s, 100 * frac,
-            (double)done / (1024.0 * 1024.0));
-}
 
 /* ---- helpers ---------------------------------------------------------------- */
 
@@ -130,11 +96,10 @@ static void flags_str(uint32_t f, char *out, size_t n)
 static void print_text(const struct qlm_file *f, const struct tok_summary *ts,
                        const struct qlm_tensor_info **order, bool verified)
 {
-    uint64_t data_off = qlm_fmt_rd64(f->map + 88);
     printf("file: %s\n", f->path);
     printf("format: %u.%u, %llu bytes (%.2f MiB), data at %llu\n", f->version_major,
            f->version_minor, (unsigned long long)f->size, (double)f->size / 1048576.0,
-           (unsigned long long)data_off);
+           (unsigned long long)f->data_offset);
     printf("\nmetadata (%u keys):\n", f->n_meta);
     for (uint32_t i = 0; i < f->n_meta; i++) {
         const struct qlm_meta_entry *e = &f->meta[i];
@@ -217,7 +182,7 @@ static json_t *build_json(const struct qlm_file *f, const struct tok_summary *ts
     snprintf(buf, sizeof buf, "%u.%u", f->version_major, f->version_minor);
     json_object_set_new(root, "version", json_string(buf));
     json_object_set_new(root, "size", json_integer((json_int_t)f->size));
-    json_object_set_new(root, "data_offset", json_integer((json_int_t)qlm_fmt_rd64(f->map + 88)));
+    json_object_set_new(root, "data_offset", json_integer((json_int_t)f->data_offset));
     for (uint32_t i = 0; i < f->n_meta; i++) {
         const struct qlm_meta_entry *e = &f->meta[i];
         json_t *v;
@@ -288,88 +253,95 @@ static json_t *build_json(const struct qlm_file *f, const struct tok_summary *ts
 
 /* ---- main ------------------------------------------------------------------------ */
 
-int main(int argc, char **argv)
+/* QLM_CLI_CONTINUE, or the status to exit with. */
+static int parse_args(int argc, char **argv, struct qlm_cli_common *co, bool *verify)
 {
+    enum { OPT_VERIFY = 256 };
     static const struct option opts[] = {
-        {"verify", no_argument, NULL, 'v'}, {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},   {"version", no_argument, NULL, 'V'},
+        QLM_CLI_LONG_MODEL, {"verify", no_argument, NULL, OPT_VERIFY},
+        QLM_CLI_LONG_JSON,  QLM_CLI_LONG_STD,
         {NULL, 0, NULL, 0},
     };
-    bool verify = false, as_json = false;
     int c;
-    while ((c = getopt_long(argc, argv, "hV", opts, NULL)) != -1) {
-        switch (c) {
-        case 'v': verify = true; break;
-        case 'j': as_json = true; break;
-        case 'h': fputs(HELP, stdout); return 0;
-        case 'V': printf("%s %s\n", PROG, PACKAGE_VERSION); return 0;
-        default:
-            fprintf(stderr, "Try '%s --help' for more information.\n", PROG);
-            return 2;
-        }
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":m:hV", opts, NULL)) != -1) {
+        int st = c == OPT_VERIFY ? (*verify = true, QLM_CLI_CONTINUE)
+                                 : qlm_cli_option(c, optarg, argv, co);
+        if (st != QLM_CLI_CONTINUE)
+            return st;
     }
-    if (optind != argc - 1) {
-        fprintf(stderr, "%s: %s\nTry '%s --help' for more information.\n", PROG,
-                optind >= argc ? "missing FILE.qlm" : "exactly one FILE.qlm expected", PROG);
-        return 2;
-    }
-    const char *path = argv[optind];
+    return qlm_cli_take_model(argc, argv, "FILE.qlm", co);
+}
+
+/* Token counts by kind; the tokenizer section is optional. */
+static int read_tokdata(const struct qlm_file *f, struct tok_summary *ts)
+{
     struct qlm_error err = {0};
-    struct qlm_file *f = NULL;
-    if (qlm_file_open(&f, path, &err) != QLM_OK) {
-        fprintf(stderr, "%s: %s\n", PROG, err.msg);
-        return 1;
+    enum qlm_err rc = qlm_file_tokdata(f, &ts->td, &err);
+    if (rc == QLM_E_NOTFOUND)
+        return 0;
+    if (rc != QLM_OK)
+        return qlm_cli_fail("%s", err.msg);
+    ts->present = true;
+    for (uint32_t i = 0; i < ts->td.n_tokens; i++) {
+        ts->n_added += ts->td.tokens[i].kind == QLM_TOK_ADDED;
+        ts->n_special += ts->td.tokens[i].kind == QLM_TOK_SPECIAL;
     }
-    if (verify) {
-        struct bar b = {0};
-        bool tty = isatty(STDERR_FILENO);
-        enum qlm_err rc = qlm_file_verify(f, tty ? on_progress : NULL, &b, &err);
-        if (b.shown)
-            fputc('\n', stderr);
-        if (rc != QLM_OK) {
-            fprintf(stderr, "%s: %s\n", PROG, err.msg);
-            qlm_file_close(f);
-            return 1;
-        }
-    }
-    struct tok_summary ts = {0};
-    enum qlm_err rc = qlm_file_tokdata(f, &ts.td, &err);
-    if (rc == QLM_OK) {
-        ts.present = true;
-        for (uint32_t i = 0; i < ts.td.n_tokens; i++) {
-            ts.n_added += ts.td.tokens[i].kind == QLM_TOK_ADDED;
-            ts.n_special += ts.td.tokens[i].kind == QLM_TOK_SPECIAL;
-        }
-    } else if (rc != QLM_E_NOTFOUND) {
-        fprintf(stderr, "%s: %s\n", PROG, err.msg);
-        qlm_file_close(f);
-        return 1;
-    }
+    return 0;
+}
+
+static int print(const struct qlm_file *f, const struct tok_summary *ts, bool verified,
+                 bool as_json)
+{
     const struct qlm_tensor_info **order = malloc((f->n_tensors + 1) * sizeof *order);
-    if (!order) {
-        fprintf(stderr, "%s: %s: out of memory\n", PROG, path);
-        return 1;
-    }
+    if (!order)
+        return qlm_cli_fail("%s: out of memory", f->path);
     for (uint32_t i = 0; i < f->n_tensors; i++)
         order[i] = &f->tensors[i];
     qsort(order, f->n_tensors, sizeof *order, cmp_offset); /* file order */
     int status = 0;
     if (as_json) {
-        json_t *root = build_json(f, &ts, order, verify);
-        if (!root || json_dumpf(root, stdout, JSON_INDENT(2)) != 0) {
-            fprintf(stderr, "%s: %s: cannot build JSON\n", PROG, path);
-            status = 1;
-        }
+        json_t *root = build_json(f, ts, order, verified);
+        if (!root || json_dumpf(root, stdout, JSON_INDENT(2)) != 0)
+            status = qlm_cli_fail("%s: cannot build JSON", f->path);
         putchar('\n');
         json_decref(root);
     } else {
-        print_text(f, &ts, order, verify);
-    }
-    if (fflush(stdout) != 0 || ferror(stdout)) {
-        fprintf(stderr, "%s: write error on stdout\n", PROG);
-        status = 1;
+        print_text(f, ts, order, verified);
     }
     free(order);
+    return status ? status : qlm_cli_flush_stdout();
+}
+
+int main(int argc, char **argv)
+{
+    qlm_cli_init("qlm-inspect", HELP);
+    struct qlm_cli_common co = QLM_CLI_COMMON_INIT;
+    bool verify = false;
+    int status = parse_args(argc, argv, &co, &verify);
+    if (status != QLM_CLI_CONTINUE)
+        return status;
+    const char *path = co.model;
+    bool as_json = co.json;
+    struct qlm_error err = {0};
+    struct qlm_file *f = NULL;
+    qlm_cli_catch_sigbus(path, "the file");
+    if (qlm_file_open(&f, path, &err) != QLM_OK)
+        return qlm_cli_fail("%s", err.msg);
+    status = 0;
+    if (verify) {
+        struct qlm_cli_progress pb;
+        qlm_cli_progress_begin(&pb, "verify");
+        enum qlm_err rc = qlm_file_verify(f, qlm_cli_progress_cb, &pb, &err);
+        qlm_cli_progress_end(&pb);
+        if (rc != QLM_OK)
+            status = qlm_cli_fail("%s", err.msg);
+    }
+    struct tok_summary ts = {0};
+    if (status == 0)
+        status = read_tokdata(f, &ts);
+    if (status == 0)
+        status = print(f, &ts, verify, as_json);
     qlm_tokdata_free(&ts.td);
     qlm_file_close(f);
     return status;

@@ -84,6 +84,15 @@
 #include <stdint.h>
 #include <stdbool.h>
 
+/* QLM_API marks what libqlm exports: everything declared in the installed
+ * headers (this one and qlm.h).  libqlm is built with -fvisibility=hidden,
+ * so its internal functions stay inside the library. */
+#if defined(__GNUC__)
+#define QLM_API __attribute__((visibility("default")))
+#else
+#define QLM_API
+#endif
+
 #define QLM_MAGIC "\x89QLM\r\n\x1a\n"
 #define QLM_MAGIC_LEN 8
 #define QLM_VERSION_MAJOR 2
@@ -118,9 +127,9 @@ struct qlm_error {
     char msg[QLM_ERR_LEN];
 };
 
-const char *qlm_strerror(enum qlm_err code);
+QLM_API const char *qlm_strerror(enum qlm_err code);
 /* Sets err (if non-NULL) and returns code; printf-style message. */
-enum qlm_err qlm_error_set(struct qlm_error *err, enum qlm_err code, const char *fmt, ...)
+QLM_API enum qlm_err qlm_error_set(struct qlm_error *err, enum qlm_err code, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 3, 4)))
 #endif
@@ -162,8 +171,13 @@ struct qlm_type_traits {
      * the group does not fit (group % group_multiple, cols % group). */
     uint64_t (*block_bytes)(uint64_t cols, uint32_t group);
     /* Encode nr (1..block_rows) rows of cols finite floats, row-major, into
-     * one block (rows past nr are zero: scale 0, codes 0). */
-    void (*encode)(const float *x, unsigned nr, uint64_t cols, uint32_t group, void *block);
+     * one block (rows past nr are zero: scale 0, codes 0).  importance is
+     * NULL or cols values >= 0, one per input column (the mean x^2 of the
+     * inputs that column multiplies, from an .imat file): an encoder that
+     * searches its scales may weight column c's squared error by it.
+     * Today's codecs (float rows, q8/q4 max-abs scales) ignore it. */
+    void (*encode)(const float *x, unsigned nr, uint64_t cols, uint32_t group,
+                   const float *importance, void *block);
     /* Row i (< block_rows) of a block back to cols floats. */
     void (*decode_row)(const void *block, unsigned i, uint64_t cols, uint32_t group, float *y);
     /* Whether every code of a block is one the format allows (q8: no -128,
@@ -172,24 +186,24 @@ struct qlm_type_traits {
 };
 
 /* The traits of t; NULL for a value outside enum qlm_dtype. */
-const struct qlm_type_traits *qlm_type_traits(enum qlm_dtype t);
-const char *qlm_dtype_name(enum qlm_dtype t);       /* "f32", "q8", ...; "?" if unknown */
-int qlm_dtype_from_name(const char *name);          /* -1 if unknown */
-bool qlm_dtype_is_quant(enum qlm_dtype t);          /* has per-group scales */
+QLM_API const struct qlm_type_traits *qlm_type_traits(enum qlm_dtype t);
+QLM_API const char *qlm_dtype_name(enum qlm_dtype t);       /* "f32", "q8", ...; "?" if unknown */
+QLM_API int qlm_dtype_from_name(const char *name);          /* -1 if unknown */
+QLM_API bool qlm_dtype_is_quant(enum qlm_dtype t);          /* has per-group scales */
 /* Bits per weight of a rows x cols tensor of type t stored at this group,
  * scales included (q8 g32: 8.5); 0 when the shape does not fit. */
-double qlm_dtype_bits(enum qlm_dtype t, uint64_t cols, uint32_t group);
+QLM_API double qlm_dtype_bits(enum qlm_dtype t, uint64_t cols, uint32_t group);
 /* Bytes of a rows x cols tensor of type t (whole blocks); false on overflow
  * or, for quantized types, unless group % 32 == 0 and cols % group == 0. */
-bool qlm_tensor_bytes(enum qlm_dtype t, uint64_t rows, uint64_t cols, uint32_t group,
+QLM_API bool qlm_tensor_bytes(enum qlm_dtype t, uint64_t rows, uint64_t cols, uint32_t group,
                       uint64_t *out);
 /* Bytes of one q8/q4 tile (8 rows x one group) and of one 8-row block
  * (UINT64_MAX when that overflows or group is 0). */
-uint64_t qlm_quant_tile_bytes(enum qlm_dtype t, uint32_t group);
-uint64_t qlm_quant_block_bytes(enum qlm_dtype t, uint64_t cols, uint32_t group);
+QLM_API uint64_t qlm_quant_tile_bytes(enum qlm_dtype t, uint32_t group);
+QLM_API uint64_t qlm_quant_block_bytes(enum qlm_dtype t, uint64_t cols, uint32_t group);
 /* The dir entry's layout value for a tensor of type t (its block_rows when
  * it is blocked, else 0). */
-uint32_t qlm_dtype_layout(enum qlm_dtype t);
+QLM_API uint32_t qlm_dtype_layout(enum qlm_dtype t);
 
 /* The q8/q4 tile geometry as constants, for kernels that address it:
  * bytes of a tile of `group` elements of `bits`-bit codes, of one 32-element
@@ -205,32 +219,32 @@ _Static_assert(QLM_TILE_BYTES(4, 32) == 144, "q4 g32 tile: 16 scale bytes + 8 x 
 _Static_assert(QLM_CHUNK_OFFSET(4, 1, 7) == 16 + 15 * 16, "q4: chunk 1 of row 7");
 #endif
 
-float qlm_bf16_to_f32(uint16_t h);
-uint16_t qlm_f32_to_bf16(float f);   /* round to nearest even; NaN stays NaN */
-float qlm_f16_to_f32(uint16_t h);
-uint16_t qlm_f32_to_f16(float f);    /* round to nearest even; overflow -> inf */
-void qlm_bf16_to_f32_row(const uint16_t *src, float *dst, size_t n);
-void qlm_f16_to_f32_row(const uint16_t *src, float *dst, size_t n);
+QLM_API float qlm_bf16_to_f32(uint16_t h);
+QLM_API uint16_t qlm_f32_to_bf16(float f);   /* round to nearest even; NaN stays NaN */
+QLM_API float qlm_f16_to_f32(uint16_t h);
+QLM_API uint16_t qlm_f32_to_f16(float f);    /* round to nearest even; overflow -> inf */
+QLM_API void qlm_bf16_to_f32_row(const uint16_t *src, float *dst, size_t n);
+QLM_API void qlm_f16_to_f32_row(const uint16_t *src, float *dst, size_t n);
 
 /* ---- reference quantization codecs (the oracle for every kernel) ------ */
 
 /* Quantize one row of n (n % group == 0) floats.  q8: q[n] int8, d[n/group]
  * f16 scales.  q4: q[n/2] packed nibbles (layout above).  A zero group gets
  * scale 0 and zero quants, never NaN.  Inputs must be finite. */
-void qlm_quantize_row_q8(const float *x, size_t n, uint32_t group, int8_t *q, uint16_t *d);
-void qlm_quantize_row_q4(const float *x, size_t n, uint32_t group, uint8_t *q, uint16_t *d);
-void qlm_dequantize_row_q8(const int8_t *q, const uint16_t *d, size_t n, uint32_t group, float *y);
-void qlm_dequantize_row_q4(const uint8_t *q, const uint16_t *d, size_t n, uint32_t group, float *y);
+QLM_API void qlm_quantize_row_q8(const float *x, size_t n, uint32_t group, int8_t *q, uint16_t *d);
+QLM_API void qlm_quantize_row_q4(const float *x, size_t n, uint32_t group, uint8_t *q, uint16_t *d);
+QLM_API void qlm_dequantize_row_q8(const int8_t *q, const uint16_t *d, size_t n, uint32_t group, float *y);
+QLM_API void qlm_dequantize_row_q4(const uint8_t *q, const uint16_t *d, size_t n, uint32_t group, float *y);
 /* Interleave nr (1..8) rows of a block, given row-major as the codecs above
  * write them (q: nr rows of cols or cols/2 bytes, d: nr rows of cols/group
  * scales), into one block of qlm_quant_block_bytes (missing rows zero). */
-void qlm_quant_pack_block(enum qlm_dtype t, uint64_t cols, uint32_t group, const void *q,
+QLM_API void qlm_quant_pack_block(enum qlm_dtype t, uint64_t cols, uint32_t group, const void *q,
                           const uint16_t *d, unsigned nr, void *block);
 /* Row i (0..7) of a block back to the codecs' row-major quants and scales. */
-void qlm_quant_unpack_row(enum qlm_dtype t, uint64_t cols, uint32_t group, const void *block,
+QLM_API void qlm_quant_unpack_row(enum qlm_dtype t, uint64_t cols, uint32_t group, const void *block,
                           unsigned i, void *q, uint16_t *d);
 /* Row r of any tensor (f32/f16/bf16/q8/q4) to floats; cols elements. */
-void qlm_dequantize_row(enum qlm_dtype t, const void *tensor_data, uint64_t rows, uint64_t cols,
+QLM_API void qlm_dequantize_row(enum qlm_dtype t, const void *tensor_data, uint64_t rows, uint64_t cols,
                         uint32_t group, uint64_t r, float *y);
 
 /* ---- typed metadata ----------------------------------------------------- */
@@ -275,18 +289,18 @@ struct qlm_tokdata {
 };
 
 /* Serialize to a malloc'ed "QTOK" blob. */
-enum qlm_err qlm_tokdata_serialize(const struct qlm_tokdata *t, uint8_t **out, size_t *out_len,
+QLM_API enum qlm_err qlm_tokdata_serialize(const struct qlm_tokdata *t, uint8_t **out, size_t *out_len,
                                    struct qlm_error *err);
 /* Parse a "QTOK" blob (untrusted: every length and id is checked; the blob is
  * copied so it need not outlive t).  name is used in messages. */
-enum qlm_err qlm_tokdata_parse(const uint8_t *buf, size_t len, const char *name,
+QLM_API enum qlm_err qlm_tokdata_parse(const uint8_t *buf, size_t len, const char *name,
                                struct qlm_tokdata *t, struct qlm_error *err);
 /* As qlm_tokdata_parse, but takes over buf (malloc'ed, len bytes) in every
  * case: on success it becomes t's storage (grown by realloc; the token bytes
  * and merges are used in place, not copied), on failure it is freed. */
-enum qlm_err qlm_tokdata_parse_owned(uint8_t *buf, size_t len, const char *name,
+QLM_API enum qlm_err qlm_tokdata_parse_owned(uint8_t *buf, size_t len, const char *name,
                                      struct qlm_tokdata *t, struct qlm_error *err);
-void qlm_tokdata_free(struct qlm_tokdata *t);
+QLM_API void qlm_tokdata_free(struct qlm_tokdata *t);
 
 /* ---- .qlm writer -------------------------------------------------------- */
 
@@ -294,28 +308,31 @@ struct qlm_writer;
 
 /* Creates "<path>.tmp.<pid>" next to path; nothing appears at path until
  * qlm_writer_finish succeeds.  Refuses an existing path unless overwrite. */
-enum qlm_err qlm_writer_open(struct qlm_writer **w, const char *path, bool overwrite,
+/* That temporary name, into buf (cap bytes, NUL-terminated, cut to fit);
+ * returns its length (call with cap 0 to size buf), as snprintf does. */
+QLM_API size_t qlm_writer_tmp_path(const char *path, char *buf, size_t cap);
+QLM_API enum qlm_err qlm_writer_open(struct qlm_writer **w, const char *path, bool overwrite,
                              struct qlm_error *err);
-enum qlm_err qlm_writer_meta_u64(struct qlm_writer *w, const char *key, uint64_t v);
-enum qlm_err qlm_writer_meta_i64(struct qlm_writer *w, const char *key, int64_t v);
-enum qlm_err qlm_writer_meta_f64(struct qlm_writer *w, const char *key, double v);
-enum qlm_err qlm_writer_meta_str(struct qlm_writer *w, const char *key, const char *v);
+QLM_API enum qlm_err qlm_writer_meta_u64(struct qlm_writer *w, const char *key, uint64_t v);
+QLM_API enum qlm_err qlm_writer_meta_i64(struct qlm_writer *w, const char *key, int64_t v);
+QLM_API enum qlm_err qlm_writer_meta_f64(struct qlm_writer *w, const char *key, double v);
+QLM_API enum qlm_err qlm_writer_meta_str(struct qlm_writer *w, const char *key, const char *v);
 /* Tokenizer blob (raw QTOK bytes; the writer compresses it). */
-enum qlm_err qlm_writer_tokenizer(struct qlm_writer *w, const uint8_t *blob, size_t len);
+QLM_API enum qlm_err qlm_writer_tokenizer(struct qlm_writer *w, const uint8_t *blob, size_t len);
 /* Declare every tensor (name, dtype, shape, group) before writing any data,
  * so the directory and data offsets are fixed up front and data streams out
  * tensor by tensor in declaration order. */
-enum qlm_err qlm_writer_declare(struct qlm_writer *w, const char *name, enum qlm_dtype t,
+QLM_API enum qlm_err qlm_writer_declare(struct qlm_writer *w, const char *name, enum qlm_dtype t,
                                 int n_dims, const uint64_t *dims, uint32_t group);
 /* Data of the next declared tensor, exactly its byte size, in one or more
  * calls (chunks are hashed as they stream). */
-enum qlm_err qlm_writer_write(struct qlm_writer *w, const void *data, size_t len);
+QLM_API enum qlm_err qlm_writer_write(struct qlm_writer *w, const void *data, size_t len);
 /* Writes header + directory, fsyncs, renames into place. */
-enum qlm_err qlm_writer_finish(struct qlm_writer *w, struct qlm_error *err);
+QLM_API enum qlm_err qlm_writer_finish(struct qlm_writer *w, struct qlm_error *err);
 /* Removes the temporary file; safe after any failure, and after finish. */
-void qlm_writer_abort(struct qlm_writer *w);
+QLM_API void qlm_writer_abort(struct qlm_writer *w);
 /* Error of the last failing writer call (message names the output file). */
-const struct qlm_error *qlm_writer_error(const struct qlm_writer *w);
+QLM_API const struct qlm_error *qlm_writer_error(const struct qlm_writer *w);
 
 /* ---- .qlm reader -------------------------------------------------------- */
 
@@ -335,6 +352,7 @@ struct qlm_file {
     const uint8_t *map;   /* read-only mmap of the whole file */
     uint64_t size;
     uint32_t version_major, version_minor;
+    uint64_t data_offset;            /* start of the data section (page-aligned) */
     uint32_t n_meta;
     struct qlm_meta_entry *meta;
     uint32_t n_tensors;
@@ -348,25 +366,25 @@ struct qlm_file {
  * checksums, every tensor offset/size inside the data section, aligned, no
  * overlap, size consistent with dtype x shape.  Does not hash tensor data
  * (qlm_file_verify does).  Everything is checked before it is used. */
-enum qlm_err qlm_file_open(struct qlm_file **f, const char *path, struct qlm_error *err);
-void qlm_file_close(struct qlm_file *f);
+QLM_API enum qlm_err qlm_file_open(struct qlm_file **f, const char *path, struct qlm_error *err);
+QLM_API void qlm_file_close(struct qlm_file *f);
 /* Recompute every tensor's XXH3 and check its codes (qlm_type_traits'
  * check: a q8 code of -128 is refused); error names the first bad tensor.
  * progress (may be NULL) is called with bytes done / total. */
-enum qlm_err qlm_file_verify(const struct qlm_file *f,
+QLM_API enum qlm_err qlm_file_verify(const struct qlm_file *f,
                              void (*progress)(uint64_t done, uint64_t total, void *ctx),
                              void *ctx, struct qlm_error *err);
-const struct qlm_tensor_info *qlm_file_tensor(const struct qlm_file *f, const char *name);
-const struct qlm_meta_entry *qlm_file_meta(const struct qlm_file *f, const char *key);
+QLM_API const struct qlm_tensor_info *qlm_file_tensor(const struct qlm_file *f, const char *name);
+QLM_API const struct qlm_meta_entry *qlm_file_meta(const struct qlm_file *f, const char *key);
 /* Typed lookups: QLM_E_NOTFOUND if missing, QLM_E_FORMAT if wrong type. */
-enum qlm_err qlm_file_meta_u64(const struct qlm_file *f, const char *key, uint64_t *v,
+QLM_API enum qlm_err qlm_file_meta_u64(const struct qlm_file *f, const char *key, uint64_t *v,
                                struct qlm_error *err);
-enum qlm_err qlm_file_meta_f64(const struct qlm_file *f, const char *key, double *v,
+QLM_API enum qlm_err qlm_file_meta_f64(const struct qlm_file *f, const char *key, double *v,
                                struct qlm_error *err);
-enum qlm_err qlm_file_meta_str(const struct qlm_file *f, const char *key, const char **v,
+QLM_API enum qlm_err qlm_file_meta_str(const struct qlm_file *f, const char *key, const char **v,
                                struct qlm_error *err);
 /* Inflate and parse the tokenizer section. */
-enum qlm_err qlm_file_tokdata(const struct qlm_file *f, struct qlm_tokdata *t,
+QLM_API enum qlm_err qlm_file_tokdata(const struct qlm_file *f, struct qlm_tokdata *t,
                               struct qlm_error *err);
 
 /* ---- safetensors reader ------------------------------------------------ */
@@ -398,12 +416,12 @@ struct qlm_st_model {
  * the reference implementation (header length bound 100 MB, JSON object,
  * offsets contiguous with no holes or overlaps, end - begin == numel x size,
  * data end == file end, no duplicate names across shards, overflow-checked). */
-enum qlm_err qlm_st_open(struct qlm_st_model **m, const char *path, struct qlm_error *err);
-void qlm_st_close(struct qlm_st_model *m);
-const struct qlm_st_tensor *qlm_st_find(const struct qlm_st_model *m, const char *name);
+QLM_API enum qlm_err qlm_st_open(struct qlm_st_model **m, const char *path, struct qlm_error *err);
+QLM_API void qlm_st_close(struct qlm_st_model *m);
+QLM_API const struct qlm_st_tensor *qlm_st_find(const struct qlm_st_model *m, const char *name);
 /* Convert elements [start, start+n) of a tensor to f32. */
-void qlm_st_to_f32(const struct qlm_st_tensor *t, uint64_t start, uint64_t n, float *out);
+QLM_API void qlm_st_to_f32(const struct qlm_st_tensor *t, uint64_t start, uint64_t n, float *out);
 /* Tell the OS we are done with a tensor's pages (keeps convert's RSS flat). */
-void qlm_st_release(const struct qlm_st_model *m, const struct qlm_st_tensor *t);
+QLM_API void qlm_st_release(const struct qlm_st_model *m, const struct qlm_st_tensor *t);
 
 #endif

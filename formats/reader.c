@@ -309,6 +309,7 @@ static enum qlm_err validate(struct qlm_file *f, struct qlm_error *err)
         return FAIL(QLM_E_CHECKSUM, "%s: tokenizer checksum mismatch (file corrupted)", nm);
     if (XXH3_64bits(h + dir_off, (size_t)dir_size) != qlm_fmt_rd64(h + 120))
         return FAIL(QLM_E_CHECKSUM, "%s: directory checksum mismatch (file corrupted)", nm);
+    f->data_offset = data_off;
     f->tok_zdata = h + tok_off;
     f->tok_size = tok_size;
     f->tok_raw_size = tok_raw;
@@ -322,6 +323,15 @@ static enum qlm_err validate(struct qlm_file *f, struct qlm_error *err)
     char *a = p->arena;
     QLM_TRY(parse_meta(f, h + meta_off, meta_size, &a, err));
     return parse_dir(f, h + dir_off, dir_size, data_off, data_size, align, err);
+}
+
+/* A file too short for the header is a cut .qlm only if it starts like one
+ * (a 6-byte text file is not a .qlm at all). */
+static bool magic_prefix(int fd, off_t size)
+{
+    uint8_t head[QLM_MAGIC_LEN];
+    size_t n = size < QLM_MAGIC_LEN ? (size_t)size : QLM_MAGIC_LEN;
+    return pread(fd, head, n, 0) == (ssize_t)n && memcmp(head, QLM_MAGIC, n) == 0;
 }
 
 enum qlm_err qlm_file_open(struct qlm_file **out, const char *path, struct qlm_error *err)
@@ -347,6 +357,8 @@ enum qlm_err qlm_file_open(struct qlm_file **out, const char *path, struct qlm_e
         FAIL(QLM_E_IO, "%s: %s", path, strerror(errno));
     } else if (!S_ISREG(st.st_mode)) {
         FAIL(QLM_E_IO, "%s: not a regular file", path);
+    } else if (st.st_size < QLM_HEADER_SIZE && !magic_prefix(fd, st.st_size)) {
+        FAIL(QLM_E_FORMAT, "%s: not a .qlm file (bad magic)", path);
     } else if (st.st_size < QLM_HEADER_SIZE) {
         FAIL(QLM_E_FORMAT, "%s: truncated: %lld bytes, the header alone needs %d", path,
              (long long)st.st_size, QLM_HEADER_SIZE);

@@ -28,9 +28,11 @@ static uint64_t half_block_bytes(uint64_t cols, uint32_t group)
     return mul_u64(cols, 2, &b) ? b : UINT64_MAX;
 }
 
-static void f32_encode(const float *x, unsigned nr, uint64_t cols, uint32_t group, void *block)
+static void f32_encode(const float *x, unsigned nr, uint64_t cols, uint32_t group,
+                       const float *importance, void *block)
 {
     (void)group;
+    (void)importance;
     assert(nr == 1);
     memcpy(block, x, (size_t)cols * 4);
 }
@@ -52,16 +54,20 @@ static void half_encode(uint16_t (*to_half)(float), const float *x, uint64_t col
     }
 }
 
-static void f16_encode(const float *x, unsigned nr, uint64_t cols, uint32_t group, void *block)
+static void f16_encode(const float *x, unsigned nr, uint64_t cols, uint32_t group,
+                       const float *importance, void *block)
 {
     (void)group;
+    (void)importance;
     assert(nr == 1);
     half_encode(qlm_f32_to_f16, x, cols, block);
 }
 
-static void bf16_encode(const float *x, unsigned nr, uint64_t cols, uint32_t group, void *block)
+static void bf16_encode(const float *x, unsigned nr, uint64_t cols, uint32_t group,
+                        const float *importance, void *block)
 {
     (void)group;
+    (void)importance;
     assert(nr == 1);
     half_encode(qlm_f32_to_bf16, x, cols, block);
 }
@@ -128,13 +134,20 @@ static void tiles_encode(unsigned bits, const float *x, unsigned nr, uint64_t co
         }
 }
 
-static void q8_encode(const float *x, unsigned nr, uint64_t cols, uint32_t group, void *block)
+/* q8 and q4 take each group's scale from its largest magnitude, so they
+ * have no error to weight and ignore importance (error-minimising q4/q6
+ * encoders, which search the scale, are to use it). */
+static void q8_encode(const float *x, unsigned nr, uint64_t cols, uint32_t group,
+                      const float *importance, void *block)
 {
+    (void)importance;
     tiles_encode(8, x, nr, cols, group, block);
 }
 
-static void q4_encode(const float *x, unsigned nr, uint64_t cols, uint32_t group, void *block)
+static void q4_encode(const float *x, unsigned nr, uint64_t cols, uint32_t group,
+                      const float *importance, void *block)
 {
+    (void)importance;
     tiles_encode(4, x, nr, cols, group, block);
 }
 

@@ -72,6 +72,12 @@ const struct qlm_error *qlm_writer_error(const struct qlm_writer *w)
     return w ? &w->err : NULL;
 }
 
+size_t qlm_writer_tmp_path(const char *path, char *buf, size_t cap)
+{
+    int n = snprintf(buf, cap, "%s.tmp.%ld", path, (long)getpid());
+    return n > 0 ? (size_t)n : 0;
+}
+
 enum qlm_err qlm_writer_open(struct qlm_writer **out, const char *path, bool overwrite,
                              struct qlm_error *err)
 {
@@ -84,7 +90,7 @@ enum qlm_err qlm_writer_open(struct qlm_writer **out, const char *path, bool ove
     if (overwrite && lstat(path, &st) == 0 && S_ISDIR(st.st_mode))
         return qlm_error_set(err, QLM_E_IO, "%s: is a directory", path);
     struct qlm_writer *w = calloc(1, sizeof *w);
-    size_t tl = strlen(path) + 32;
+    size_t tl = qlm_writer_tmp_path(path, NULL, 0) + 1;
     if (!w || !(w->path = strdup(path)) || !(w->tmp = malloc(tl)) ||
         !(w->hash = XXH3_createState())) {
         if (w) {
@@ -94,7 +100,7 @@ enum qlm_err qlm_writer_open(struct qlm_writer **out, const char *path, bool ove
         }
         return qlm_error_set(err, QLM_E_NOMEM, "%s: out of memory", path);
     }
-    snprintf(w->tmp, tl, "%s.tmp.%ld", path, (long)getpid());
+    qlm_writer_tmp_path(path, w->tmp, tl);
     w->overwrite = overwrite;
     w->fd = open(w->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (w->fd < 0) {
@@ -424,27 +430,6 @@ enum qlm_err qlm_writer_write(struct qlm_writer *w, const void *data, size_t len
     return QLM_OK;
 }
 
-/* Move the finished temp file to path.  Without overwrite, link() refuses
- * an output that appeared since open (rename would silently replace it);
- * filesystems without hard links fall back to a checked rename. */
-static enum qlm_err publish(struct qlm_writer *w)
-{
-    if (!w->overwrite) {
-        if (link(w->tmp, w->path) == 0) {
-            unlink(w->tmp);
-            return QLM_OK;
-        }
-        if (errno == EEXIST)
-            return fail(w, QLM_E_IO, "already exists (not overwriting)");
-        struct stat st;
-        if (lstat(w->path, &st) == 0)
-            return fail(w, QLM_E_IO, "already exists (not overwriting)");
-    }
-    if (rename(w->tmp, w->path) != 0)
-        return fail_errno(w, "rename failed", errno);
-    return QLM_OK;
-}
-
 enum qlm_err qlm_writer_finish(struct qlm_writer *w, struct qlm_error *err)
 {
     if (w->err.code == QLM_OK && !w->started)
@@ -495,23 +480,14 @@ enum qlm_err qlm_writer_finish(struct qlm_writer *w, struct qlm_error *err)
             fail_errno(w, "fsync failed", errno);
         else if (close(w->fd) != 0)
             w->fd = -1, fail_errno(w, "close failed", errno);
-        else if ((w->fd = -1), publish(w) == QLM_OK)
+        else if ((w->fd = -1),
+                 qlm_fmt_publish(w->tmp, w->path, w->overwrite, &w->err) == QLM_OK)
             w->finished = true;
     }
     if (w->err.code) {
         qlm_error_set(err, w->err.code, "%s", w->err.msg);
         return w->err.code;
     }
-    /* make the rename durable: fsync the directory (best effort) */
-    char *slash = strrchr(w->path, '/');
-    char *dirpath = slash ? strndup(w->path, (size_t)(slash - w->path + 1)) : strdup(".");
-    if (dirpath) {
-        int dfd = open(dirpath, O_RDONLY | O_CLOEXEC);
-        if (dfd >= 0) {
-            fsync(dfd);
-            close(dfd);
-        }
-        free(dirpath);
-    }
+    qlm_fmt_sync_dir(w->path); /* make the rename durable (best effort) */
     return QLM_OK;
 }

@@ -17,6 +17,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "calib.h"
 #include "forward.h"
 #include "team.h"
 
@@ -293,18 +294,22 @@ static void swiglu(struct team_worker *w, float *gate, const float *up, int nt, 
 /* ---- the forward pass ---------------------------------------------------- */
 
 /* One batch: nt tokens at positions p0 .., their logits to logits (all of
- * them, or the last token's) unless NULL. */
+ * them, or the last token's) unless NULL; each matmul's input added to the
+ * statistics cal unless NULL. */
 struct forward_job {
     struct qlm_session *s;
     int nt, p0;
     bool all;
     float *logits;
+    struct qlm_calib *cal;
 };
 
 /* The decoder on one batch, run by every thread of the team.  x (nt, dim)
  * is the residual stream; each block's output goes to h and is added to x
  * in the same phase that norms x for the next block, and every matmul input
- * is quantized for its weights by the step that produces it. */
+ * is quantized for its weights by the step that produces it.  When the
+ * session collects statistics, each input is added to them before its
+ * matmul (one branch per input otherwise). */
 static void forward(const void *arg, struct team_worker *w)
 {
     const struct forward_job *job = arg;
@@ -315,6 +320,7 @@ static void forward(const void *arg, struct team_worker *w)
     int q_dim = hp->n_heads * hp->head_dim, kv_dim = hp->n_kv_heads * hp->head_dim;
     double eps = hp->rms_eps;
     struct qlm_acts in, mid; /* a matmul's input (h, att, gate); the MLP's h (gate, up) */
+    struct qlm_calib *cal = job->cal;
 
     for (int l = 0; l < hp->n_layers; l++) {
         const struct qlm_layer *L = &m->layers[l];
@@ -324,6 +330,8 @@ static void forward(const void *arg, struct team_worker *w)
             acts_init(&in, s, s->h, nt, dim);
             add_norm_rows(w, s->x, NULL, s->h, L->attn_norm, nt, dim, eps, &in, &L->wq);
         }
+        if (cal)
+            calib_add(w, calib_site(cal, l, CALIB_ATTN_IN), s->h, nt);
         /* q (nt, n_heads*head_dim), k, v (nt, n_kv*head_dim) = h Wq^T, h Wk^T, h Wv^T */
         const struct qlm_matrix *wqkv[3] = { &L->wq, &L->wk, &L->wv };
         float *const qkv[3] = { s->q, s->k, s->v };
@@ -334,11 +342,15 @@ static void forward(const void *arg, struct team_worker *w)
         /* att (nt, n_heads*head_dim) = per head softmax(q K^T / sqrt(head_dim)) V, causal */
         acts_init(&in, s, s->att, nt, q_dim);
         attention(s, w, l, p0, nt, &in, &L->wo);
+        if (cal)
+            calib_add(w, calib_site(cal, l, CALIB_ATTN_OUT), s->att, nt);
         /* h (nt, dim) = att Wo^T */
         matmul(s, w, &L->wo, &in, s->h, dim);
         /* x += h; h (nt, dim) = rmsnorm(x, post_attention_layernorm), for Wgate */
         acts_init(&mid, s, s->h, nt, dim);
         add_norm_rows(w, s->x, s->h, s->h, L->ffn_norm, nt, dim, eps, &mid, &L->wgate);
+        if (cal)
+            calib_add(w, calib_site(cal, l, CALIB_FFN_IN), s->h, nt);
         /* gate, up (nt, ffn) = h Wgate^T, h Wup^T */
         const struct qlm_matrix *wgu[2] = { &L->wgate, &L->wup };
         float *const gu[2] = { s->gate, s->up };
@@ -347,6 +359,8 @@ static void forward(const void *arg, struct team_worker *w)
         /* gate (nt, ffn) = silu(gate) * up */
         acts_init(&in, s, s->gate, nt, ffn);
         swiglu(w, s->gate, s->up, nt, ffn, &in, &L->wdown);
+        if (cal)
+            calib_add(w, calib_site(cal, l, CALIB_FFN_MID), s->gate, nt);
         /* h (nt, dim) = gate Wdown^T */
         matmul(s, w, &L->wdown, &in, s->h, dim);
         /* x += h; h (nt, dim) = rmsnorm(x, the next layer's input_layernorm), for its Wq */
@@ -361,11 +375,13 @@ static void forward(const void *arg, struct team_worker *w)
     acts_init(&in, s, s->h, nl, dim);
     add_norm_rows(w, s->x + (size_t)first * dim, NULL, s->h, m->out_norm, nl, dim, eps, &in,
                   &m->head);
+    if (cal)
+        calib_add(w, calib_head(cal), s->h, nl);
     matmul(s, w, &m->head, &in, job->logits, hp->vocab_size);
 }
 
-/* Per layer at most 24 phases: q/k/v and gate/up may each split into
- * (prepare, matmul) per matrix. */
+/* Per layer at most 24 phases: 20 when q/k/v and gate/up each split into
+ * (prepare, matmul) per matrix, and 4 more while collecting statistics. */
 int qlm_forward_phases(const struct qlm_hparams *hp)
 {
     return hp->n_layers * 24 + 8;
@@ -379,7 +395,8 @@ void qlm_forward_batch(struct qlm_session *s, const int32_t *tokens, int nt, flo
     for (int t = 0; t < nt; t++)
         qlm_dequantize_row(e->type, e->data, (uint64_t)e->rows, (uint64_t)e->cols,
                            (uint32_t)e->group, (uint64_t)tokens[t], s->x + (size_t)t * e->cols);
-    struct forward_job job = { .s = s, .nt = nt, .p0 = s->pos, .all = all, .logits = logits };
+    struct forward_job job = { .s = s, .nt = nt, .p0 = s->pos, .all = all, .logits = logits,
+                               .cal = s->collect ? s->calib : NULL };
     team_run(s->team, forward, &job, sizeof job);
     s->pos += nt;
 }

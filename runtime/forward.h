@@ -11,6 +11,7 @@
 #define QLM_MAX_BATCH 256
 
 struct team;
+struct qlm_calib;
 
 struct qlm_session {
     const struct qlm_model *m;
@@ -34,6 +35,8 @@ struct qlm_session {
     size_t logits_cap;        /* floats allocated */
     int n_logits;
     struct team *team;        /* worker threads when n_threads > 1 */
+    struct qlm_calib *calib;  /* activation statistics (calib.h), or NULL */
+    bool collect;             /* qlm_eval adds to calib */
 };
 
 /* Run nt (<= n_batch) tokens at positions [pos, pos + nt); ids already

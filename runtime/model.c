@@ -237,6 +237,7 @@ static enum qlm_err load(struct qlm_model *m, struct qlm_error *err)
     struct qlm_model_params p;
     QLM_TRY(qlm_schema_read_meta(f, &p, err));
     set_hparams(&p, &m->hp);
+    m->params = p;
     bool *claimed = calloc(f->n_tensors ? f->n_tensors : 1, sizeof *claimed);
     if (claimed == NULL)
         return qlm_error_set(err, QLM_E_NOMEM, "%s: out of memory", f->path);

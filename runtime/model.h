@@ -6,6 +6,7 @@
 
 #include "kernels/kernels.h"
 #include "qlm.h"
+#include "qlm_schema.h"
 
 struct qlm_tok;
 
@@ -28,6 +29,7 @@ struct qlm_layer {
 struct qlm_model {
     struct qlm_file *file;
     struct qlm_hparams hp;
+    struct qlm_model_params params; /* as the metadata says: walks the schema */
     struct qlm_matrix embed;  /* (vocab, hidden) */
     struct qlm_matrix head;   /* (vocab, hidden): lm_head, or embed when tied */
     const float *out_norm;    /* (hidden) model.norm */

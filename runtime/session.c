@@ -15,6 +15,7 @@
 #include <sys/sysctl.h>
 #endif
 
+#include "calib.h"
 #include "forward.h"
 #include "team.h"
 
@@ -124,6 +125,7 @@ void qlm_session_free(struct qlm_session *s)
     free(s->scores);
     free(s->logits);
     team_free(s->team);
+    calib_free(s->calib);
     free(s);
 }
 

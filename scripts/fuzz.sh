@@ -15,7 +15,7 @@ secs=${1:-20}
 case $secs in '' | *[!0-9]*) echo "fuzz.sh: SECONDS must be a whole number, not '$secs'" >&2; exit 2 ;; esac
 top=$(cd "$(dirname "$0")/.." && pwd)
 bld=${QLM_FUZZ_BUILD:-$top/build-fuzz}
-harnesses=${QLM_FUZZ_ONLY:-fuzz_safetensors fuzz_config fuzz_hf_tokenizer fuzz_qlm fuzz_tokenize}
+harnesses=${QLM_FUZZ_ONLY:-fuzz_safetensors fuzz_config fuzz_hf_tokenizer fuzz_qlm fuzz_tokenize fuzz_imat}
 jobs=$(nproc 2>/dev/null || echo 2)
 san="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
 

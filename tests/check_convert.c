@@ -18,6 +18,7 @@
 
 #include "convert.h"
 #include "hf_config.h"
+#include "importance.h"
 #include "policy.h"
 #include "qlm_format.h"
 
@@ -885,14 +886,24 @@ START_TEST(cli_usage_errors)
     const char *bad_t[] = {"dir", "-o", "x.qlm", "--type", "q3", NULL};
     ck_assert_int_eq(run_prog(bad_t, out, sizeof out, errb, sizeof errb), 2);
     ck_assert_ptr_nonnull(strstr(errb, "--type 'q3'"));
+    const char *bad_T[] = {"dir", "-o", "x.qlm", "-T", "q3", NULL}; /* --type's letter */
+    ck_assert_int_eq(run_prog(bad_T, out, sizeof out, errb, sizeof errb), 2);
+    ck_assert_ptr_nonnull(strstr(errb, "--type 'q3'"));
     const char *bad_g[] = {"dir", "-o", "x.qlm", "--group", "48", NULL};
     ck_assert_int_eq(run_prog(bad_g, out, sizeof out, errb, sizeof errb), 2);
-    ck_assert_ptr_nonnull(strstr(errb, "--group '48'"));
+    ck_assert_ptr_nonnull(strstr(errb, "--group 48: not a multiple of 32"));
     const char *bad_j[] = {"dir", "-o", "x.qlm", "-j", "0", NULL};
     ck_assert_int_eq(run_prog(bad_j, out, sizeof out, errb, sizeof errb), 2);
+    ck_assert_ptr_nonnull(strstr(errb, "qlm-convert: --threads 0: must be between 1 and 1024"));
+    const char *bad_t0[] = {"dir", "-o", "x.qlm", "-t", "0", NULL}; /* threads, as elsewhere */
+    ck_assert_int_eq(run_prog(bad_t0, out, sizeof out, errb, sizeof errb), 2);
+    ck_assert_ptr_nonnull(strstr(errb, "qlm-convert: --threads 0: must be between 1 and 1024"));
     const char *bad_opt[] = {"dir", "-o", "x.qlm", "--bogus", NULL};
     ck_assert_int_eq(run_prog(bad_opt, out, sizeof out, errb, sizeof errb), 2);
-    ck_assert_ptr_nonnull(strstr(errb, "'--bogus'"));
+    ck_assert_str_eq(errb, "qlm-convert: unknown option --bogus (see --help)\n");
+    const char *twice[] = {"-m", "dir", "dir2", "-o", "x.qlm", NULL};
+    ck_assert_int_eq(run_prog(twice, out, sizeof out, errb, sizeof errb), 2);
+    ck_assert_ptr_nonnull(strstr(errb, "unexpected argument 'dir2'"));
     const char *no_arg[] = {"dir", "-o", NULL};
     ck_assert_int_eq(run_prog(no_arg, out, sizeof out, errb, sizeof errb), 2);
     ck_assert_ptr_nonnull(strstr(errb, "needs an argument"));
@@ -934,6 +945,13 @@ START_TEST(cli_existing_output)
     const char *c[] = {d, "-o", outp, "--force", "--quiet", NULL};
     ck_assert_int_eq(run_prog(c, out, sizeof out, errb, sizeof errb), 0);
     ck_assert_str_eq(errb, "");
+    /* a directory as the output: one message, with or without --force */
+    snprintf(want, sizeof want, "qlm-convert: %s: is a directory\n", d);
+    const char *dir_out[] = {d, "-o", d, NULL}, *dir_force[] = {d, "-o", d, "-f", NULL};
+    ck_assert_int_eq(run_prog(dir_out, out, sizeof out, errb, sizeof errb), 1);
+    ck_assert_str_eq(errb, want);
+    ck_assert_int_eq(run_prog(dir_force, out, sizeof out, errb, sizeof errb), 1);
+    ck_assert_str_eq(errb, want);
     rm_rf(d);
     free(d);
 }
@@ -982,6 +1000,191 @@ START_TEST(cli_sigint_cleans_up)
 }
 END_TEST
 
+/* ---- --imatrix --------------------------------------------------------------- */
+
+/* Edits of the .imat written for a mini checkpoint. */
+struct imat_edit {
+    const char *drop;        /* leave this entry out */
+    const char *extra;       /* add an entry of this name (64 columns) */
+    const char *widen;       /* give this entry 100 columns */
+    const char *head;        /* the head's name (default: as the plan names it) */
+    const char *arch;        /* default "qwen3" */
+    uint32_t n_layers;       /* default 2 */
+};
+
+/* An .imat at path for the mini checkpoint mo: its 14 linear weights and
+ * the head; column c of entry i holds i + c / 128. */
+static void write_mini_imat(const char *path, const struct mini *mo, const struct imat_edit *ed)
+{
+    static const char *const lin[7] = {
+        "self_attn.q_proj.weight", "self_attn.k_proj.weight", "self_attn.v_proj.weight",
+        "self_attn.o_proj.weight", "mlp.gate_proj.weight",    "mlp.up_proj.weight",
+        "mlp.down_proj.weight"};
+    static char names[16][64];
+    static float vals[16][128];
+    struct qlm_imat_entry ents[16];
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < 16; i++) {
+        if (i < 14)
+            snprintf(names[n], sizeof names[n], "model.layers.%u.%s", i / 7, lin[i % 7]);
+        else if (i == 14)
+            snprintf(names[n], sizeof names[n], "%s",
+                     ed->head ? ed->head : mo->tied ? "model.embed_tokens.weight"
+                                                    : "lm_head.weight");
+        else if (ed->extra)
+            snprintf(names[n], sizeof names[n], "%s", ed->extra);
+        else
+            break;
+        if (ed->drop && strcmp(names[n], ed->drop) == 0)
+            continue;
+        uint32_t cols = i < 14 && i % 7 == 6 ? 128 : 64;
+        if (ed->widen && strcmp(names[n], ed->widen) == 0)
+            cols = 100;
+        for (uint32_t c = 0; c < cols; c++)
+            vals[n][c] = (float)n + (float)c / 128.0f;
+        ents[n] = (struct qlm_imat_entry){names[n], cols, 10, vals[n]};
+        n++;
+    }
+    struct qlm_imat im = {.model = {"qwen3", ed->n_layers ? ed->n_layers : 2, 64, 128, 2, 1,
+                                    32, 2304},
+                          .n_tokens = 10, .n_chunks = 1, .chunk_tokens = 10, .n_entries = n,
+                          .entries = ents};
+    if (ed->arch)
+        snprintf(im.model.arch, sizeof im.model.arch, "%s", ed->arch);
+    struct qlm_error e = {0};
+    ck_assert_msg(qlm_imat_write(path, &im, true, &e) == QLM_OK, "%s", e.msg);
+}
+
+/* qlm_importance_load against a plan of mo, with the .imat edited by ed:
+ * QLM_OK or the message (which must name the file) in e. */
+static enum qlm_err load_edited(const struct mini *mo, const struct imat_edit *ed,
+                                struct qlm_plan *plan, struct qlm_imat **im, struct qlm_error *e)
+{
+    ck_assert_int_eq(plan_of(mo, QLM_Q4, 32, plan, e), QLM_OK);
+    struct qlm_model_params c;
+    ck_assert_int_eq(parse("{" BASE_CFG "}", &c, e), QLM_OK);
+    c.tied = mo->tied;
+    char *d = mkdtemp_dir(), path[1100];
+    snprintf(path, sizeof path, "%s/m.imat", d);
+    write_mini_imat(path, mo, ed);
+    enum qlm_err rc = qlm_importance_load(path, &c, plan, im, e);
+    ck_assert(rc == QLM_OK || strstr(e->msg, "/m.imat: ") != NULL);
+    rm_rf(d);
+    free(d);
+    return rc;
+}
+
+/* A matching .imat gives each matmul weight its values (a tied head is the
+ * embedding) and the norms none; each mismatch is one line naming it. */
+START_TEST(imatrix_matches_plan)
+{
+    const struct mini untied = {.tied = false, .head = 2}, tied = {.tied = true};
+    const struct mini *mos[2] = {&untied, &tied};
+    for (int k = 0; k < 2; k++) {
+        struct qlm_plan plan;
+        struct qlm_imat *im;
+        struct qlm_error e = {0};
+        const struct imat_edit none = {0};
+        ck_assert_msg(load_edited(mos[k], &none, &plan, &im, &e) == QLM_OK, "%s", e.msg);
+        const struct qlm_plan_item *down = find_item(&plan, "model.layers.1.mlp.down_proj.weight");
+        const float *v = qlm_importance_of(im, &plan, down);
+        ck_assert_ptr_nonnull(v);
+        ck_assert_float_eq(v[127], 13.0f + 127.0f / 128.0f);
+        const struct qlm_plan_item *emb = find_item(&plan, "model.embed_tokens.weight");
+        const struct qlm_plan_item *head = find_item(&plan, "lm_head.weight");
+        ck_assert(k == 0 ? head != NULL : head == NULL);
+        v = qlm_importance_of(im, &plan, k == 0 ? head : emb);
+        ck_assert(v != NULL && v[0] == 14.0f);
+        if (k == 0)
+            ck_assert_ptr_null(qlm_importance_of(im, &plan, emb)); /* a lookup, no matmul */
+        ck_assert_ptr_null(qlm_importance_of(im, &plan, find_item(&plan, "model.norm.weight")));
+        ck_assert_ptr_null(qlm_importance_of(NULL, &plan, down));
+        qlm_imat_free(im);
+        qlm_plan_free(&plan);
+    }
+    static const struct { bool tied; struct imat_edit ed; const char *want; } cs[] = {
+        {false, {.drop = "model.layers.1.mlp.up_proj.weight"},
+         "no entry for 'model.layers.1.mlp.up_proj.weight'"},
+        {false, {.widen = "model.layers.0.mlp.down_proj.weight"},
+         "entry 'model.layers.0.mlp.down_proj.weight' has 100 columns, the checkpoint's "
+         "tensor 128"},
+        {false, {.extra = "model.layers.2.mlp.up_proj.weight"},
+         "entry 'model.layers.2.mlp.up_proj.weight' is not a matmul weight of the checkpoint"},
+        {false, {.extra = "model.layers.0.input_layernorm.weight"},
+         "entry 'model.layers.0.input_layernorm.weight' is not a matmul weight"},
+        {false, {.head = "model.embed_tokens.weight"}, "no entry for 'lm_head.weight'"},
+        {true, {.head = "lm_head.weight"}, "no entry for 'model.embed_tokens.weight'"},
+        {false, {.n_layers = 3}, "measured on a model with n_layers 3, the checkpoint has 2"},
+        {false, {.arch = "llama"}, "measured on a llama model, the checkpoint is qwen3"},
+    };
+    for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++) {
+        struct mini mo = {.tied = cs[i].tied, .head = cs[i].tied ? 0 : 2};
+        struct qlm_plan plan;
+        struct qlm_imat *im = NULL;
+        struct qlm_error e = {0};
+        ck_assert_int_eq(load_edited(&mo, &cs[i].ed, &plan, &im, &e), QLM_E_INVALID);
+        ck_assert_msg(strstr(e.msg, cs[i].want) != NULL, "'%s' lacks '%s'", e.msg, cs[i].want);
+        ck_assert_ptr_null(im);
+        qlm_plan_free(&plan);
+    }
+}
+END_TEST
+
+/* Today's q8/q4 (and float) encoders take no weights: --imatrix changes no
+ * byte of the output; a mismatching or missing .imat leaves no output. */
+START_TEST(e2e_imatrix_same_bytes)
+{
+    static const enum qlm_dtype types[] = {QLM_Q8, QLM_Q4, QLM_F32};
+    char *d = mkdtemp_dir();
+    struct mini mo = {.tied = false, .head = 2};
+    write_mini(d, &mo);
+    char imat[1100], a[1100], b[1100];
+    snprintf(imat, sizeof imat, "%s/m.imat", d);
+    const struct imat_edit none = {0};
+    write_mini_imat(imat, &mo, &none);
+    for (size_t k = 0; k < sizeof types / sizeof types[0]; k++) {
+        snprintf(a, sizeof a, "%s/plain.qlm", d);
+        snprintf(b, sizeof b, "%s/imat.qlm", d);
+        struct qlm_convert_opts o = opts_for(d, a, types[k]);
+        struct qlm_convert_stats st;
+        struct qlm_error e = {0};
+        ck_assert_msg(qlm_convert(&o, &st, &e) == QLM_OK, "%s", e.msg);
+        o.out_path = b;
+        o.imatrix = imat;
+        ck_assert_msg(qlm_convert(&o, &st, &e) == QLM_OK, "%s", e.msg);
+        FILE *fa = fopen(a, "rb"), *fb = fopen(b, "rb");
+        int ca, cb;
+        long n = 0;
+        do {
+            ca = fgetc(fa);
+            cb = fgetc(fb);
+            n++;
+        } while (ca == cb && ca != EOF);
+        ck_assert_msg(ca == cb, "%s: outputs differ at byte %ld", qlm_dtype_name(types[k]), n);
+        ck_assert_int_gt(n, 100000);
+        fclose(fa);
+        fclose(fb);
+        unlink(a);
+        unlink(b);
+    }
+    int before = count_entries(d);
+    struct imat_edit wide = {.widen = "model.layers.1.self_attn.o_proj.weight"};
+    write_mini_imat(imat, &mo, &wide);
+    struct qlm_convert_opts o = opts_for(d, a, QLM_Q4);
+    o.imatrix = imat;
+    struct qlm_convert_stats st;
+    struct qlm_error e = {0};
+    ck_assert_int_eq(qlm_convert(&o, &st, &e), QLM_E_INVALID);
+    ck_assert_ptr_nonnull(strstr(e.msg, "m.imat: entry 'model.layers.1.self_attn.o_proj.weight'"));
+    snprintf(imat, sizeof imat, "%s/none.imat", d);
+    ck_assert_int_eq(qlm_convert(&o, &st, &e), QLM_E_IO);
+    ck_assert_ptr_nonnull(strstr(e.msg, "none.imat: No such file"));
+    ck_assert_int_eq(count_entries(d), before);
+    rm_rf(d);
+    free(d);
+}
+END_TEST
+
 static Suite *convert_suite(void)
 {
     Suite *s = suite_create("convert");
@@ -997,6 +1200,7 @@ static Suite *convert_suite(void)
     tcase_add_test(tc, plan_head_untied_kept);
     tcase_add_test(tc, plan_errors);
     tcase_add_test(tc, plan_qwen2_biases);
+    tcase_add_test(tc, imatrix_matches_plan);
     suite_add_tcase(s, tc);
     tc = tcase_create("end_to_end");
     tcase_set_timeout(tc, 60);
@@ -1005,6 +1209,7 @@ static Suite *convert_suite(void)
     tcase_add_loop_test(tc, e2e_nonfinite, 0, 2);
     tcase_add_test(tc, e2e_missing_tensor);
     tcase_add_test(tc, fixture_synth_tiny);
+    tcase_add_test(tc, e2e_imatrix_same_bytes);
     suite_add_tcase(s, tc);
     tc = tcase_create("program");
     tcase_set_timeout(tc, 60);

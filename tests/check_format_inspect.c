@@ -132,6 +132,17 @@ START_TEST(json_output)
     ck_assert_int_eq(qlm_file_open(&f, qlm, &err), QLM_OK);
     ck_assert_str_eq(json_string_value(json_object_get(j, "version")), "2.0");
     ck_assert_int_eq(json_integer_value(json_object_get(j, "size")), (json_int_t)f->size);
+    /* the data section starts where the header says (u64 at byte 88), which is
+     * where the first tensor is; page-aligned */
+    uint64_t hdr_data = 0;
+    for (int i = 7; i >= 0; i--)
+        hdr_data = hdr_data << 8 | f->map[88 + i];
+    ck_assert_uint_eq(f->data_offset, hdr_data);
+    ck_assert_uint_eq(f->data_offset % QLM_PAGE_ALIGN, 0);
+    ck_assert_ptr_eq(f->map + f->data_offset + qlm_file_tensor(f, "w.q8")->offset,
+                     qlm_file_tensor(f, "w.q8")->data);
+    ck_assert_int_eq(json_integer_value(json_object_get(j, "data_offset")),
+                     (json_int_t)f->data_offset);
     ck_assert(json_is_true(json_object_get(j, "verified")));
     json_t *meta = json_object_get(j, "metadata");
     ck_assert_uint_eq(json_object_size(meta), f->n_meta);
@@ -206,6 +217,20 @@ START_TEST(usage_errors)
     ck_assert_int_eq(run(args, out, sizeof out, errs, sizeof errs), 1);
     ck_assert_ptr_nonnull(strstr(errs, "none.qlm"));
     ck_assert_ptr_null(strchr(strchr(errs, '\n') + 1, '\n')); /* one line */
+    /* a short text file is not a .qlm, rather than a truncated one */
+    char txt[300];
+    snprintf(txt, sizeof txt, "%s/six.qlm", tmpdir);
+    FILE *fp = fopen(txt, "w");
+    fputs("hello\n", fp);
+    fclose(fp);
+    snprintf(args, sizeof args, "'%s'", txt);
+    ck_assert_int_eq(run(args, out, sizeof out, errs, sizeof errs), 1);
+    char want[400];
+    snprintf(want, sizeof want, "qlm-inspect: %s: not a .qlm file (bad magic)\n", txt);
+    ck_assert_str_eq(errs, want);
+    unlink(txt);
+    ck_assert_int_eq(run("--frobnicate x.qlm", out, sizeof out, errs, sizeof errs), 2);
+    ck_assert_str_eq(errs, "qlm-inspect: unknown option --frobnicate (see --help)\n");
 }
 END_TEST
 

@@ -281,7 +281,23 @@ static void ref_matvec(double *y, const float *w, const double *x, int rows, int
     }
 }
 
-static void ref_forward(const struct synth *s, const int32_t *toks, int n, float *logits)
+/* The squares of every matmul input, summed over positions as
+ * qlm_session_collect_stats sums them: per layer the inputs of q/k/v, o,
+ * gate/up and down, then the head's. */
+#define REF_SITES 4
+struct ref_stats {
+    double *sum[2 * REF_SITES + 1]; /* synthetic models have at most 2 layers */
+};
+
+static void ref_add_sq(double *sum, const double *x, int n)
+{
+    for (int i = 0; sum != NULL && i < n; i++)
+        sum[i] += x[i] * x[i];
+}
+
+/* Logits of n tokens, one at a time; with st, each matmul input's squares. */
+static void ref_forward(const struct synth *s, const int32_t *toks, int n, float *logits,
+                        struct ref_stats *st)
 {
     const struct spec *sp = &s->sp;
     int D = sp->hidden, hd = sp->hd, qd = sp->heads * hd, kvd = sp->kv * hd, F = sp->ffn;
@@ -300,7 +316,9 @@ static void ref_forward(const struct synth *s, const int32_t *toks, int n, float
         for (int l = 0; l < sp->layers; l++) {
 #define W(name) (snprintf(nm, sizeof nm, "model.layers.%d.%s", l, name), find(s, nm))
             double *k = K + ((size_t)l * n + p) * kvd, *v = V + ((size_t)l * n + p) * kvd;
+            double **sq = st ? st->sum + l * REF_SITES : NULL;
             ref_rmsnorm(h, x, W("input_layernorm.weight"), D, sp->eps);
+            ref_add_sq(sq ? sq[0] : NULL, h, D);
             ref_matvec(q, W("self_attn.q_proj.weight"), h, qd, D);
             ref_matvec(k, W("self_attn.k_proj.weight"), h, kvd, D);
             ref_matvec(v, W("self_attn.v_proj.weight"), h, kvd, D);
@@ -348,20 +366,24 @@ static void ref_forward(const struct synth *s, const int32_t *toks, int n, float
                     att[hh * hd + i] = a;
                 }
             }
+            ref_add_sq(sq ? sq[1] : NULL, att, qd);
             ref_matvec(o, W("self_attn.o_proj.weight"), att, D, qd);
             for (int i = 0; i < D; i++)
                 x[i] += o[i];
             ref_rmsnorm(h, x, W("post_attention_layernorm.weight"), D, sp->eps);
+            ref_add_sq(sq ? sq[2] : NULL, h, D);
             ref_matvec(g, W("mlp.gate_proj.weight"), h, F, D);
             ref_matvec(u, W("mlp.up_proj.weight"), h, F, D);
             for (int i = 0; i < F; i++)
                 g[i] = g[i] / (1 + exp(-g[i])) * u[i];
+            ref_add_sq(sq ? sq[3] : NULL, g, F);
             ref_matvec(o, W("mlp.down_proj.weight"), g, D, F);
             for (int i = 0; i < D; i++)
                 x[i] += o[i];
 #undef W
         }
         ref_rmsnorm(h, x, find(s, "model.norm.weight"), D, sp->eps);
+        ref_add_sq(st ? st->sum[sp->layers * REF_SITES] : NULL, h, D);
         const float *head = sp->tied ? find(s, "model.embed_tokens.weight")
                                      : find(s, "lm_head.weight");
         ref_matvec(o, head, h, sp->vocab, D);
@@ -530,7 +552,7 @@ static struct diff synth_vs_ref_w(const struct spec *sp, enum qlm_dtype t, int g
     ck_assert_int_le(n, 300);
     random_tokens(toks, n, sp->vocab, 7);
     float *ref = malloc((size_t)n * sp->vocab * sizeof(float));
-    ref_forward(&s, toks, n, ref);
+    ref_forward(&s, toks, n, ref, NULL);
     float *got = eval_chunks(m, n, 2, toks, n, ONE_BATCH);
     struct diff d = compare(got, ref, n, sp->vocab);
     fprintf(stderr, "%s %s%s: max |diff| / range %.3g, top-1 agreement %.3f\n", label,
@@ -577,6 +599,94 @@ START_TEST(test_synth_qwen2_llama)
     sp.theta = 5e5;
     d = synth_vs_ref(&sp, QLM_F32, 0, 30, "llama");
     ck_assert_double_lt(d.max_rel, 1e-4);
+}
+END_TEST
+
+/* The statistics a session collects (qlm_session_collect_stats) are the
+ * squares of the reference's matmul inputs, summed over the positions, for
+ * every linear weight and the head, with the tokens fed in uneven calls. */
+static void synth_stats_vs_ref(const struct spec *sp)
+{
+    enum { N = 30 };
+    struct synth s;
+    synth_build(&s, sp, 42);
+    char path[300];
+    tmp_path(path, sizeof path, "synth.qlm");
+    synth_write(&s, path, QLM_F32, 0, NULL, NULL);
+    const int D = sp->hidden, width[REF_SITES] = {D, sp->heads * sp->hd, D, sp->ffn};
+    const int n_sums = sp->layers * REF_SITES + 1;
+    struct ref_stats st = {{0}};
+    for (int i = 0; i < n_sums; i++)
+        st.sum[i] = calloc(i < n_sums - 1 ? (size_t)width[i % REF_SITES] : (size_t)D,
+                           sizeof(double));
+    int32_t toks[N];
+    random_tokens(toks, N, sp->vocab, 7);
+    float *ref = malloc((size_t)N * sp->vocab * sizeof(float));
+    ref_forward(&s, toks, N, ref, &st);
+
+    struct qlm_model *m;
+    struct qlm_session *ses;
+    struct qlm_error err;
+    ck_assert_msg(qlm_model_open(&m, path, &err) == QLM_OK, "%s", err.msg);
+    ck_assert_int_eq(qlm_session_new(&ses, m, N, 2, &err), QLM_OK);
+    ck_assert_int_eq(qlm_session_collect_stats(ses, true, &err), QLM_OK);
+    for (int done = 0, c = 0; done < N; done += UNEVEN[c], c = UNEVEN[c + 1] ? c + 1 : c) {
+        int k = UNEVEN[c] < N - done ? UNEVEN[c] : N - done;
+        ck_assert_int_eq(qlm_eval(ses, toks + done, k, true, &err), QLM_OK);
+    }
+    static const char *const names[7] = {
+        "self_attn.q_proj.weight", "self_attn.k_proj.weight", "self_attn.v_proj.weight",
+        "self_attn.o_proj.weight", "mlp.gate_proj.weight",    "mlp.up_proj.weight",
+        "mlp.down_proj.weight"};
+    static const int site[7] = {0, 0, 0, 1, 2, 2, 3};
+    int n = 7 * sp->layers + 1;
+    ck_assert_int_eq(qlm_session_n_stats(ses), n);
+    for (int i = 0; i < n; i++) {
+        struct qlm_weight_stats ws, byname;
+        ck_assert_int_eq(qlm_session_stats(ses, i, &ws, &err), QLM_OK);
+        char want[96];
+        int sum = n_sums - 1;
+        if (i < n - 1) {
+            snprintf(want, sizeof want, "model.layers.%d.%s", i / 7, names[i % 7]);
+            sum = i / 7 * REF_SITES + site[i % 7];
+        } else {
+            snprintf(want, sizeof want, sp->tied ? "model.embed_tokens.weight" : "lm_head.weight");
+        }
+        ck_assert_str_eq(ws.name, want);
+        ck_assert_int_eq(ws.cols, sum < n_sums - 1 ? width[sum % REF_SITES] : D);
+        ck_assert_uint_eq(ws.count, N);
+        double mx = 0, md = 0;
+        for (int c = 0; c < ws.cols; c++) {
+            mx = fmax(mx, st.sum[sum][c]);
+            md = fmax(md, fabs(ws.sum_sq[c] - st.sum[sum][c]));
+        }
+        ck_assert_msg(mx > 0 && md <= 1e-5 * mx, "%s %s: max |diff| %g, max %g", sp->arch, want,
+                      md, mx);
+        ck_assert_int_eq(qlm_session_stats_find(ses, want, &byname, &err), QLM_OK);
+        ck_assert_ptr_eq(byname.sum_sq, ws.sum_sq);
+    }
+    qlm_session_free(ses);
+    qlm_model_free(m);
+    for (int i = 0; i < n_sums; i++)
+        free(st.sum[i]);
+    free(ref);
+    synth_free(&s);
+    unlink(path);
+}
+
+START_TEST(test_synth_stats_match_reference)
+{
+    struct spec sp = qwen3_spec();
+    synth_stats_vs_ref(&sp);
+    sp.tied = false;
+    synth_stats_vs_ref(&sp);
+    sp.arch = "qwen2";
+    sp.qk_norm = false;
+    sp.bias = true;
+    synth_stats_vs_ref(&sp);
+    sp.arch = "llama";
+    sp.bias = false;
+    synth_stats_vs_ref(&sp);
 }
 END_TEST
 
@@ -1084,6 +1194,7 @@ static Suite *model_suite(void)
     tcase_add_unchecked_fixture(tc, make_tmpdir, remove_tmpdir);
     tcase_add_test(tc, test_synth_f32_matches_reference);
     tcase_add_test(tc, test_synth_qwen2_llama);
+    tcase_add_test(tc, test_synth_stats_match_reference);
     tcase_add_test(tc, test_synth_quantized_close);
     tcase_add_test(tc, test_batch_thread_consistency);
     tcase_add_test(tc, test_bf16_equals_f32);

@@ -11,14 +11,25 @@
 
 #include "qlm_schema.h"
 
+/* Zeroed first, padding included: meta_roundtrip compares whole structs. */
 static struct qlm_model_params params(enum qlm_arch arch)
 {
-    struct qlm_model_params p = {
-        .arch = arch, .hidden = 256, .ffn_hidden = 768, .n_layers = 4, .n_heads = 4,
-        .n_kv_heads = 2, .head_dim = 64, .vocab_size = 2304, .max_pos = 1024, .rms_eps = 1e-6,
-        .rope_theta = 10000.0, .tied = true, .qk_norm = arch == QLM_ARCH_QWEN3,
-        .qkv_bias = arch == QLM_ARCH_QWEN2,
-    };
+    struct qlm_model_params p;
+    memset(&p, 0, sizeof p);
+    p.arch = arch;
+    p.hidden = 256;
+    p.ffn_hidden = 768;
+    p.n_layers = 4;
+    p.n_heads = 4;
+    p.n_kv_heads = 2;
+    p.head_dim = 64;
+    p.vocab_size = 2304;
+    p.max_pos = 1024;
+    p.rms_eps = 1e-6;
+    p.rope_theta = 10000.0;
+    p.tied = true;
+    p.qk_norm = arch == QLM_ARCH_QWEN3;
+    p.qkv_bias = arch == QLM_ARCH_QWEN2;
     return p;
 }
 

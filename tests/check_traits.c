@@ -63,7 +63,8 @@ END_TEST
 
 /* Every type's block codec against what its definition says: floats convert
  * element by element; q8/q4 equal the row codecs followed by the 8-row
- * packing, and decode back to the row codecs' values. */
+ * packing, and decode back to the row codecs' values.  None of these
+ * weights its error, so a column importance changes no byte. */
 START_TEST(block_codec_matches_row_codecs)
 {
     enum { COLS = 128 };
@@ -77,7 +78,12 @@ START_TEST(block_codec_matches_row_codecs)
                     x[k] = rndf() * (k % 17 == 0 ? 8.0f : 1.0f);
                 uint64_t bb = tr->block_bytes(COLS, g);
                 uint8_t *blk = malloc(bb), *ref = malloc(bb);
-                tr->encode(x, nr, COLS, g, blk);
+                tr->encode(x, nr, COLS, g, NULL, blk);
+                float imp[COLS];
+                for (int c = 0; c < COLS; c++)
+                    imp[c] = c % 3 == 0 ? 100.0f : 0.01f * (float)c;
+                tr->encode(x, nr, COLS, g, imp, ref);
+                ck_assert_int_eq(memcmp(blk, ref, bb), 0);
                 if (tr->group_multiple) {
                     size_t rb = COLS * tr->code_bits / 8, ng = COLS / g;
                     uint8_t q[QLM_QBLOCK_ROWS * COLS];
@@ -137,7 +143,7 @@ START_TEST(max_abs_finite)
         x[0] = tr->max_abs;
         x[1] = -tr->max_abs;
         uint8_t *blk = malloc(tr->block_bytes(32, g));
-        tr->encode(x, 1, 32, g, blk);
+        tr->encode(x, 1, 32, g, NULL, blk);
         tr->decode_row(blk, 0, 32, g, y);
         ck_assert(isfinite(y[0]) && isfinite(y[1]) && y[0] > 0.0f && y[1] < 0.0f);
         free(blk);
@@ -154,7 +160,7 @@ START_TEST(q8_code_check)
     for (int k = 0; k < QLM_QBLOCK_ROWS * 64; k++)
         x[k] = rndf();
     uint8_t blk[2 * QLM_TILE_BYTES(8, 32)];
-    tr->encode(x, QLM_QBLOCK_ROWS, 64, 32, blk);
+    tr->encode(x, QLM_QBLOCK_ROWS, 64, 32, NULL, blk);
     ck_assert(tr->check(blk, 64, 32));
     blk[1] = 0x80; /* a scale byte: any value is allowed */
     ck_assert(tr->check(blk, 64, 32));
@@ -179,7 +185,7 @@ START_TEST(verify_refuses_q8_minus_128)
     for (int b = 0; b < 2; b++) {
         for (int k = 0; k < QLM_QBLOCK_ROWS * COLS; k++)
             x[k] = rndf();
-        tr->encode(x, QLM_QBLOCK_ROWS, COLS, 32, data + b * bb);
+        tr->encode(x, QLM_QBLOCK_ROWS, COLS, 32, NULL, data + b * bb);
     }
     for (int bad = 0; bad < 2; bad++) {
         if (bad)

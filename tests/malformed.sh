@@ -6,7 +6,8 @@
 # report or a crash fails it), print exactly one line on stderr, "PROG: ...",
 # naming the bad file and matching the case's expected problem (grep -Ei), and
 # leave no output file and no temp file (qlm-convert writes into an empty
-# folder that must stay empty).  The table is the sequence of `bad` lines:
+# folder that must stay empty).  The .imat cases (qlm-convert --imatrix) use
+# a file qlm-imatrix writes from tests/fixtures/tiny-f32.qlm.  The table is the sequence of `bad` lines:
 #   bad ID FILE-NAMED 'PROBLEM' PROGRAM ARGS...
 # with the input made just above it.  Needs tests/fixtures.sh's output and
 # tests/fuzz/qlmcraft (byte surgery: rewrites fields, recomputes checksums).
@@ -19,11 +20,14 @@ CONVERT=$top_builddir/qlm-convert
 INSPECT=$top_builddir/qlm-inspect
 RUN=$top_builddir/qlm-run
 CRAFT=$top_builddir/tests/fuzz/qlmcraft
+IMATRIX=$top_builddir/qlm-imatrix
 Q=$FIX/tiny-q8.qlm
-for p in "$CONVERT" "$INSPECT" "$RUN" "$CRAFT"; do
+for p in "$CONVERT" "$INSPECT" "$RUN" "$CRAFT" "$IMATRIX"; do
     [ -x "$p" ] || { echo "malformed: $p is not built"; exit 99; }
 done
-[ -f "$Q" ] || { echo "SKIP: $Q missing (tests/fixtures.sh makes it)"; exit 77; }
+for f in "$Q" "$FIX/tiny-f32.qlm"; do
+    [ -f "$f" ] || { echo "SKIP: $f missing (tests/fixtures.sh makes it)"; exit 77; }
+done
 T=$(mktemp -d "${TMPDIR:-/tmp}/qlm-malformed.XXXXXX") || exit 99
 trap 'rm -rf "$T"' EXIT
 mkdir "$T/out"
@@ -373,6 +377,68 @@ else
     fails=$((fails + 1))
 fi
 rm -f "$T/out/allow.qlm"
+
+# ---- .imat (qlm-convert --imatrix) ----------------------------------------
+# A good .imat of the tiny model, then one defect per copy; the deeper cases
+# recompute the trailing checksum (qlmcraft imat-rehash).
+I0=$T/good.imat
+"$IMATRIX" "$FIX/tiny-f32.qlm" -f "$TINY/heldout.txt" -o "$I0" --ctx 64 --chunks 2 --threads 2 \
+    2>/dev/null || { echo "malformed: qlm-imatrix failed"; exit 99; }
+isize=$(wc -c <"$I0")
+imat() { cp "$I0" "$T/$1" && echo "$T/$1"; }
+ibad() { # ibad ID PROBLEM FILE: qlm-convert --imatrix FILE refuses it, naming it
+    bad "$1" "$(basename "$3")" "$2" "$CONVERT" "$TINY" --imatrix "$3"
+}
+ideep() { # ideep ID PROBLEM OFF WIDTH VALUE
+    f=$(imat "$1.imat") && "$CRAFT" put "$f" "$3" "$4" "$5" && "$CRAFT" imat-rehash "$f"
+    ibad "$1" "$2" "$f"
+}
+ibad imat-missing 'No such file' "$T/none.imat"
+mkdir "$T/dir.imat"
+ibad imat-directory 'not a regular file' "$T/dir.imat"
+f=$(imat empty.imat) && : >"$f"
+ibad imat-empty 'truncated' "$f"
+f=$(imat magic.imat) && "$CRAFT" flip "$f" 1
+ibad imat-magic 'bad magic' "$f"
+f=$(imat qlm.imat) && cp "$Q" "$f"
+ibad imat-is-a-qlm 'bad magic' "$f"
+for cut in 50 100 $((isize / 2)) $((isize - 1)); do
+    f=$(imat "cut-$cut.imat") && truncate -s "$cut" "$f"
+    ibad "imat-truncated-at-$cut" 'truncated' "$f"
+done
+f=$(imat extended.imat) && printf x >>"$f"
+ibad imat-extended 'truncated or extended' "$f"
+f=$(imat flip.imat) && "$CRAFT" flip "$f" $((isize / 2))
+ibad imat-flipped-value 'checksum mismatch' "$f"
+E0=$("$CRAFT" imat-off "$I0" model.layers.0.self_attn.q_proj.weight)
+E1=$("$CRAFT" imat-off "$I0" model.layers.0.self_attn.k_proj.weight)
+V0=$((E0 + 2 + 38 + 12)) # entry 0's values (its name is 38 bytes)
+ideep imat-newer 'version 2\.0 is newer than this qlm \(1\.x\); upgrade' 8 4 2
+ideep imat-older 'version 0\.0 is older' 8 4 0
+ideep imat-size-field 'truncated or extended' 16 8 $((isize + 8))
+ideep imat-arch 'architecture name' 24 1 0
+ideep imat-zero-layers 'model n_layers is 0' 40 4 0
+ideep imat-no-entries '0 entries' 68 4 0
+ideep imat-entries-huge '4294967295 entries, not 1 to' 68 4 4294967295
+ideep imat-entries-many '5000 entries do not fit' 68 4 5000
+ideep imat-entries-more 'truncated in entry 29' 68 4 30
+ideep imat-entries-fewer 'bytes after the last entry' 68 4 28
+ideep imat-zero-tokens 'computed over 0 tokens' 72 8 0
+ideep imat-name-empty 'entry 0: name of 0 bytes' "$E0" 2 0
+ideep imat-name-long 'truncated in entry 0' "$E0" 2 65535
+ideep imat-name-byte 'entry 0: name of 38 bytes is not printable' $((E0 + 2)) 1 32
+ideep imat-cols-zero "entry 0 'model.layers.0.self_attn.q_proj.weight' has 0 columns" $((E0 + 40)) 4 0
+ideep imat-cols-huge 'truncated in entry 0' $((E0 + 40)) 4 4294967295
+ideep imat-count-zero 'counts 0 input rows, not 1 to' $((E0 + 44)) 8 0
+ideep imat-count-more 'counts 129 input rows, not 1 to the file.s 128 tokens' $((E0 + 44)) 8 129
+ideep imat-nan 'has a NaN value at column 3' $((V0 + 12)) 4 0x7fc00000
+ideep imat-inf 'has an infinite value at column 0' "$V0" 4 0x7f800000
+ideep imat-negative 'has a negative value at column 1' $((V0 + 4)) 4 0xbf800000
+ideep imat-duplicate "entry 'model.layers.0.self_attn.q_proj.weight' appears twice" $((E1 + 27)) 1 113
+# well-formed, but measured on another model
+ideep imat-other-hidden 'measured on a model with hidden 1024, the checkpoint has 256' 44 4 1024
+ideep imat-other-arch 'measured on a llama model, the checkpoint is qwen3' 24 8 0x616d616c6c
+ideep imat-other-names "no entry for 'model.layers.0.self_attn.q_proj.weight'" $((E0 + 39)) 1 115
 
 echo "$cases cases, $fails failed"
 [ "$fails" -eq 0 ]

@@ -54,11 +54,12 @@ QLM_ISA_LIST=bogus "$ISA_TABLE" "$(dirname "$BENCH")" "$Q8" > /dev/null 2> "$tmp
     fail "isa_table.sh ran with no kernel set"
 grep -q "no kernel set ran" "$tmp/isa.err" || fail "isa_table.sh: $(cat "$tmp/isa.err")"
 
-expect_fail "no model" "$BENCH"
-expect_fail "prompt" "$BENCH" "$Q8" --prompt 0
-expect_fail "reps" "$BENCH" "$Q8" --reps x
-expect_fail "unknown option" "$BENCH" "$Q8" --frobnicate
-expect_fail "kv-type 'bf16': expected f16 or f32" "$BENCH" "$Q8" --kv-type bf16
+expect_usage "missing FILE.qlm" "$BENCH"
+expect_usage "prompt" "$BENCH" "$Q8" --prompt 0
+expect_usage "reps" "$BENCH" "$Q8" --reps x
+expect_usage "unknown option --frobnicate \(see --help\)" "$BENCH" "$Q8" --frobnicate
+expect_usage "kv-type 'bf16': expected f16 or f32" "$BENCH" "$Q8" --kv-type bf16
+expect_usage "unexpected argument" "$BENCH" -m "$Q8" "$Q8"
 expect_fail "positions" "$BENCH" "$Q8" --prompt 1000000 --gen 1
 expect_fail "nonexistent" "$BENCH" "$tmp/nonexistent.qlm"
 echo "all ok"

@@ -13,18 +13,19 @@ grep -Eq "^qlm-ppl [0-9]+\.[0-9]+\.[0-9]+$" "$tmp/ver" || fail "--version: $(cat
 
 printf '1 2 3 4 5 6 7 8 9 10\n' > "$tmp/ten.ids"
 printf 'To be' > "$tmp/short.txt"
-expect_fail "no model" "$PPL"
-expect_fail "no input" "$PPL" "$M"
-expect_fail "not both" "$PPL" "$M" -f "$tmp/short.txt" --tokens "$tmp/ten.ids"
-expect_fail "unknown option" "$PPL" "$M" --tokens "$tmp/ten.ids" --bogus
-expect_fail "needs an argument" "$PPL" "$M" --tokens
-expect_fail "unexpected argument" "$PPL" "$M" "$M" --tokens "$tmp/ten.ids"
-expect_fail "ctx" "$PPL" "$M" --tokens "$tmp/ten.ids" --ctx 0
-expect_fail "ctx" "$PPL" "$M" --tokens "$tmp/ten.ids" --ctx 3
-expect_fail "ctx" "$PPL" "$M" --tokens "$tmp/ten.ids" --ctx 12x
-expect_fail "chunks" "$PPL" "$M" --tokens "$tmp/ten.ids" --chunks 0
-expect_fail "threads" "$PPL" "$M" --tokens "$tmp/ten.ids" --threads -1
-expect_fail "kv-type 'f8': expected f16 or f32" "$PPL" "$M" --tokens "$tmp/ten.ids" --kv-type f8
+expect_usage "missing FILE.qlm" "$PPL"
+expect_usage "no input" "$PPL" "$M"
+expect_usage "not both" "$PPL" "$M" -f "$tmp/short.txt" --tokens "$tmp/ten.ids"
+expect_usage "unknown option --bogus \(see --help\)" "$PPL" "$M" --tokens "$tmp/ten.ids" --bogus
+expect_usage "option --tokens needs an argument" "$PPL" "$M" --tokens
+expect_usage "unexpected argument" "$PPL" "$M" "$M" --tokens "$tmp/ten.ids"
+expect_usage "unexpected argument" "$PPL" -m "$M" "$M" --tokens "$tmp/ten.ids"
+expect_usage "ctx" "$PPL" "$M" --tokens "$tmp/ten.ids" --ctx 0
+expect_usage "ctx" "$PPL" "$M" --tokens "$tmp/ten.ids" --ctx 3
+expect_usage "ctx" "$PPL" "$M" --tokens "$tmp/ten.ids" --ctx-size 12x
+expect_usage "chunks" "$PPL" "$M" --tokens "$tmp/ten.ids" --chunks 0
+expect_usage "threads" "$PPL" "$M" --tokens "$tmp/ten.ids" --threads -1
+expect_usage "kv-type 'f8': expected f16 or f32" "$PPL" "$M" --tokens "$tmp/ten.ids" --kv-type f8
 expect_fail "nonexistent.qlm" "$PPL" "$tmp/nonexistent.qlm" --tokens "$tmp/ten.ids"
 expect_fail "nonexistent.txt" "$PPL" "$M" -f "$tmp/nonexistent.txt"
 printf 'To be, or not\377 to be' > "$tmp/latin1.txt"

@@ -27,18 +27,21 @@ ok() {
     awk $args "BEGIN { exit !($cond) }" || fail "expected $cond with$args"
 }
 
-# expect_fail PATTERN CMD...: CMD must exit 1 with nothing on stdout and exactly
-# one line "PROG: ..." on stderr matching PATTERN (grep -E).
-expect_fail() {
-    pat=$1
-    shift
+# expect_fail PATTERN CMD...: CMD must exit 1 (an error; expect_usage: 2, a
+# usage error) with nothing on stdout and exactly one line "PROG: ..." on
+# stderr matching PATTERN (grep -E).
+expect_fail() { expect_status 1 "$@"; }
+expect_usage() { expect_status 2 "$@"; }
+expect_status() {
+    want=$1 pat=$2
+    shift 2
     rc=0
     "$@" > "$tmp/out" 2> "$tmp/err" || rc=$?
-    [ "$rc" -eq 1 ] || fail "exit $rc, not 1: $* ($(cat "$tmp/err"))"
+    [ "$rc" -eq "$want" ] || fail "exit $rc, not $want: $* ($(cat "$tmp/err"))"
     [ ! -s "$tmp/out" ] || fail "output on stdout: $*"
     [ "$(wc -l < "$tmp/err")" -eq 1 ] || fail "not one line on stderr: $*: $(cat "$tmp/err")"
     prog=$(basename "$1")
     grep -q "^$prog: " "$tmp/err" || fail "no '$prog: ' prefix: $(cat "$tmp/err")"
     grep -Eq -e "$pat" "$tmp/err" || fail "stderr does not match '$pat': $(cat "$tmp/err")"
-    echo "ok (refused): $(cat "$tmp/err")"
+    echo "ok (refused, status $rc): $(cat "$tmp/err")"
 }

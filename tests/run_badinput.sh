@@ -11,6 +11,8 @@ head -c 100 "$M" >"$T/short.qlm"
 expect_error "file shorter than the header" 'short.qlm' "$QLM_RUN" "$T/short.qlm" -p hi
 : >"$T/empty.qlm"
 expect_error "empty file" 'empty.qlm' "$QLM_RUN" "$T/empty.qlm" -p hi
+printf 'hello\n' >"$T/text.qlm"
+expect_error "a 6-byte text file" 'text.qlm: not a \.qlm file' "$QLM_RUN" "$T/text.qlm" -p hi
 
 # Flip one byte: in the header, and in the last tensor's data (caught by the
 # checksums verified at start-up).
@@ -39,6 +41,32 @@ expect_error "prompt longer than the context" 'prompt is [0-9]+ tokens.*context 
 expect_error "empty prompt" 'empty prompt' "$QLM_RUN" "$M" -p ""
 : >"$T/empty.txt"
 expect_error "empty prompt file" 'empty prompt' "$QLM_RUN" "$M" -f "$T/empty.txt"
+# ... but it tokenizes to no ids, as Hugging Face's tokenizer says ([]).
+tokenize_empty() { # tokenize_empty WHAT ARGS...: one empty line on stdout, status 0
+    what=$1
+    shift
+    "$QLM_RUN" "$M" "$@" --tokenize >"$T/out" 2>"$T/err"
+    rc=$?
+    if [ $rc -eq 0 ] && [ "$(wc -c <"$T/out")" -eq 1 ] && [ -z "$(cat "$T/out")" ] &&
+        [ ! -s "$T/err" ]; then
+        pass "--tokenize $what: an empty line, status 0"
+    else
+        fail "--tokenize $what: status $rc, stdout '$(cat "$T/out")', stderr '$(cat "$T/err")'"
+    fi
+}
+tokenize_empty '-p ""' -p ""
+tokenize_empty "-f empty.txt" -f "$T/empty.txt"
+# More threads than CPUs run, with a warning.
+cpus=$(getconf _NPROCESSORS_ONLN 2>/dev/null || nproc)
+if [ "$cpus" -ge 1 ] && [ "$cpus" -lt 1024 ]; then
+    n=$((cpus + 1))
+    if "$QLM_RUN" "$M" -p hi -n 1 -q --threads $n >"$T/out" 2>"$T/err" &&
+        [ "$(cat "$T/err")" = "qlm-run: warning: --threads $n: more than the $cpus online CPUs (threads will share them)" ]; then
+        pass "--threads $n on $cpus CPUs: $(cat "$T/err")"
+    else
+        fail "--threads $n on $cpus CPUs: status $?, stderr '$(cat "$T/err")'"
+    fi
+fi
 expect_error "prompt file is a directory" 'directory' "$QLM_RUN" "$M" -f "$T/dir.qlm"
 printf 'abc\377\376def' >"$T/bad.txt"
 expect_error "invalid UTF-8 prompt file (named, with the offset)" 'bad.txt: not valid UTF-8 text \(byte 3\)' \

@@ -66,3 +66,22 @@ vocab_of() {
         echo $(($(wc -c <"$T/one.f32") / 4))
 }
 echo 0 >"$T/one.ids"
+
+# wait_for PATTERN FILE: until a line of FILE matches PATTERN (grep), at
+# most 30 s; status 0 if one did.
+wait_for() {
+    i=0
+    while ! grep -q -e "$1" "$2" 2>/dev/null; do
+        [ $i -ge 3000 ] && return 1
+        sleep 0.01 2>/dev/null || sleep 1
+        i=$((i + 1))
+    done
+}
+
+# need_strace: skip the test unless strace can trace here (its delay
+# injection holds a program at a chosen system call, so that a file can be
+# changed under it at a known point).
+need_strace() {
+    command -v strace >/dev/null && strace -o /dev/null true 2>/dev/null ||
+        skip "strace cannot trace here"
+}

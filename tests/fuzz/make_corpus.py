@@ -7,7 +7,8 @@ BUILDDIR/qlm-convert (a built tree) for the .qlm seeds; run from anywhere:
 
 A micro model (1 layer, hidden 32, byte-level vocab of 256 + 8 merges + 2
 specials) is written as safetensors, converted to .qlm (q8, q4), and its
-tokenizer section inflated to a QTOK seed.  Everything is deterministic."""
+tokenizer section inflated to a QTOK seed; its f32 conversion gives
+BUILDDIR/qlm-imatrix the .imat seed.  Everything is deterministic."""
 import json, os, random, shutil, struct, subprocess, sys, tempfile, zlib
 
 top = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -169,10 +170,20 @@ try:
     with open(os.path.join(md, "model.safetensors"), "wb") as f:
         f.write(st(micro_tensors()))
     conv = os.path.join(build, "qlm-convert")
-    for t in ["q8", "q4"]:
+    for t in ["q8", "q4", "f32"]:
         o = os.path.join(tmp, t + ".qlm")
         subprocess.run([conv, md, "-o", o, "--type", t, "--quiet", "--threads", "1"], check=True)
         data = open(o, "rb").read()
+        if t == "f32":  # ---- fuzz_imat: the micro model's statistics
+            txt, im = os.path.join(tmp, "calib.txt"), os.path.join(tmp, "micro.imat")
+            with open(txt, "w") as f:
+                f.write("hello world, hello world! " * 8)
+            subprocess.run([os.path.join(build, "qlm-imatrix"), o, "-f", txt, "-o", im,
+                            "--ctx", "16", "--threads", "1"], check=True, stderr=subprocess.DEVNULL)
+            imat = open(im, "rb").read()
+            put("fuzz_imat", "micro", imat)
+            put("fuzz_imat", "truncated", imat[:len(imat) // 2])
+            continue
         put("fuzz_qlm", "micro-" + t, data)
         if t == "q8":
             to, ts = struct.unpack_from("<QQ", data, 40)

@@ -13,6 +13,8 @@
  *                                     the JSON, DATALEN bytes 0x3f
  *   qlmcraft st-off FILE NAME         "OFFSET DTYPE" of tensor NAME's data in a
  *                                     (well-formed, compact) safetensors file
+ *   qlmcraft imat-rehash FILE.imat    recompute the trailing XXH3 in place
+ *   qlmcraft imat-off FILE.imat NAME  offset of entry NAME (its u16 name_len)
  *
  * Exits 2 with a message on misuse; touches nothing but the named file.
  */
@@ -98,7 +100,8 @@ static const char *const FIELDS[] = {"file_size",  "meta_offset", "meta_size",  
 int main(int argc, char **argv)
 {
     if (argc < 3)
-        die("usage: qlmcraft hdr|rehash|get|put|flip|st|st-off|meta-off FILE ...", NULL);
+        die("usage: qlmcraft hdr|rehash|get|put|flip|st|st-off|meta-off|imat-rehash|imat-off "
+            "FILE ...", NULL);
     const char *cmd = argv[1], *path = argv[2];
     size_t n;
     if (!strcmp(cmd, "st")) {
@@ -198,6 +201,27 @@ int main(int argc, char **argv)
             p = v + (type == 4 ? 4 + rd(b + v, 4) : 8);
         }
         die("metadata key not found", argv[3]);
+    } else if (!strcmp(cmd, "imat-rehash")) {
+        if (n < 8)
+            die("shorter than a checksum", path);
+        wr(b + n - 8, 8, XXH3_64bits(b, n - 8));
+        spill(path, b, n);
+    } else if (!strcmp(cmd, "imat-off")) {
+        /* entries from byte 96: u16 name_len, name, u32 cols, u64 count, f32[cols] */
+        if (argc != 4 || n < 104)
+            die("usage: qlmcraft imat-off FILE.imat NAME", NULL);
+        for (uint64_t p = 96, i = 0; i < rd(b + 68, 4) && p + 2 <= n - 8; i++) {
+            uint64_t nl = rd(b + p, 2);
+            if (p + 2 + nl + 12 > n - 8)
+                break;
+            if (nl == strlen(argv[3]) && !memcmp(b + p + 2, argv[3], nl)) {
+                printf("%llu\n", (unsigned long long)p);
+                free(b);
+                return 0;
+            }
+            p += 2 + nl + 12 + 4 * rd(b + p + 2 + nl, 4);
+        }
+        die("entry not found", argv[3]);
     } else {
         die("unknown command", cmd);
     }

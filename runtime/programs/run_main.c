@@ -1,7 +1,6 @@
 /* run_main.c — qlm-run: generate text from a .qlm model, or chat with it. */
 #include "config.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -15,71 +14,68 @@
 #include "cli.h"
 #include "qlm.h"
 
-#define PROG "qlm-run"
 #define DEFAULT_N 128
 #define DEFAULT_CTX 4096
-#define MAX_THREADS 1024
 
-/* Exit statuses: 1 for errors, 2 for usage errors. */
-enum { EXIT_ERR = 1, EXIT_USAGE = 2 };
+enum { EXIT_ERR = QLM_CLI_EXIT_ERR };
 
-static void usage(FILE *fp)
-{
-    fputs("Usage: " PROG " FILE.qlm (-p PROMPT | -f FILE | --tokens FILE) [OPTION]...\n"
-          "       " PROG " FILE.qlm --chat [OPTION]...\n"
-          "Generate text from a quantized Qwen3 model, or chat with it.\n"
-          "\n"
-          "Input:\n"
-          "  -p, --prompt TEXT     the prompt\n"
-          "  -f, --file FILE       read the prompt from FILE ('-' = stdin)\n"
-          "      --tokens FILE     the prompt as whitespace-separated token ids\n"
-          "      --no-special      tokenize special-token text (<|im_start|>) in the\n"
-          "                        prompt as plain text\n"
-          "Generation:\n"
-          "  -n, --n-predict N     tokens to generate (default 128; in --chat: per reply,\n"
-          "                        default until the context is full)\n"
-          "      --temp T          temperature (default 0.8; 0 = greedy)\n"
-          "      --top-k K         keep the K most likely tokens (default 40; 0 = off)\n"
-          "      --top-p P         nucleus sampling (default 0.95; 1 = off)\n"
-          "      --min-p P         drop tokens below P x the top probability\n"
-          "                        (default 0.05; 0 = off)\n"
-          "      --seed S          sampler seed (default: from the clock, printed)\n"
-          "      --ctx N           context length in tokens (default 4096, at most the\n"
-          "                        model's maximum)\n"
-          "  -t, --threads N       threads (default: physical cores)\n"
-          "      --kv-type T       KV cache elements: f16 or f32 (default: f16 for q8/q4\n"
-          "                        models, f32 for float ones)\n"
-          "Chat:\n"
-          "      --chat            interactive chat (ChatML) reading stdin line by line;\n"
-          "                        '/exit' or end of input ends it\n"
-          "      --system TEXT     system message for --chat\n"
-          "      --no-think        --chat: skip the model's thinking (empty <think> block)\n"
-          "Output:\n"
-          "      --tokenize        print the prompt's token ids on one line and exit\n"
-          "      --print-ids       print the generated token ids instead of the text\n"
-          "      --logits-out FILE write the logits of every prompt position to FILE as\n"
-          "                        raw little-endian f32 (positions x vocab)\n"
-          "  -q, --quiet           print only the generated text (no prompt echo, no\n"
-          "                        statistics)\n"
-          "  -v, --verbose         more statistics on stderr (per chat turn)\n"
-          "      --no-verify       skip checking the tensor checksums at start-up\n"
-          "  -h, --help            show this help and exit\n"
-          "  -V, --version         show the version and exit\n"
-          "\n"
-          "The prompt is echoed before the generated text unless -q.  The last line on\n"
-          "stderr gives prompt and generation speeds.  Exit status: 0 on success (also\n"
-          "when the context fills up or ^C stops generation), 1 on errors, 2 on usage\n"
-          "errors.  See qlm-run(1).\n",
-          fp);
-}
+static const char HELP[] =
+    "Usage: qlm-run FILE.qlm (-p PROMPT | -f FILE | --tokens FILE) [OPTION]...\n"
+    "       qlm-run FILE.qlm --chat [OPTION]...\n"
+    "Generate text from a quantized Qwen3 model, or chat with it.\n"
+    "\n"
+    "Input:\n"
+    "  -m, --model FILE      FILE.qlm given as an option\n"
+    "  -p, --prompt TEXT     the prompt\n"
+    "  -f, --file FILE       read the prompt from FILE ('-' = stdin)\n"
+    "      --tokens FILE     the prompt as whitespace-separated token ids\n"
+    "      --no-special      tokenize special-token text (<|im_start|>) in the\n"
+    "                        prompt as plain text\n"
+    "Generation:\n"
+    "  -n, --n-predict N     tokens to generate (default 128; in --chat: per reply,\n"
+    "                        default until the context is full)\n"
+    "      --temp T          temperature (default 0.8; 0 = greedy)\n"
+    "      --top-k K         keep the K most likely tokens (default 40; 0 = off)\n"
+    "      --top-p P         nucleus sampling (default 0.95; 1 = off)\n"
+    "      --min-p P         drop tokens below P x the top probability\n"
+    "                        (default 0.05; 0 = off)\n"
+    "  -s, --seed S          sampler seed (default: from the clock, printed)\n"
+    "  -c, --ctx N, --ctx-size N\n"
+    "                        context length in tokens (default 4096, at most the\n"
+    "                        model's maximum)\n"
+    "  -t, --threads N       threads (default: physical cores)\n"
+    "      --kv-type T       KV cache elements: f16 or f32 (default: f16 for q8/q4\n"
+    "                        models, f32 for float ones)\n"
+    "Chat:\n"
+    "      --chat            interactive chat (ChatML) reading stdin line by line;\n"
+    "                        '/exit' or end of input ends it\n"
+    "      --system TEXT     system message for --chat\n"
+    "      --no-think        --chat: skip the model's thinking (empty <think> block)\n"
+    "Output:\n"
+    "      --tokenize        print the prompt's token ids on one line and exit\n"
+    "      --print-ids       print the generated token ids instead of the text\n"
+    "      --logits-out FILE write the logits of every prompt position to FILE as\n"
+    "                        raw little-endian f32 (positions x vocab)\n"
+    "  -q, --quiet           print only the generated text (no prompt echo, no\n"
+    "                        statistics)\n"
+    "  -v, --verbose         more statistics on stderr (per chat turn)\n"
+    "      --no-verify       skip checking the tensor checksums at start-up\n"
+    "  -h, --help            show this help and exit\n"
+    "  -V, --version         show the version and exit\n"
+    "\n"
+    "The prompt is echoed before the generated text unless -q.  The last line on\n"
+    "stderr gives prompt and generation speeds.  Exit status: 0 on success (also\n"
+    "when the context fills up or ^C stops generation), 1 on errors, 2 on usage\n"
+    "errors.  See qlm-run(1).\n";
 
 enum {
-    OPT_TOKENS = 256, OPT_NO_SPECIAL, OPT_TEMP, OPT_TOP_K, OPT_TOP_P, OPT_MIN_P, OPT_SEED,
-    OPT_CTX, OPT_CHAT, OPT_SYSTEM, OPT_NO_THINK, OPT_TOKENIZE, OPT_PRINT_IDS, OPT_LOGITS_OUT,
-    OPT_NO_VERIFY, OPT_KV_TYPE,
+    OPT_TOKENS = 256, OPT_NO_SPECIAL, OPT_TEMP, OPT_TOP_K, OPT_TOP_P, OPT_MIN_P,
+    OPT_CHAT, OPT_SYSTEM, OPT_NO_THINK, OPT_TOKENIZE, OPT_PRINT_IDS, OPT_LOGITS_OUT,
+    OPT_NO_VERIFY,
 };
 
 static const struct option long_opts[] = {
+    QLM_CLI_LONG_MODEL,
     {"prompt", required_argument, NULL, 'p'},
     {"file", required_argument, NULL, 'f'},
     {"tokens", required_argument, NULL, OPT_TOKENS},
@@ -89,9 +85,9 @@ static const struct option long_opts[] = {
     {"top-k", required_argument, NULL, OPT_TOP_K},
     {"top-p", required_argument, NULL, OPT_TOP_P},
     {"min-p", required_argument, NULL, OPT_MIN_P},
-    {"seed", required_argument, NULL, OPT_SEED},
-    {"ctx", required_argument, NULL, OPT_CTX},
-    {"threads", required_argument, NULL, 't'},
+    {"seed", required_argument, NULL, 's'},
+    QLM_CLI_LONG_CTX,
+    QLM_CLI_LONG_THREADS,
     {"chat", no_argument, NULL, OPT_CHAT},
     {"system", required_argument, NULL, OPT_SYSTEM},
     {"no-think", no_argument, NULL, OPT_NO_THINK},
@@ -101,18 +97,16 @@ static const struct option long_opts[] = {
     {"quiet", no_argument, NULL, 'q'},
     {"verbose", no_argument, NULL, 'v'},
     {"no-verify", no_argument, NULL, OPT_NO_VERIFY},
-    {"kv-type", required_argument, NULL, OPT_KV_TYPE},
-    {"help", no_argument, NULL, 'h'},
-    {"version", no_argument, NULL, 'V'},
+    QLM_CLI_LONG_KV_TYPE,
+    QLM_CLI_LONG_STD,
     {NULL, 0, NULL, 0},
 };
 
 struct opts {
-    const char *model, *prompt, *prompt_file, *tokens_file, *system, *logits_out;
+    struct qlm_cli_common co; /* model, threads (0: library default), kv_type */
+    const char *prompt, *prompt_file, *tokens_file, *system, *logits_out;
     int n_predict;       /* -1: not given */
     int ctx;             /* 0: not given */
-    int threads;         /* 0: library default */
-    int kv_type;         /* -1: the model's default */
     bool chat, no_think, tokenize, print_ids, no_special, quiet, verbose, no_verify;
     bool seed_given;
     struct qlm_sampler_params sp;
@@ -135,24 +129,16 @@ struct run {
     double t_prefill, t_decode;
 };
 
-static _Noreturn void die_usage(const char *msg)
+static _Noreturn void die_err(const struct qlm_error *e)
 {
-    fprintf(stderr, PROG ": %s\n", msg);
-    exit(EXIT_USAGE);
+    exit(qlm_cli_fail("%s", e->msg));
 }
 
-static _Noreturn void die_err(const struct qlm_error *e, int status)
-{
-    fprintf(stderr, PROG ": %s\n", e->msg);
-    exit(status);
-}
-
-static void parse_args(int argc, char **argv, struct opts *o)
+/* QLM_CLI_CONTINUE, or the status to exit with. */
+static int parse_args(int argc, char **argv, struct opts *o)
 {
     struct qlm_error e = {0};
-    memset(o, 0, sizeof *o);
-    o->n_predict = -1;
-    o->kv_type = -1;
+    *o = (struct opts){.co = QLM_CLI_COMMON_INIT, .n_predict = -1};
     qlm_sampler_defaults(&o->sp);
     /* qlm-run's documented defaults, whatever the library's are. */
     o->sp.temp = 0.8f;
@@ -162,8 +148,9 @@ static void parse_args(int argc, char **argv, struct opts *o)
     opterr = 0;
     int c;
     double d;
-    while ((c = getopt_long(argc, argv, ":p:f:n:t:qvhV", long_opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":m:p:f:n:s:c:t:qvhV", long_opts, NULL)) != -1) {
         enum qlm_err rc = QLM_OK;
+        int st = QLM_CLI_CONTINUE;
         switch (c) {
         case 'p': o->prompt = optarg; break;
         case 'f': o->prompt_file = optarg; break;
@@ -186,12 +173,11 @@ static void parse_args(int argc, char **argv, struct opts *o)
             rc = qlm_cli_parse_double("--min-p", optarg, 0, 1, &d, &e);
             o->sp.min_p = (float)d;
             break;
-        case OPT_SEED:
+        case 's':
             rc = qlm_cli_parse_u64("--seed", optarg, &o->sp.seed, &e);
             o->seed_given = true;
             break;
-        case OPT_CTX: rc = qlm_cli_parse_int("--ctx", optarg, 1, INT32_MAX, &o->ctx, &e); break;
-        case 't': rc = qlm_cli_parse_int("--threads", optarg, 1, MAX_THREADS, &o->threads, &e); break;
+        case 'c': rc = qlm_cli_parse_int("--ctx", optarg, 1, INT32_MAX, &o->ctx, &e); break;
         case OPT_CHAT: o->chat = true; break;
         case OPT_SYSTEM: o->system = optarg; break;
         case OPT_NO_THINK: o->no_think = true; break;
@@ -201,56 +187,36 @@ static void parse_args(int argc, char **argv, struct opts *o)
         case 'q': o->quiet = true; break;
         case 'v': o->verbose = true; break;
         case OPT_NO_VERIFY: o->no_verify = true; break;
-        case OPT_KV_TYPE: rc = qlm_cli_parse_kv_type("--kv-type", optarg, &o->kv_type, &e); break;
-        case 'h': usage(stdout); exit(0);
-        case 'V': printf(PROG " (qlm) %s\n", qlm_version()); exit(0);
-        case ':': {
-            char msg[160];
-            if (optopt > 0 && optopt < 128 && isalnum(optopt))
-                snprintf(msg, sizeof msg, "option -%c needs an argument", optopt);
-            else
-                snprintf(msg, sizeof msg, "option %.100s needs an argument", argv[optind - 1]);
-            die_usage(msg);
-        }
-        default: {
-            char msg[160];
-            if (optopt > 0 && optopt < 128 && isalnum(optopt))
-                snprintf(msg, sizeof msg, "unknown option -%c (see --help)", optopt);
-            else
-                snprintf(msg, sizeof msg, "unknown option %.100s (see --help)", argv[optind - 1]);
-            die_usage(msg);
-        }
+        default: st = qlm_cli_option(c, optarg, argv, &o->co); break;
         }
         if (rc != QLM_OK)
-            die_err(&e, EXIT_USAGE);
+            return qlm_cli_usage("%s", e.msg);
+        if (st != QLM_CLI_CONTINUE)
+            return st;
     }
-    if (optind >= argc)
-        die_usage("no model file (usage: " PROG " FILE.qlm -p PROMPT; see --help)");
-    if (argc - optind > 1) {
-        char msg[200];
-        snprintf(msg, sizeof msg, "unexpected argument '%.100s' (one model file only)",
-                 argv[optind + 1]);
-        die_usage(msg);
-    }
-    o->model = argv[optind];
+    int st = qlm_cli_take_model(argc, argv, "FILE.qlm", &o->co);
+    if (st != QLM_CLI_CONTINUE)
+        return st;
     int n_in = !!o->prompt + !!o->prompt_file + !!o->tokens_file;
     if (o->chat) {
         if (n_in)
-            die_usage("--chat reads its messages from stdin; -p, -f and --tokens do not apply");
+            return qlm_cli_usage("--chat reads its messages from stdin; -p, -f and --tokens do not apply");
         if (o->tokenize || o->logits_out || o->print_ids)
-            die_usage("--chat does not combine with --tokenize, --logits-out or --print-ids");
+            return qlm_cli_usage("--chat does not combine with --tokenize, --logits-out or --print-ids");
     } else {
         if (n_in == 0)
-            die_usage("no prompt: give -p PROMPT, -f FILE or --tokens FILE (or --chat)");
+            return qlm_cli_usage("no prompt: give -p PROMPT, -f FILE or --tokens FILE (or --chat)");
         if (n_in > 1)
-            die_usage("give only one of -p, -f and --tokens");
+            return qlm_cli_usage("give only one of -p, -f and --tokens");
         if (o->system || o->no_think)
-            die_usage("--system and --no-think apply only to --chat");
+            return qlm_cli_usage("--system and --no-think apply only to --chat");
         if (o->tokenize && o->logits_out)
-            die_usage("--tokenize does not combine with --logits-out");
+            return qlm_cli_usage("--tokenize does not combine with --logits-out");
     }
     if (o->n_predict < 0)
         o->n_predict = o->chat ? -1 : DEFAULT_N;
+    qlm_cli_options_done(&o->co);
+    return QLM_CLI_CONTINUE;
 }
 
 /* ---- output --------------------------------------------------------------- */
@@ -261,8 +227,7 @@ static void out_bytes(const char *p, size_t n)
         /* stdout closed (qlm-run ... | head): stop quietly like other filters. */
         if (errno == EPIPE)
             exit(0);
-        fprintf(stderr, PROG ": <stdout>: %s\n", strerror(errno));
-        exit(EXIT_ERR);
+        exit(qlm_cli_fail("<stdout>: %s", strerror(errno)));
     }
 }
 
@@ -271,8 +236,7 @@ static void out_flush(void)
     if (fflush(stdout) != 0) {
         if (errno == EPIPE)
             exit(0);
-        fprintf(stderr, PROG ": <stdout>: %s\n", strerror(errno));
-        exit(EXIT_ERR);
+        exit(qlm_cli_fail("<stdout>: %s", strerror(errno)));
     }
 }
 
@@ -289,8 +253,7 @@ static void emit_token(struct run *r, int32_t id, bool as_id, bool first)
         size_t cap = len + 64;
         char *p = realloc(r->buf, cap);
         if (!p) {
-            fprintf(stderr, PROG ": out of memory\n");
-            exit(EXIT_ERR);
+            exit(qlm_cli_fail("out of memory"));
         }
         r->buf = p;
         r->cap = cap;
@@ -327,7 +290,7 @@ static void eval_or_die(struct run *r, const int32_t *ids, int n, bool all_logit
     struct qlm_error e = {0};
     double t0 = qlm_cli_now();
     if (qlm_eval(r->s, ids, n, all_logits, &e) != QLM_OK)
-        die_err(&e, EXIT_ERR);
+        die_err(&e);
     *t += qlm_cli_now() - t0;
 }
 
@@ -379,58 +342,35 @@ static bool host_is_le(void)
     return *(const uint8_t *)&one == 1;
 }
 
+/* The logits of n_pos positions as little-endian f32, through cli/'s rule
+ * for output files (a regular file atomically; a FIFO or device in place). */
 static void write_logits(const char *path, const float *logits, size_t n_pos, size_t vocab)
 {
-    size_t tlen = strlen(path) + 5;
-    char *tmp = malloc(tlen);
-    if (!tmp) {
-        fprintf(stderr, PROG ": out of memory\n");
-        exit(EXIT_ERR);
+    struct qlm_error e = {0};
+    struct qlm_cli_out *o;
+    if (qlm_cli_out_open(&o, path, &e) != QLM_OK)
+        die_err(&e);
+    uint8_t *row = host_is_le() ? NULL : malloc(vocab * 4);
+    if (!host_is_le() && !row) {
+        qlm_cli_out_abort(o);
+        exit(qlm_cli_fail("out of memory"));
     }
-    snprintf(tmp, tlen, "%s.tmp", path);
-    FILE *fp = fopen(tmp, "wb");
-    if (!fp) {
-        fprintf(stderr, PROG ": %s: %s\n", tmp, strerror(errno));
-        exit(EXIT_ERR);
-    }
-    bool ok = true;
-    if (host_is_le()) {
-        for (size_t p = 0; ok && p < n_pos; p++)
-            ok = fwrite(logits + p * vocab, sizeof(float), vocab, fp) == vocab;
-    } else {
-        for (size_t i = 0; ok && i < n_pos * vocab; i++) {
+    for (size_t p = 0; p < n_pos; p++) {
+        const float *src = logits + p * vocab;
+        for (size_t i = 0; row && i < vocab; i++) {
             uint32_t u;
-            memcpy(&u, logits + i, 4);
-            uint8_t b[4] = {(uint8_t)u, (uint8_t)(u >> 8), (uint8_t)(u >> 16), (uint8_t)(u >> 24)};
-            ok = fwrite(b, 1, 4, fp) == 4;
+            memcpy(&u, src + i, 4);
+            for (int k = 0; k < 4; k++)
+                row[4 * i + (size_t)k] = (uint8_t)(u >> (8 * k));
+        }
+        if (qlm_cli_out_write(o, row ? (const void *)row : (const void *)src, vocab * 4, &e)) {
+            free(row);
+            die_err(&e);
         }
     }
-    int e = ok ? 0 : errno;
-    if (ok && fflush(fp) != 0) {
-        ok = false;
-        e = errno;
-    }
-    if (ok && fsync(fileno(fp)) != 0 && errno != EINVAL && errno != EROFS) {
-        ok = false;
-        e = errno;
-    }
-    if (fclose(fp) != 0 && ok) {
-        ok = false;
-        e = errno;
-    }
-    if (ok && rename(tmp, path) != 0) {
-        ok = false;
-        e = errno;
-        fprintf(stderr, PROG ": %s: cannot rename to %s: %s\n", tmp, path, strerror(e));
-        unlink(tmp);
-        exit(EXIT_ERR);
-    }
-    if (!ok) {
-        unlink(tmp);
-        fprintf(stderr, PROG ": %s: %s\n", path, e ? strerror(e) : "write failed");
-        exit(EXIT_ERR);
-    }
-    free(tmp);
+    free(row);
+    if (qlm_cli_out_commit(o, &e) != QLM_OK)
+        die_err(&e);
 }
 
 /* ---- modes ----------------------------------------------------------------- */
@@ -468,9 +408,8 @@ static int run_prompt(struct run *r, int32_t *ids, size_t n_ids, const char *tex
     const struct opts *o = r->o;
     int ctx = qlm_session_ctx(r->s);
     if (n_ids > (size_t)ctx) {
-        fprintf(stderr, PROG ": the prompt is %zu tokens, longer than the context of %d tokens "
-                        "(--ctx)\n", n_ids, ctx);
-        return EXIT_ERR;
+        return qlm_cli_fail("the prompt is %zu tokens, longer than the context of %d tokens "
+                            "(--ctx)", n_ids, ctx);
     }
     r->n_prompt = (long)n_ids;
     bool generating = o->n_predict > 0;
@@ -513,7 +452,7 @@ static int run_chat(struct run *r)
     struct qlm_error e = {0};
     struct qlm_chat chat;
     if (qlm_chat_init(&chat, r->m, o->system, !o->no_think, &e) != QLM_OK)
-        die_err(&e, EXIT_ERR);
+        die_err(&e);
     bool tty_in = isatty(STDIN_FILENO) == 1;
     int ctx = qlm_session_ctx(r->s);
     if (!o->quiet)
@@ -535,8 +474,7 @@ static int run_chat(struct run *r)
         line_no++;
         if (len < 0) {
             if (ferror(stdin) && errno != EINTR) {
-                fprintf(stderr, PROG ": <stdin>: %s\n", strerror(errno));
-                status = EXIT_ERR;
+                status = qlm_cli_fail("<stdin>: %s", strerror(errno));
             }
             if (tty_in)
                 out_bytes("\n", 1);
@@ -555,7 +493,7 @@ static int run_chat(struct run *r)
         if (qlm_cli_check_utf8(what, line, (size_t)len, &e) != QLM_OK) {
             /* at a terminal, a mistyped byte should not end the conversation */
             if (!tty_in)
-                die_err(&e, EXIT_ERR);
+                die_err(&e);
             fprintf(stderr, "[%s; message ignored]\n", e.msg);
             turn--;
             continue;
@@ -563,7 +501,7 @@ static int run_chat(struct run *r)
         int32_t *ids;
         size_t n;
         if (qlm_chat_turn(&chat, line, (size_t)len, &ids, &n, &e) != QLM_OK)
-            die_err(&e, EXIT_ERR);
+            die_err(&e);
         int pos = qlm_session_pos(r->s);
         if (n >= (size_t)(ctx - pos)) {
             free(ids);
@@ -601,8 +539,11 @@ static int run_chat(struct run *r)
 
 int main(int argc, char **argv)
 {
+    qlm_cli_init("qlm-run", HELP);
     struct opts o;
-    parse_args(argc, argv, &o);
+    int st = parse_args(argc, argv, &o);
+    if (st != QLM_CLI_CONTINUE)
+        return st;
     if (!o.seed_given)
         o.sp.seed = clock_seed();
 
@@ -617,32 +558,31 @@ int main(int argc, char **argv)
         text = strdup(o.prompt);
         text_len = strlen(o.prompt);
         if (!text) {
-            fprintf(stderr, PROG ": out of memory\n");
-            return EXIT_ERR;
+            return qlm_cli_fail("out of memory");
         }
     } else if (o.prompt_file && qlm_cli_read_text(o.prompt_file, &text, &text_len, &e) != QLM_OK)
-        die_err(&e, EXIT_ERR);
+        die_err(&e);
     if (o.prompt && qlm_cli_check_utf8("prompt (-p)", text, text_len, &e) != QLM_OK) {
         free(text);
-        die_err(&e, EXIT_ERR);
+        die_err(&e);
     }
-    if (text && text_len == 0) {
-        /* Qwen3 has no BOS token: an empty prompt has nothing to condition on. */
-        fprintf(stderr, PROG ": empty prompt\n");
+    if (text && text_len == 0 && !o.tokenize) {
+        /* Qwen3 has no BOS token: an empty prompt has nothing to condition on
+         * (but it has a tokenization: none, as Hugging Face's gives []). */
         free(text);
-        return EXIT_ERR;
+        return qlm_cli_fail("empty prompt");
     }
 
-    qlm_cli_catch_sigbus(PROG, o.model);
-    if (qlm_model_open(&r.m, o.model, &e) != QLM_OK)
-        die_err(&e, EXIT_ERR);
+    qlm_cli_catch_sigbus(o.co.model, "the model file");
+    if (qlm_model_open(&r.m, o.co.model, &e) != QLM_OK)
+        die_err(&e);
     if (!o.no_verify) {
         struct qlm_cli_progress pb;
         qlm_cli_progress_begin(&pb, "verifying");
         enum qlm_err rc = qlm_file_verify(qlm_model_file(r.m), qlm_cli_progress_cb, &pb, &e);
         qlm_cli_progress_end(&pb);
         if (rc != QLM_OK)
-            die_err(&e, EXIT_ERR);
+            die_err(&e);
     }
     const struct qlm_hparams *hp = qlm_model_hparams(r.m);
     r.vocab = hp->vocab_size;
@@ -654,12 +594,12 @@ int main(int argc, char **argv)
     size_t n_ids = 0;
     if (o.tokens_file) {
         if (qlm_cli_read_tokens(o.tokens_file, hp->vocab_size, &ids, &n_ids, &e) != QLM_OK)
-            die_err(&e, EXIT_ERR);
+            die_err(&e);
     } else if (text) {
         if (qlm_tokenize(r.m, text, text_len, !o.no_special, &ids, &n_ids, &e) != QLM_OK)
-            die_err(&e, EXIT_ERR);
-        if (n_ids == 0) {
-            fprintf(stderr, PROG ": empty prompt (no tokens)\n");
+            die_err(&e);
+        if (n_ids == 0 && !o.tokenize) {
+            qlm_cli_fail("empty prompt (no tokens)");
             free(ids);
             free(text);
             qlm_model_free(r.m);
@@ -676,7 +616,7 @@ int main(int argc, char **argv)
 
     int ctx = o.ctx;
     if (ctx > hp->max_pos) {
-        fprintf(stderr, PROG ": --ctx %d exceeds the model's maximum of %d\n", ctx, hp->max_pos);
+        qlm_cli_fail("--ctx %d exceeds the model's maximum of %d", ctx, hp->max_pos);
         free(ids);
         free(text);
         qlm_model_free(r.m);
@@ -684,12 +624,12 @@ int main(int argc, char **argv)
     }
     if (ctx == 0)
         ctx = DEFAULT_CTX < hp->max_pos ? DEFAULT_CTX : hp->max_pos;
-    if (qlm_session_new(&r.s, r.m, ctx, o.threads, &e) != QLM_OK)
-        die_err(&e, EXIT_ERR);
-    if (o.kv_type >= 0 && qlm_session_set_kv_type(r.s, (enum qlm_dtype)o.kv_type, &e) != QLM_OK)
-        die_err(&e, EXIT_ERR);
+    if (qlm_session_new(&r.s, r.m, ctx, o.co.threads, &e) != QLM_OK)
+        die_err(&e);
+    if (o.co.kv_type >= 0 && qlm_session_set_kv_type(r.s, (enum qlm_dtype)o.co.kv_type, &e) != QLM_OK)
+        die_err(&e);
     if (qlm_sampler_new(&r.smp, &o.sp, hp->vocab_size, &e) != QLM_OK)
-        die_err(&e, EXIT_ERR);
+        die_err(&e);
 
     int status = o.chat ? run_chat(&r) : run_prompt(&r, ids, n_ids, text, text_len);
 
