@@ -70,6 +70,46 @@ QLM_API size_t qlm_detok_push(const struct qlm_model *m, struct qlm_detok *d, in
                       size_t cap);
 QLM_API size_t qlm_detok_flush(struct qlm_detok *d, char *out, size_t cap);
 
+/* ---- chat template ------------------------------------------------------ */
+
+/* One message of a conversation: role "system", "user", "assistant" or
+ * "tool"; content UTF-8 text.  An assistant message may carry its reasoning
+ * as "<think>...</think>" before the reply, as Qwen3 generates it. */
+struct qlm_chat_message {
+    const char *role;
+    const char *content;
+};
+
+/* qlm_chat_render / qlm_chat_tokenize flags (0: Jinja's defaults). */
+enum {
+    QLM_CHAT_GENERATION_PROMPT = 1u << 0, /* end with the assistant's header
+                                             (add_generation_prompt) */
+    QLM_CHAT_NO_THINKING = 1u << 1,       /* enable_thinking=false: Qwen3 gets an
+                                             empty <think> block after the header */
+};
+
+/* The conversation as the chat template renders it, into *text (malloc'ed,
+ * NUL-terminated, *len bytes).  tmpl: a template's Jinja source to use
+ * instead of the model's (then m may be NULL); NULL for the model's.
+ * n_msgs >= 1 (the templates index messages[0]).  qlm does not run Jinja:
+ * it recognises Qwen3's template (ChatML with enable_thinking; it drops the
+ * <think> blocks of replies before the last user message) and plain ChatML,
+ * and fails with QLM_E_INVALID for any other template, an unknown role or a
+ * NULL field, QLM_E_NOTFOUND when the model has no template. */
+QLM_API enum qlm_err qlm_chat_render(const struct qlm_model *m, const char *tmpl,
+                                     const struct qlm_chat_message *msgs, size_t n_msgs,
+                                     unsigned flags, char **text, size_t *len,
+                                     struct qlm_error *err);
+/* The same conversation as token ids (*ids malloc'ed), ready for qlm_eval:
+ * those of qlm_tokenize(qlm_chat_render's text, parse_special = true),
+ * except that special-token text inside a message's content stays text, so
+ * a message cannot inject "<|im_start|>".  A reply ends at <|im_end|>, which
+ * the converter makes an end token (qlm_token_is_eos). */
+QLM_API enum qlm_err qlm_chat_tokenize(const struct qlm_model *m, const char *tmpl,
+                                       const struct qlm_chat_message *msgs, size_t n_msgs,
+                                       unsigned flags, int32_t **ids, size_t *n_ids,
+                                       struct qlm_error *err);
+
 /* ---- evaluation -------------------------------------------------------- */
 
 /* A session holds the KV cache (n_ctx positions, <= max_pos) and scratch

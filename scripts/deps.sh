@@ -7,7 +7,8 @@ qlm_install_deps() {
           libjansson-dev libpcre2-dev libutf8proc-dev check"
     if [ "${1:-}" = test ]; then
         pkgs="$pkgs clang libomp-14-dev libclang-rt-14-dev gcc-aarch64-linux-gnu
-              libc6-dev-arm64-cross qemu-user-static groff-base man-db"
+              libc6-dev-arm64-cross qemu-user-static groff-base man-db
+              python3-pip python3-setuptools python3-wheel"
     fi
     missing=
     for p in $pkgs; do

@@ -65,4 +65,26 @@ rc=$?
 [ $rc -eq 1 ] && [ "$(grep -c 'qlm-run:' "$T/err")" -eq 1 ] &&
     grep -q '<stdin>: line 2: not valid UTF-8 text (byte 2)' "$T/err" &&
     pass "invalid UTF-8 chat message refused" || { fail "invalid UTF-8 chat: status $rc"; cat "$T/err"; }
+# A template libqlm does not render (Llama 3's headers), and none at all: the
+# tiny model converted with its chat_template line replaced or removed.
+CONVERT=$top_builddir/qlm-convert
+if [ -f "$TINY/model.safetensors" ] && [ -x "$CONVERT" ]; then
+    for t in llama3 none; do
+        mkdir -p "$T/$t"
+        cp "$TINY/config.json" "$TINY/tokenizer.json" "$T/$t/"
+        ln -s "$(cd "$TINY" && pwd)/model.safetensors" "$T/$t/model.safetensors"
+    done
+    sed 's/^\(  "chat_template": \).*/\1"{% for m in messages %}<|start_header_id|>{{ m.role }}<|end_header_id|>{% endfor %}",/' \
+        "$TINY/tokenizer_config.json" >"$T/llama3/tokenizer_config.json"
+    sed '/^  "chat_template": /d' "$TINY/tokenizer_config.json" >"$T/none/tokenizer_config.json"
+    for t in llama3 none; do
+        "$CONVERT" "$T/$t" -o "$T/$t.qlm" --type q8 --quiet >/dev/null 2>&1 ||
+            fail "converting the tiny model with chat template '$t'"
+    done
+    printf 'Hi\n' >"$T/hi"
+    expect_error "--chat refuses a template qlm does not render" 'not one qlm renders' \
+        sh -c '"$1" "$2" --chat -n 2 <"$3"' sh "$QLM_RUN" "$T/llama3.qlm" "$T/hi"
+    expect_error "--chat without a chat template" 'chat template: the model has none' \
+        sh -c '"$1" "$2" --chat -n 2 <"$3"' sh "$QLM_RUN" "$T/none.qlm" "$T/hi"
+fi
 finish

@@ -6,32 +6,22 @@
 #include <stdlib.h>
 #include <string.h>
 
-bool qlm_chat_is_chatml(const char *tmpl)
-{
-    return tmpl && strstr(tmpl, "<|im_start|>") != NULL;
-}
-
 enum qlm_err qlm_chat_init(struct qlm_chat *c, const struct qlm_model *m, const char *system,
                            bool thinking, struct qlm_error *err)
 {
     memset(c, 0, sizeof *c);
-    const char *tmpl = qlm_chat_template(m);
-    if (!tmpl || !*tmpl)
-        return qlm_error_set(err, QLM_E_INVALID,
-                             "--chat: the model has no chat template");
-    if (!qlm_chat_is_chatml(tmpl))
-        return qlm_error_set(err, QLM_E_INVALID,
-                             "--chat: the model's chat template is not ChatML "
-                             "(only ChatML templates are supported)");
+    /* a first message rendered now refuses a template qlm cannot render */
+    struct qlm_chat_message probe = {"user", "x"};
+    char *text;
+    size_t len;
+    QLM_TRY(qlm_chat_render(m, NULL, &probe, 1, 0, &text, &len, err));
+    free(text);
     c->model = m;
-    c->im_start = qlm_token_id(m, "<|im_start|>");
     c->im_end = qlm_token_id(m, "<|im_end|>");
-    if (c->im_start < 0 || c->im_end < 0)
+    if (c->im_end < 0)
         return qlm_error_set(err, QLM_E_INVALID,
                              "--chat: the chat template is ChatML but the vocabulary lacks "
-                             "<|im_start|> or <|im_end|>");
-    c->think = qlm_token_id(m, "<think>");
-    c->think_end = qlm_token_id(m, "</think>");
+                             "<|im_end|>");
     c->thinking = thinking;
     if (system) {
         c->system = strdup(system);
@@ -72,49 +62,45 @@ static enum qlm_err ids_append(struct ids *b, const int32_t *v, size_t n, struct
     return QLM_OK;
 }
 
-/* Tokenize text (special tokens parsed or not) onto b. */
-static enum qlm_err add_text(const struct qlm_chat *c, struct ids *b, const char *text,
-                             size_t len, bool special, struct qlm_error *err)
+/* The turn: the closing "<|im_end|>\n" of the previous reply, then the
+ * messages (the system one first) as the model's template renders them,
+ * with the generation prompt. */
+static enum qlm_err build_turn(struct qlm_chat *c, struct ids *b, const char *msg,
+                               struct qlm_error *err)
 {
-    if (len == 0)
-        return QLM_OK;
     int32_t *t = NULL;
     size_t n = 0;
-    QLM_TRY(qlm_tokenize(c->model, text, len, special, &t, &n, err));
+    if (c->turns > 0) {
+        QLM_TRY(qlm_tokenize(c->model, "<|im_end|>\n", 11, true, &t, &n, err));
+        enum qlm_err rc = ids_append(b, t, n, err);
+        free(t);
+        QLM_TRY(rc);
+    }
+    struct qlm_chat_message msgs[2];
+    size_t n_msgs = 0;
+    if (c->turns == 0 && c->system)
+        msgs[n_msgs++] = (struct qlm_chat_message){"system", c->system};
+    msgs[n_msgs++] = (struct qlm_chat_message){"user", msg};
+    unsigned flags = QLM_CHAT_GENERATION_PROMPT | (c->thinking ? 0 : QLM_CHAT_NO_THINKING);
+    QLM_TRY(qlm_chat_tokenize(c->model, NULL, msgs, n_msgs, flags, &t, &n, err));
     enum qlm_err rc = ids_append(b, t, n, err);
     free(t);
     return rc;
 }
 
-static enum qlm_err add_tmpl(const struct qlm_chat *c, struct ids *b, const char *s,
-                             struct qlm_error *err)
-{
-    return add_text(c, b, s, strlen(s), true, err);
-}
-
-static enum qlm_err build_turn(struct qlm_chat *c, struct ids *b, const char *msg, size_t len,
-                               struct qlm_error *err)
-{
-    if (c->turns > 0)
-        QLM_TRY(add_tmpl(c, b, "<|im_end|>\n", err));
-    else if (c->system) {
-        QLM_TRY(add_tmpl(c, b, "<|im_start|>system\n", err));
-        QLM_TRY(add_text(c, b, c->system, strlen(c->system), false, err));
-        QLM_TRY(add_tmpl(c, b, "<|im_end|>\n", err));
-    }
-    QLM_TRY(add_tmpl(c, b, "<|im_start|>user\n", err));
-    QLM_TRY(add_text(c, b, msg, len, false, err));
-    QLM_TRY(add_tmpl(c, b, "<|im_end|>\n<|im_start|>assistant\n", err));
-    if (!c->thinking)
-        QLM_TRY(add_tmpl(c, b, "<think>\n\n</think>\n\n", err));
-    return QLM_OK;
-}
-
 enum qlm_err qlm_chat_turn(struct qlm_chat *c, const char *msg, size_t len, int32_t **ids,
                            size_t *n_ids, struct qlm_error *err)
 {
+    if (memchr(msg, '\0', len))
+        return qlm_error_set(err, QLM_E_INVALID, "--chat: a message holds a NUL byte");
+    char *text = malloc(len + 1);
+    if (!text)
+        return qlm_error_set(err, QLM_E_NOMEM, "--chat: out of memory");
+    memcpy(text, msg, len);
+    text[len] = '\0';
     struct ids b = {0};
-    enum qlm_err rc = build_turn(c, &b, msg, len, err);
+    enum qlm_err rc = build_turn(c, &b, text, err);
+    free(text);
     if (rc != QLM_OK) {
         free(b.v);
         return rc;
