@@ -8,7 +8,6 @@
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -188,38 +187,10 @@ enum qlm_err qlm_hf_config_load(const char *model_dir, struct qlm_model_params *
     char path[4096];
     if ((size_t)snprintf(path, sizeof path, "%s/config.json", model_dir) >= sizeof path)
         return qlm_error_set(err, QLM_E_INVALID, "%s: path too long", model_dir);
-    FILE *fp = fopen(path, "rb");
-    if (!fp)
-        return qlm_error_set(err, QLM_E_IO, "%s: cannot open: %s", path, strerror(errno));
-    char *buf = NULL;
-    size_t len = 0, cap = 0;
-    enum qlm_err rc = QLM_OK;
-    for (;;) {
-        if (len == cap) {
-            if (cap >= (size_t)16 << 20) {
-                rc = qlm_error_set(err, QLM_E_FORMAT, "%s: larger than 16 MiB", path);
-                break;
-            }
-            size_t ncap = cap ? cap * 2 : 8192;
-            char *nb = realloc(buf, ncap);
-            if (!nb) {
-                rc = qlm_error_set(err, QLM_E_NOMEM, "%s: out of memory", path);
-                break;
-            }
-            buf = nb;
-            cap = ncap;
-        }
-        size_t n = fread(buf + len, 1, cap - len, fp);
-        len += n;
-        if (n == 0) {
-            if (ferror(fp))
-                rc = qlm_error_set(err, QLM_E_IO, "%s: read error", path);
-            break;
-        }
-    }
-    fclose(fp);
-    if (rc == QLM_OK)
-        rc = qlm_hf_config_parse(buf, len, path, cfg, err);
+    char *buf;
+    size_t len;
+    QLM_TRY(qlm_input_read(path, (size_t)16 << 20, &buf, &len, err));
+    enum qlm_err rc = qlm_hf_config_parse(buf, len, path, cfg, err);
     free(buf);
     return rc;
 }

@@ -5,10 +5,10 @@
 #include "hf_tokenizer.h"
 #include "qlm_schema.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <jansson.h>
 #include <zlib.h>
@@ -84,49 +84,19 @@ static bool buf_reserve(struct buf *b, size_t extra)
 
 static enum qlm_err read_plain(const char *path, char **out, size_t *len, struct qlm_error *err)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return qlm_error_set(err, errno == ENOENT ? QLM_E_NOTFOUND : QLM_E_IO, "%s: %s", path,
-                             strerror(errno));
-    struct buf b = {0};
-    for (;;) {
-        if (!buf_reserve(&b, 1 << 16)) {
-            fclose(f);
-            free(b.p);
-            return qlm_error_set(err, QLM_E_NOMEM, "%s: out of memory", path);
-        }
-        size_t got = fread(b.p + b.len, 1, b.cap - b.len, f);
-        b.len += got;
-        if (b.len > MAX_JSON_BYTES) {
-            fclose(f);
-            free(b.p);
-            return qlm_error_set(err, QLM_E_RANGE, "%s: larger than %u bytes", path,
-                                 MAX_JSON_BYTES);
-        }
-        if (got == 0)
-            break;
-    }
-    bool bad = ferror(f);
-    fclose(f);
-    if (bad) {
-        free(b.p);
-        return qlm_error_set(err, QLM_E_IO, "%s: read error", path);
-    }
-    *out = (char *)b.p;
-    *len = b.len;
-    return QLM_OK;
+    return qlm_input_read(path, MAX_JSON_BYTES, out, len, err);
 }
 
 static enum qlm_err read_gz(const char *path, char **out, size_t *len, struct qlm_error *err)
 {
-    FILE *probe = fopen(path, "rb");
-    if (!probe)
-        return qlm_error_set(err, errno == ENOENT ? QLM_E_NOTFOUND : QLM_E_IO, "%s: %s", path,
-                             strerror(errno));
-    fclose(probe);
-    gzFile g = gzopen(path, "rb");
-    if (!g)
-        return qlm_error_set(err, QLM_E_IO, "%s: cannot open", path);
+    int fd;
+    uint64_t size;
+    QLM_TRY(qlm_input_open(path, &fd, &size, err));
+    gzFile g = gzdopen(fd, "rb");
+    if (!g) {
+        close(fd);
+        return qlm_error_set(err, QLM_E_NOMEM, "%s: out of memory", path);
+    }
     struct buf b = {0};
     for (;;) {
         if (!buf_reserve(&b, 1 << 16)) {
@@ -947,14 +917,7 @@ enum qlm_err qlm_hf_tokenizer_load(const char *model_dir, struct qlm_tokdata *ou
     if (rc == QLM_E_NOTFOUND) {
         rc = QLM_OK; /* optional */
     } else if (rc == QLM_OK) {
-        char *p = realloc(jinja, jinja_len + 1);
-        if (!p) {
-            rc = qlm_error_set(err, QLM_E_NOMEM, "%s: out of memory", jinja_path);
-            goto done;
-        }
-        jinja = p;
-        jinja[jinja_len] = '\0';
-        if (strlen(jinja) != jinja_len) {
+        if (strlen(jinja) != jinja_len) { /* read_plain NUL-terminates */
             rc = qlm_error_set(err, QLM_E_FORMAT, "%s: holds a NUL byte", jinja_path);
             goto done;
         }

@@ -7,6 +7,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #define MAX_KV ((uint64_t)1 << 20)
 #define MAX_TENSORS ((uint64_t)1 << 20)
@@ -531,11 +532,14 @@ bool qlm_gguf_probe(const char *path)
 {
     if (qlm_gguf_named(path))
         return true;
-    FILE *f = fopen(path, "rb");
+    /* opened as every model file is: a FIFO must not block the probe */
+    int fd;
+    uint64_t size;
     char m[4];
-    bool yes = f && fread(m, 1, 4, f) == 4 && memcmp(m, QLM_GGUF_MAGIC, 4) == 0;
-    if (f)
-        fclose(f);
+    if (qlm_input_open(path, &fd, &size, NULL) != QLM_OK)
+        return false;
+    bool yes = read(fd, m, 4) == 4 && memcmp(m, QLM_GGUF_MAGIC, 4) == 0;
+    close(fd);
     return yes;
 }
 

@@ -236,36 +236,10 @@ enum qlm_err qlm_imat_parse(const uint8_t *buf, size_t len, const char *nm,
 enum qlm_err qlm_imat_read(const char *path, struct qlm_imat **out, struct qlm_error *err)
 {
     *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return qlm_error_set(err, QLM_E_IO, "%s: %s", path, strerror(errno));
-    struct stat st;
-    enum qlm_err rc = QLM_OK;
-    uint8_t *buf = NULL;
-    size_t n = 0;
-    if (fstat(fd, &st) != 0)
-        rc = qlm_error_set(err, QLM_E_IO, "%s: %s", path, strerror(errno));
-    else if (!S_ISREG(st.st_mode))
-        rc = qlm_error_set(err, QLM_E_IO, "%s: not a regular file", path);
-    else if ((uint64_t)st.st_size > QLM_IMAT_MAX_BYTES)
-        rc = qlm_error_set(err, QLM_E_RANGE, "%s: %lld bytes, more than an .imat file holds",
-                           path, (long long)st.st_size);
-    else if (!(buf = malloc(st.st_size > 0 ? (size_t)st.st_size : 1)))
-        rc = qlm_error_set(err, QLM_E_NOMEM, "%s: out of memory", path);
-    while (rc == QLM_OK && n < (size_t)st.st_size) {
-        ssize_t r = read(fd, buf + n, (size_t)st.st_size - n);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0)
-            rc = qlm_error_set(err, QLM_E_IO, "%s: %s", path, strerror(errno));
-        else if (r == 0)
-            rc = qlm_error_set(err, QLM_E_IO, "%s: truncated while being read", path);
-        else
-            n += (size_t)r;
-    }
-    close(fd);
-    if (rc == QLM_OK)
-        rc = qlm_imat_parse(buf, n, path, out, err);
+    char *buf;
+    size_t n;
+    QLM_TRY(qlm_input_read(path, (size_t)QLM_IMAT_MAX_BYTES, &buf, &n, err));
+    enum qlm_err rc = qlm_imat_parse((const uint8_t *)buf, n, path, out, err);
     free(buf);
     return rc;
 }

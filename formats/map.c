@@ -3,10 +3,8 @@
 #include "fmt_internal.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 enum qlm_err qlm_fmt_map(const char *path, uint64_t min_size, const uint8_t **map,
@@ -14,17 +12,14 @@ enum qlm_err qlm_fmt_map(const char *path, uint64_t min_size, const uint8_t **ma
 {
     *map = NULL;
     *size = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return qlm_error_set(err, QLM_E_IO, "%s: %s", path, strerror(errno));
-    struct stat st;
+    int fd;
+    uint64_t fsize;
+    QLM_TRY(qlm_input_open(path, &fd, &fsize, err));
     enum qlm_err rc = QLM_OK;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        rc = qlm_error_set(err, QLM_E_IO, "%s: not a readable regular file", path);
-    } else if ((uint64_t)st.st_size > SIZE_MAX) {
+    if (fsize > SIZE_MAX) {
         rc = qlm_error_set(err, QLM_E_RANGE, "%s: too large to map", path);
     } else {
-        *size = (uint64_t)st.st_size;
+        *size = fsize;
         if (*size >= min_size && *size > 0) {
             void *m = mmap(NULL, (size_t)*size, PROT_READ, MAP_SHARED, fd, 0);
             if (m == MAP_FAILED)

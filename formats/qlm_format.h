@@ -115,7 +115,7 @@ enum qlm_err {
     QLM_E_VERSION,   /* newer major version */
     QLM_E_CHECKSUM,  /* XXH3 mismatch */
     QLM_E_RANGE,     /* offset/length/shape out of range or overflowing */
-    QLM_E_NOTFOUND,  /* missing tensor/key */
+    QLM_E_NOTFOUND,  /* missing file/tensor/key */
     QLM_E_INVALID,   /* bad argument from the caller */
     QLM_E_NONFINITE, /* NaN/Inf in a tensor */
 };
@@ -141,6 +141,22 @@ QLM_API enum qlm_err qlm_error_set(struct qlm_error *err, enum qlm_err code, con
         if (qlm_try_rc_ != QLM_OK)                                             \
             return qlm_try_rc_;                                                \
     } while (0)
+
+/* ---- input files ------------------------------------------------------- */
+
+/* Open a model or checkpoint file read-only (every reader of a .qlm,
+ * safetensors, index, config or tokenizer file goes through here): only a
+ * regular file is accepted, and the check is made without blocking, so a
+ * FIFO, a device or a directory is refused at once ("PATH: is a FIFO, not a
+ * regular file") instead of hanging in open.  *fd is blocking again and
+ * close-on-exec; *size is its size at open.  A missing file is
+ * QLM_E_NOTFOUND ("PATH: No such file or directory"). */
+enum qlm_err qlm_input_open(const char *path, int *fd, uint64_t *size, struct qlm_error *err);
+/* Read a whole regular file (opened as above) of at most max bytes into a
+ * malloc'ed buffer, NUL-terminated after its *len bytes.  A file larger than
+ * max, at open or by growing while read, is refused (QLM_E_RANGE). */
+enum qlm_err qlm_input_read(const char *path, size_t max, char **buf, size_t *len,
+                            struct qlm_error *err);
 
 /* ---- dtypes and conversion -------------------------------------------- */
 

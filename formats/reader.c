@@ -5,10 +5,8 @@
 #include "fmt_internal.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
 #include <xxhash.h>
 #include <zlib.h>
@@ -349,28 +347,23 @@ enum qlm_err qlm_file_open(struct qlm_file **out, const char *path, struct qlm_e
     }
     f->priv_ = p;
     f->path = p->path;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    struct stat st;
-    if (fd < 0) {
-        FAIL(QLM_E_IO, "%s: %s", path, strerror(errno));
-    } else if (fstat(fd, &st) != 0) {
-        FAIL(QLM_E_IO, "%s: %s", path, strerror(errno));
-    } else if (!S_ISREG(st.st_mode)) {
-        FAIL(QLM_E_IO, "%s: not a regular file", path);
-    } else if (st.st_size < QLM_HEADER_SIZE && !magic_prefix(fd, st.st_size)) {
+    int fd = -1;
+    uint64_t size = 0;
+    rc = qlm_input_open(path, &fd, &size, err);
+    if (rc == QLM_OK && size < QLM_HEADER_SIZE && !magic_prefix(fd, (off_t)size)) {
         FAIL(QLM_E_FORMAT, "%s: not a .qlm file (bad magic)", path);
-    } else if (st.st_size < QLM_HEADER_SIZE) {
-        FAIL(QLM_E_FORMAT, "%s: truncated: %lld bytes, the header alone needs %d", path,
-             (long long)st.st_size, QLM_HEADER_SIZE);
-    } else if ((uint64_t)st.st_size > SIZE_MAX) {
+    } else if (rc == QLM_OK && size < QLM_HEADER_SIZE) {
+        FAIL(QLM_E_FORMAT, "%s: truncated: %llu bytes, the header alone needs %d", path,
+             (unsigned long long)size, QLM_HEADER_SIZE);
+    } else if (rc == QLM_OK && size > SIZE_MAX) {
         FAIL(QLM_E_RANGE, "%s: too large to map", path);
-    } else {
-        void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+    } else if (rc == QLM_OK) {
+        void *m = mmap(NULL, (size_t)size, PROT_READ, MAP_SHARED, fd, 0);
         if (m == MAP_FAILED) {
             FAIL(QLM_E_IO, "%s: mmap: %s", path, strerror(errno));
         } else {
             f->map = m;
-            f->size = (uint64_t)st.st_size;
+            f->size = size;
         }
     }
     if (fd >= 0)

@@ -292,8 +292,12 @@ static bool ends_with(const char *s, const char *suffix)
 static enum qlm_err read_index(struct qlm_st_model *m, const char *index, json_t **wm_out,
                                struct qlm_error *err)
 {
+    char *text;
+    size_t len;
+    QLM_TRY(qlm_input_read(index, ST_MAX_HEADER, &text, &len, err));
     json_error_t je;
-    json_t *root = json_load_file(index, JSON_REJECT_DUPLICATES, &je);
+    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+    free(text);
     if (!root)
         return qlm_error_set(err, QLM_E_FORMAT, "%s: %s (line %d)", index, je.text, je.line);
     json_t *wm = json_object_get(root, "weight_map");
@@ -355,7 +359,8 @@ enum qlm_err qlm_st_open(struct qlm_st_model **out, const char *path, struct qlm
     *out = NULL;
     struct stat st;
     if (stat(path, &st) != 0)
-        return qlm_error_set(err, QLM_E_IO, "%s: %s", path, strerror(errno));
+        return qlm_error_set(err, errno == ENOENT ? QLM_E_NOTFOUND : QLM_E_IO, "%s: %s", path,
+                             strerror(errno));
     struct qlm_st_model *m = calloc(1, sizeof *m);
     struct st_priv *p = calloc(1, sizeof *p);
     if (!m || !p) {

@@ -740,9 +740,10 @@ START_TEST(not_a_qlm)
     struct qlm_error err = {0};
     ck_assert_int_eq(qlm_file_open(&f, p, &err), QLM_E_FORMAT);
     ck_assert_ptr_nonnull(strstr(err.msg, "not a .qlm"));
-    ck_assert_int_eq(qlm_file_open(&f, tpath("missing.qlm"), &err), QLM_E_IO);
+    ck_assert_int_eq(qlm_file_open(&f, tpath("missing.qlm"), &err), QLM_E_NOTFOUND);
     ck_assert_ptr_nonnull(strstr(err.msg, "missing.qlm"));
     ck_assert_int_eq(qlm_file_open(&f, tmpdir, &err), QLM_E_IO);
+    ck_assert_ptr_nonnull(strstr(err.msg, "is a directory, not a regular file"));
 }
 END_TEST
 

@@ -513,9 +513,10 @@ START_TEST(missing_file)
 {
     struct qlm_gguf *g = NULL;
     struct qlm_error err = {0};
-    ck_assert_int_eq(qlm_gguf_open(&g, tpath("none.gguf"), &err), QLM_E_IO);
+    ck_assert_int_eq(qlm_gguf_open(&g, tpath("none.gguf"), &err), QLM_E_NOTFOUND);
     ck_assert_ptr_nonnull(strstr(err.msg, "none.gguf"));
     ck_assert_int_eq(qlm_gguf_open(&g, tmpdir, &err), QLM_E_IO);
+    ck_assert_ptr_nonnull(strstr(err.msg, "is a directory, not a regular file"));
     ck_assert_ptr_null(g);
 }
 END_TEST

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "qlm_format.h"
@@ -246,7 +247,8 @@ static const struct index_case bad_index[] = {
     {"shard name with a path", "{\"weight_map\":{\"a\":\"../s1.safetensors\"}}", QLM_E_FORMAT,
      "index.json"},
     {"missing shard", "{\"weight_map\":{\"a\":\"s1.safetensors\",\"c\":\"s9.safetensors\"}}",
-     QLM_E_IO, "s9.safetensors"},
+     QLM_E_NOTFOUND, "s9.safetensors"},
+
     {"tensor not in its shard", "{\"weight_map\":{\"a\":\"s1.safetensors\",\"b\":"
      "\"s1.safetensors\",\"c\":\"s1.safetensors\",\"x\":\"s2.safetensors\"}}",
      QLM_E_FORMAT, "index.json"},
@@ -286,8 +288,32 @@ START_TEST(missing_model)
     struct qlm_error err = {0};
     ck_assert_int_eq(qlm_st_open(&m, tmpdir, &err), QLM_E_NOTFOUND);
     ck_assert_ptr_nonnull(strstr(err.msg, tmpdir));
-    ck_assert_int_eq(qlm_st_open(&m, tpath("nope.safetensors"), &err), QLM_E_IO);
+    ck_assert_int_eq(qlm_st_open(&m, tpath("nope.safetensors"), &err), QLM_E_NOTFOUND);
     ck_assert_ptr_nonnull(strstr(err.msg, "nope.safetensors"));
+}
+END_TEST
+
+/* A FIFO or a directory in place of a shard, the single file or the index
+ * is refused at once (open would wait for a writer forever). */
+START_TEST(not_regular_refused)
+{
+    static const char *const names[] = {"model.safetensors", "s2.safetensors",
+                                        "model.safetensors.index.json"};
+    const char *name = names[_i / 2];
+    bool fifo = _i % 2 == 0;
+    write_st(tpath("s1.safetensors"), shard1, USE_LEN, 12, 0);
+    if (_i / 2 == 1)
+        put_index("{\"weight_map\":{\"a\":\"s1.safetensors\",\"b\":\"s1.safetensors\","
+                  "\"c\":\"s2.safetensors\"}}");
+    ck_assert_int_eq(fifo ? mkfifo(tpath(name), 0600) : mkdir(tpath(name), 0700), 0);
+    struct qlm_st_model *m = NULL;
+    struct qlm_error err = {0};
+    ck_assert_int_eq(qlm_st_open(&m, tmpdir, &err), QLM_E_IO);
+    ck_assert_ptr_null(m);
+    ck_assert_msg(strstr(err.msg, name) && strstr(err.msg, fifo ? "is a FIFO, not a regular "
+                  "file" : "is a directory, not a regular file"), "%s", err.msg);
+    if (!fifo)
+        rmdir(tpath(name));
 }
 END_TEST
 
@@ -299,6 +325,7 @@ static Suite *st_suite(void)
     tcase_add_loop_test(c, malformed_refused, 0, (int)(sizeof bad / sizeof bad[0]));
     tcase_add_loop_test(c, bad_index_refused, 0, (int)(sizeof bad_index / sizeof bad_index[0]));
     tcase_add_test(c, missing_model);
+    tcase_add_loop_test(c, not_regular_refused, 0, 6);
     suite_add_tcase(s, c);
     c = tcase_create("valid");
     tcase_add_checked_fixture(c, setup, teardown);
