@@ -158,6 +158,15 @@ enum qlm_err qlm_input_open(const char *path, int *fd, uint64_t *size, struct ql
 enum qlm_err qlm_input_read(const char *path, size_t max, char **buf, size_t *len,
                             struct qlm_error *err);
 
+/* ---- UTF-8 ------------------------------------------------------------- */
+
+/* Length of the longest valid UTF-8 prefix of s (== len iff s is valid;
+ * strict: no overlongs, surrogates or code points past U+10FFFF). */
+size_t qlm_utf8_valid_prefix(const uint8_t *s, size_t len);
+/* Whether c can start a multi-byte character: then *need continuation bytes
+ * follow and the first of them lies in [*lo, *hi] (the rest in 80..BF). */
+bool qlm_utf8_lead(uint8_t c, int *need, uint8_t *lo, uint8_t *hi);
+
 /* ---- dtypes and conversion -------------------------------------------- */
 
 enum qlm_dtype {

@@ -98,6 +98,9 @@ static enum qlm_err parse_meta(struct qlm_file *f, const uint8_t *p, uint64_t si
         if (kl == 0 || memchr(key, 0, kl))
             return FAIL(QLM_E_FORMAT, "%s: metadata entry %u has an empty key or a NUL byte",
                         nm, i);
+        if (qlm_utf8_valid_prefix(key, kl) != kl)
+            return FAIL(QLM_E_FORMAT, "%s: metadata entry %u: key is not valid UTF-8 (byte %zu)",
+                        nm, i, qlm_utf8_valid_prefix(key, kl));
         struct qlm_meta_entry *e = &f->meta[i];
         memcpy(a, key, kl);
         a[kl] = 0;
@@ -124,6 +127,9 @@ static enum qlm_err parse_meta(struct qlm_file *f, const uint8_t *p, uint64_t si
                 break;
             if (memchr(s, 0, sl))
                 return FAIL(QLM_E_FORMAT, "%s: metadata '%s': NUL byte in string", nm, e->key);
+            if (qlm_utf8_valid_prefix(s, sl) != sl)
+                return FAIL(QLM_E_FORMAT, "%s: metadata '%s': string is not valid UTF-8 (byte "
+                            "%zu)", nm, e->key, qlm_utf8_valid_prefix(s, sl));
             memcpy(a, s, sl);
             a[sl] = 0;
             e->v.str.ptr = a;
@@ -192,6 +198,9 @@ static enum qlm_err parse_dir(struct qlm_file *f, const uint8_t *p, uint64_t siz
         uint16_t nl = qlm_fmt_rd16(e + 4);
         if (memchr(strtab + no, 0, nl))
             return FAIL(QLM_E_FORMAT, "%s: tensor %u: NUL byte in name", nm, i);
+        if (qlm_utf8_valid_prefix(strtab + no, nl) != nl)
+            return FAIL(QLM_E_FORMAT, "%s: tensor %u: name is not valid UTF-8 (byte %zu)", nm, i,
+                        qlm_utf8_valid_prefix(strtab + no, nl));
         memcpy(a, strtab + no, nl);
         a[nl] = 0;
         t->name = a;

@@ -150,55 +150,6 @@ static int32_t token_lookup(const struct qlm_tok *t, const uint8_t *p, size_t n)
     }
 }
 
-/* ---- UTF-8 -------------------------------------------------------------- */
-
-/* Continuation-byte range of the second byte after lead c; need = bytes to
- * follow.  Returns false if c cannot start a character. */
-static bool utf8_lead(uint8_t c, int *need, uint8_t *lo, uint8_t *hi)
-{
-    *lo = 0x80;
-    *hi = 0xBF;
-    if (c >= 0xC2 && c <= 0xDF)
-        *need = 1;
-    else if (c >= 0xE0 && c <= 0xEF) {
-        *need = 2;
-        if (c == 0xE0)
-            *lo = 0xA0;             /* no overlongs */
-        else if (c == 0xED)
-            *hi = 0x9F;             /* no surrogates */
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        *need = 3;
-        if (c == 0xF0)
-            *lo = 0x90;
-        else if (c == 0xF4)
-            *hi = 0x8F;             /* <= U+10FFFF */
-    } else
-        return false;
-    return true;
-}
-
-size_t qlm_utf8_valid_prefix(const uint8_t *s, size_t len)
-{
-    size_t i = 0;
-    while (i < len) {
-        if (s[i] < 0x80) {
-            i++;
-            continue;
-        }
-        int need;
-        uint8_t lo, hi;
-        if (!utf8_lead(s[i], &need, &lo, &hi) || len - i <= (size_t)need)
-            return i;
-        if (s[i + 1] < lo || s[i + 1] > hi)
-            return i;
-        for (int j = 2; j <= need; j++)
-            if ((s[i + j] & 0xC0) != 0x80)
-                return i;
-        i += (size_t)need + 1;
-    }
-    return len;
-}
-
 /* ---- construction ------------------------------------------------------- */
 
 static int cmp_u64(const void *a, const void *b)
@@ -829,7 +780,7 @@ size_t qlm_tok_detok_push(const struct qlm_tok *t, struct qlm_detok *d, int32_t 
         }
         int need;
         uint8_t lo, hi;
-        if (!utf8_lead(c, &need, &lo, &hi)) {
+        if (!qlm_utf8_lead(c, &need, &lo, &hi)) {
             put(&o, replacement, 3);
             i++;
             continue;

@@ -80,7 +80,4 @@ size_t qlm_tok_detok_push(const struct qlm_tok *t, struct qlm_detok *d, int32_t 
  * cap >= 3).  d is ready for a new stream afterwards. */
 size_t qlm_tok_detok_flush(struct qlm_detok *d, char *out, size_t cap);
 
-/* Length of the longest valid UTF-8 prefix of s (== len iff s is valid). */
-size_t qlm_utf8_valid_prefix(const uint8_t *s, size_t len);
-
 #endif
