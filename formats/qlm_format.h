@@ -43,7 +43,9 @@
  *   n_merges x { u32 left_id, u32 right_id, u32 result_id } in rank order.
  *   Tokens are raw bytes (the byte-level "Ġ" alphabet already undone).
  *
- * DIRECTORY: n_tensors fixed 80-byte entries, then a string table:
+ * DIRECTORY: n_tensors fixed 80-byte entries, then a string table that is
+ * the names back to back in entry order (entry i's name_offset is where entry
+ * i-1's name ends; the last one ends the section; no other bytes):
  *   0   u32 name_offset (into the string table)   4  u16 name_len
  *   6   u8 dtype (enum qlm_dtype)                  7  u8 n_dims (1..4)
  *   8   u64 dims[4] (row-major, outermost first, unused = 0; a matrix is

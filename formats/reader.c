@@ -176,16 +176,27 @@ static enum qlm_err parse_dir(struct qlm_file *f, const uint8_t *p, uint64_t siz
                     nm, n, (unsigned long long)size);
     const uint8_t *strtab = p + fixed;
     uint64_t strtab_size = size - fixed;
-    /* names may share string-table bytes: size their copies first */
-    uint64_t names_size = 1;
+    /* the names lie back to back in entry order and fill the string table:
+     * no byte of the section is left without a meaning */
+    uint64_t at = 0;
     for (uint32_t i = 0; i < n; i++) {
         const uint8_t *e = p + (uint64_t)i * QLM_DIR_ENTRY_SIZE;
         uint32_t no = qlm_fmt_rd32(e);
         uint16_t nl = qlm_fmt_rd16(e + 4);
-        if (nl == 0 || !inside(no, nl, 0, strtab_size))
-            return FAIL(QLM_E_RANGE, "%s: tensor %u: name outside the string table", nm, i);
-        names_size += (uint64_t)nl + 1;
+        if (nl == 0)
+            return FAIL(QLM_E_FORMAT, "%s: tensor %u: empty name", nm, i);
+        if (!inside(no, nl, 0, strtab_size))
+            return FAIL(QLM_E_RANGE, "%s: tensor %u: name [%u, +%u) outside the %llu-byte "
+                        "string table", nm, i, no, nl, (unsigned long long)strtab_size);
+        if (no != at)
+            return FAIL(QLM_E_FORMAT, "%s: tensor %u: name at string-table offset %u, not %llu "
+                        "where the names before it end", nm, i, no, (unsigned long long)at);
+        at += nl;
     }
+    if (at != strtab_size)
+        return FAIL(QLM_E_FORMAT, "%s: the tensor names cover %llu of the string table's %llu "
+                    "bytes", nm, (unsigned long long)at, (unsigned long long)strtab_size);
+    uint64_t names_size = strtab_size + n + 1; /* each name NUL-terminated */
     struct fpriv *fp = f->priv_;
     f->tensors = calloc(n ? n : 1, sizeof *f->tensors);
     if (names_size > SIZE_MAX || !f->tensors || !(fp->names = malloc((size_t)names_size)))

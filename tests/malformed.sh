@@ -310,7 +310,7 @@ deep d-meta-count 'metadata count' "$meta_offset" 4 4294967295
 deep d-meta-keylen 'metadata entry|truncated' $((meta_offset + 4)) 2 65535
 kl=$("$CRAFT" get "$Q" $((meta_offset + 4)) 2)
 deep d-meta-type 'unknown type' $((meta_offset + 6 + kl)) 1 9
-deep d-name-offset 'name outside' "$E0" 4 4000000000
+deep d-name-offset 'name \[4000000000, \+[0-9]+\) outside the [0-9]+-byte string table' "$E0" 4 4000000000
 deep d-dtype 'unknown dtype' $((E0 + 6)) 1 99
 deep d-ndims 'dims' $((E0 + 7)) 1 0
 deep d-dims-overflow 'overflow|does not fit' $((E0 + 8)) 8 4611686018427387904
