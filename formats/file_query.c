@@ -92,15 +92,26 @@ enum qlm_err qlm_file_tokdata(const struct qlm_file *f, struct qlm_tokdata *t,
                              f->path, (unsigned long long)f->tok_size,
                              (unsigned long long)f->tok_raw_size);
     uLongf n = (uLongf)f->tok_raw_size;
+    uLong used = (uLong)f->tok_size;
     uint8_t *raw = malloc((size_t)n);
     if (!raw)
         return qlm_error_set(err, QLM_E_NOMEM, "%s: out of memory", f->path);
-    int zr = uncompress(raw, &n, f->tok_zdata, (uLong)f->tok_size);
+    /* the stream fills the section exactly and inflates to exactly
+     * tok_raw_size bytes: no byte of the section goes unread */
+    int zr = uncompress2(raw, &n, f->tok_zdata, &used);
     if (zr != Z_OK || n != f->tok_raw_size) {
+        const char *why = zr == Z_OK ? "it holds fewer" : zr == Z_BUF_ERROR ? "it holds more"
+                                                                           : zError(zr);
         free(raw);
         return qlm_error_set(err, QLM_E_FORMAT, "%s: tokenizer section does not inflate to "
                              "%llu bytes (%s)", f->path, (unsigned long long)f->tok_raw_size,
-                             zr == Z_OK ? "size differs" : zError(zr));
+                             why);
+    }
+    if (used != f->tok_size) {
+        free(raw);
+        return qlm_error_set(err, QLM_E_FORMAT, "%s: the tokenizer's zlib stream ends at byte "
+                             "%llu of its %llu-byte section", f->path, (unsigned long long)used,
+                             (unsigned long long)f->tok_size);
     }
     /* The inflated buffer is handed over: no second copy of 3.6 MB at load. */
     return qlm_tokdata_parse_owned(raw, (size_t)n, f->path, t, err);
