@@ -245,10 +245,16 @@ static enum qlm_err parse_dir(struct qlm_file *f, const uint8_t *p, uint64_t siz
         if (!qlm_dtype_is_quant(t->dtype) && t->group != 0)
             return FAIL(QLM_E_FORMAT, "%s: tensor '%s': group %u on a %s tensor", nm, t->name,
                         t->group, qlm_dtype_name(t->dtype));
-        uint64_t want;
-        if (!qlm_tensor_bytes(t->dtype, rows, t->dims[nd - 1], t->group, &want))
-            return FAIL(QLM_E_RANGE, "%s: tensor '%s': shape does not fit %s group %u", nm,
-                        t->name, qlm_dtype_name(t->dtype), t->group);
+        uint64_t want, cols = t->dims[nd - 1];
+        const struct qlm_type_traits *tr = qlm_type_traits(t->dtype);
+        if (tr->group_multiple &&
+            (t->group == 0 || t->group % tr->group_multiple || cols % t->group))
+            return FAIL(QLM_E_FORMAT, "%s: tensor '%s': shape does not fit %s group %u (%llu "
+                        "columns)", nm, t->name, tr->name, t->group, (unsigned long long)cols);
+        if (!qlm_tensor_bytes(t->dtype, rows, cols, t->group, &want))
+            return FAIL(QLM_E_RANGE, "%s: tensor '%s': %llu x %llu %s: byte size overflows",
+                        nm, t->name, (unsigned long long)rows, (unsigned long long)cols,
+                        tr->name);
         if (want != t->size)
             return FAIL(QLM_E_FORMAT, "%s: tensor '%s': size %llu, its shape needs %llu", nm,
                         t->name, (unsigned long long)t->size, (unsigned long long)want);

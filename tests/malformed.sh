@@ -313,7 +313,7 @@ deep d-meta-type 'unknown type' $((meta_offset + 6 + kl)) 1 9
 deep d-name-offset 'name \[4000000000, \+[0-9]+\) outside the [0-9]+-byte string table' "$E0" 4 4000000000
 deep d-dtype 'unknown dtype' $((E0 + 6)) 1 99
 deep d-ndims 'dims' $((E0 + 7)) 1 0
-deep d-dims-overflow 'overflow|does not fit' $((E0 + 8)) 8 4611686018427387904
+deep d-dims-overflow '4611686018427387904 x [0-9]+ q8: byte size overflows' $((E0 + 8)) 8 4611686018427387904
 deep d-layout 'layout 7, a q8 tensor has 8' $((E0 + 44)) 4 7
 deep d-layout-1x 'layout 0, a q8 tensor has 8' $((E0 + 44)) 4 0
 deep d-layout-float 'layout 8, a f32 tensor has 0' $((E1 + 44)) 4 8
