@@ -18,6 +18,9 @@
 
 #define ST_MAX_HEADER (100u * 1000u * 1000u)
 #define ST_MAX_DIMS 8
+/* Every shard stays mapped while it is read: far past the few hundred of the
+ * largest checkpoints, and below Linux's default of 65530 mappings. */
+#define ST_MAX_SHARDS 16384
 #define INDEX_NAME "model.safetensors.index.json"
 #define SINGLE_NAME "model.safetensors"
 
@@ -29,6 +32,7 @@ struct shard_map {
 struct st_priv {
     struct shard_map *maps;
     size_t cap_tensors;
+    size_t name_at;       /* index: where the file name starts in a shard path */
 };
 
 static const struct { const char *name; unsigned size; enum qlm_st_dtype dt; } st_types[] = {
@@ -197,10 +201,19 @@ static enum qlm_err open_shard(struct qlm_st_model *m, int si, struct qlm_error 
     }
     size_t n = json_object_size(root), first = m->n_tensors;
     struct span *spans = calloc(n ? n : 1, sizeof *spans);
-    struct qlm_st_tensor *nt = realloc(m->tensors, (first + n + 1) * sizeof *nt);
-    if (nt)
-        m->tensors = nt;
-    if (!spans || !nt) {
+    /* grown geometrically (linear in the tensors of all shards together),
+     * and allocated even for a shard of no tensors */
+    bool grown = first + n < p->cap_tensors;
+    if (!grown) {
+        size_t cap = p->cap_tensors > n ? 2 * p->cap_tensors : first + n + 16;
+        struct qlm_st_tensor *nt = realloc(m->tensors, cap * sizeof *nt);
+        if (nt) {
+            m->tensors = nt;
+            p->cap_tensors = cap;
+            grown = true;
+        }
+    }
+    if (!spans || !grown) {
         free(spans);
         json_decref(root);
         return qlm_error_set(err, QLM_E_NOMEM, "%s: out of memory", file);
@@ -287,11 +300,14 @@ static bool ends_with(const char *s, const char *suffix)
     return a >= b && strcmp(s + a - b, suffix) == 0;
 }
 
-/* The shard list of an index file: unique filenames of its weight_map,
- * each a plain name in the index's directory. */
+/* The shard list of an index file: the distinct file names of its
+ * weight_map in order of first appearance, each a plain name in the index's
+ * directory (shard i's name is m->shard_paths[i] + p->name_at).  Linear in
+ * the entries: names already seen are found in a hash table. */
 static enum qlm_err read_index(struct qlm_st_model *m, const char *index, json_t **wm_out,
                                struct qlm_error *err)
 {
+    struct st_priv *p = m->priv_;
     char *text;
     size_t len;
     QLM_TRY(qlm_input_read(index, ST_MAX_HEADER, &text, &len, err));
@@ -305,20 +321,15 @@ static enum qlm_err read_index(struct qlm_st_model *m, const char *index, json_t
         json_decref(root);
         return qlm_error_set(err, QLM_E_FORMAT, "%s: no \"weight_map\" object", index);
     }
-    char *dir = strdup(index);
-    if (!dir) {
-        json_decref(root);
-        return qlm_error_set(err, QLM_E_NOMEM, "%s: out of memory", index);
-    }
-    char *slash = strrchr(dir, '/');
-    if (slash)
-        *slash = 0;
-    else
-        strcpy(dir, ".");
-    enum qlm_err rc = QLM_OK;
+    const char *slash = strrchr(index, '/');
+    char *dir = slash ? strndup(index, (size_t)(slash - index)) : strdup(".");
+    json_t *seen = json_object();
     m->shard_paths = calloc(json_object_size(wm), sizeof *m->shard_paths);
-    if (!m->shard_paths)
+    enum qlm_err rc = QLM_OK;
+    if (!dir || !seen || !m->shard_paths)
         rc = qlm_error_set(err, QLM_E_NOMEM, "%s: out of memory", index);
+    else
+        p->name_at = strlen(dir) + 1;
     const char *key;
     json_t *v;
     json_object_foreach(wm, key, v) {
@@ -330,21 +341,24 @@ static enum qlm_err read_index(struct qlm_st_model *m, const char *index, json_t
                                "%s: weight_map['%s'] is not a shard file name", index, key);
             break;
         }
+        if (json_object_get(seen, fn))
+            continue;
+        if (m->n_shards == ST_MAX_SHARDS) {
+            rc = qlm_error_set(err, QLM_E_RANGE,
+                               "%s: weight_map names more than %d shard files", index,
+                               ST_MAX_SHARDS);
+            break;
+        }
         char *path = join(dir, fn);
-        if (!path) {
+        if (!path || json_object_set_new(seen, fn, json_true()) != 0) {
+            free(path);
             rc = qlm_error_set(err, QLM_E_NOMEM, "%s: out of memory", index);
             break;
         }
-        int i;
-        for (i = 0; i < m->n_shards; i++)
-            if (strcmp(m->shard_paths[i], path) == 0)
-                break;
-        if (i < m->n_shards)
-            free(path);
-        else
-            m->shard_paths[m->n_shards++] = path;
+        m->shard_paths[m->n_shards++] = path;
     }
     free(dir);
+    json_decref(seen);
     if (rc) {
         json_decref(root);
         return rc;
@@ -425,7 +439,7 @@ enum qlm_err qlm_st_open(struct qlm_st_model **out, const char *path, struct qlm
         json_t *v;
         json_object_foreach(wm, key, v) {
             const struct qlm_st_tensor *t = qlm_st_find(m, key);
-            if (!t || !ends_with(m->shard_paths[t->shard], json_string_value(v))) {
+            if (!t || strcmp(m->shard_paths[t->shard] + p->name_at, json_string_value(v)) != 0) {
                 rc = qlm_error_set(err, QLM_E_FORMAT, "%s: weight_map tensor '%s' is not in %s",
                                    index, key, json_string_value(v));
                 break;

@@ -317,6 +317,76 @@ START_TEST(not_regular_refused)
 }
 END_TEST
 
+/* Shard names are compared whole: "1.safetensors" (an empty shard) does not
+ * hold what "s1.safetensors" holds. */
+START_TEST(shard_names_exact)
+{
+    write_st(tpath("s1.safetensors"), shard1, USE_LEN, 12, 0);
+    write_st(tpath("1.safetensors"), "{}", USE_LEN, 0, 0);
+    put_index("{\"weight_map\":{\"a\":\"s1.safetensors\",\"b\":\"1.safetensors\"}}");
+    struct qlm_st_model *m = NULL;
+    struct qlm_error err = {0};
+    ck_assert_int_eq(qlm_st_open(&m, tmpdir, &err), QLM_E_FORMAT);
+    ck_assert_msg(strstr(err.msg, "index.json: weight_map tensor 'b' is not in 1.safetensors"),
+                  "%s", err.msg);
+}
+END_TEST
+
+/* A real large model: 200 shards (Qwen3-235B has 118) of two tensors each,
+ * named in the index in a shuffled order. */
+START_TEST(many_shards)
+{
+    enum { N = 200 };
+    char *ix = malloc(N * 2 * 64 + 64);
+    size_t at = (size_t)sprintf(ix, "{\"weight_map\":{");
+    for (int k = 0; k < 2 * N; k++) {
+        int i = (k * 37) % (2 * N) / 2, t = (k * 37) % 2; /* 37 is prime to 2N */
+        at += (size_t)sprintf(ix + at, "%s\"w%d.%d\":\"m-%05d-of-%05d.safetensors\"",
+                              k ? "," : "", i, t, i + 1, N);
+    }
+    strcpy(ix + at, "}}");
+    put_index(ix);
+    free(ix);
+    for (int i = 0; i < N; i++) {
+        char name[64], json[256];
+        snprintf(name, sizeof name, "m-%05d-of-%05d.safetensors", i + 1, N);
+        snprintf(json, sizeof json, "{\"w%d.0\":{\"dtype\":\"F32\",\"shape\":[1],"
+                 "\"data_offsets\":[0,4]},\"w%d.1\":{\"dtype\":\"BF16\",\"shape\":[2],"
+                 "\"data_offsets\":[4,8]}}", i, i);
+        write_st(tpath(name), json, USE_LEN, 8, 0);
+    }
+    struct qlm_st_model *m;
+    struct qlm_error err = {0};
+    ck_assert_msg(qlm_st_open(&m, tmpdir, &err) == QLM_OK, "%s", err.msg);
+    ck_assert_int_eq(m->n_shards, N);
+    ck_assert_uint_eq(m->n_tensors, 2 * N);
+    const struct qlm_st_tensor *t = qlm_st_find(m, "w123.1");
+    ck_assert_ptr_nonnull(t);
+    ck_assert_ptr_nonnull(strstr(m->shard_paths[t->shard], "m-00124-of-00200.safetensors"));
+    qlm_st_close(m);
+}
+END_TEST
+
+/* More distinct shard names than can be mapped at once: refused by count,
+ * before any shard is opened. */
+START_TEST(too_many_shards)
+{
+    enum { N = 16385 };
+    char *ix = malloc(N * 48 + 64);
+    size_t at = (size_t)sprintf(ix, "{\"weight_map\":{");
+    for (int i = 0; i < N; i++)
+        at += (size_t)sprintf(ix + at, "%s\"w%d\":\"s%d.safetensors\"", i ? "," : "", i, i);
+    strcpy(ix + at, "}}");
+    put_index(ix);
+    free(ix);
+    struct qlm_st_model *m = NULL;
+    struct qlm_error err = {0};
+    ck_assert_int_eq(qlm_st_open(&m, tmpdir, &err), QLM_E_RANGE);
+    ck_assert_msg(strstr(err.msg, "index.json: weight_map names more than 16384 shard files"),
+                  "%s", err.msg);
+}
+END_TEST
+
 static Suite *st_suite(void)
 {
     Suite *s = suite_create("safetensors");
@@ -326,12 +396,15 @@ static Suite *st_suite(void)
     tcase_add_loop_test(c, bad_index_refused, 0, (int)(sizeof bad_index / sizeof bad_index[0]));
     tcase_add_test(c, missing_model);
     tcase_add_loop_test(c, not_regular_refused, 0, 6);
+    tcase_add_test(c, too_many_shards);
+    tcase_add_test(c, shard_names_exact);
     suite_add_tcase(s, c);
     c = tcase_create("valid");
     tcase_add_checked_fixture(c, setup, teardown);
     tcase_add_test(c, valid_single);
     tcase_add_test(c, valid_empty);
     tcase_add_test(c, valid_sharded);
+    tcase_add_test(c, many_shards);
     suite_add_tcase(s, c);
     return s;
 }
