@@ -87,6 +87,9 @@ static enum qlm_err read_plain(const char *path, char **out, size_t *len, struct
     return qlm_input_read(path, MAX_JSON_BYTES, out, len, err);
 }
 
+/* tokenizer.json.gz: every member inflated, and a stream that stops short
+ * (a truncated download) refused as such rather than left to the JSON
+ * parser. */
 static enum qlm_err read_gz(const char *path, char **out, size_t *len, struct qlm_error *err)
 {
     int fd;
@@ -98,33 +101,38 @@ static enum qlm_err read_gz(const char *path, char **out, size_t *len, struct ql
         return qlm_error_set(err, QLM_E_NOMEM, "%s: out of memory", path);
     }
     struct buf b = {0};
+    enum qlm_err rc = QLM_OK;
     for (;;) {
         if (!buf_reserve(&b, 1 << 16)) {
-            gzclose(g);
-            free(b.p);
-            return qlm_error_set(err, QLM_E_NOMEM, "%s: out of memory", path);
+            rc = qlm_error_set(err, QLM_E_NOMEM, "%s: out of memory", path);
+            break;
         }
-        int got = gzread(g, b.p + b.len, (unsigned)(b.cap - b.len > (1u << 30)
-                                                         ? (1u << 30) : b.cap - b.len));
-        if (got < 0) {
-            int zerr;
-            const char *msg = gzerror(g, &zerr);
-            qlm_error_set(err, QLM_E_FORMAT, "%s: corrupt gzip data (%s)", path, msg);
-            gzclose(g);
-            free(b.p);
-            return QLM_E_FORMAT;
+        size_t room = b.cap - b.len;
+        int got = gzread(g, b.p + b.len, (unsigned)(room > (1u << 30) ? (1u << 30) : room));
+        int zerr = Z_OK;
+        const char *msg = got <= 0 ? gzerror(g, &zerr) : NULL;
+        if (got < 0 || zerr == Z_BUF_ERROR) {
+            const char *colon = msg[0] == '<' ? strstr(msg, ": ") : NULL; /* "<fd:3>: " */
+            msg = colon ? colon + 2 : msg;
+            rc = qlm_error_set(err, QLM_E_FORMAT, zerr == Z_BUF_ERROR
+                               ? "%s: truncated gzip stream (%s)" : "%s: corrupt gzip data (%s)",
+                               path, msg);
+            break;
         }
         b.len += (size_t)got;
         if (b.len > MAX_JSON_BYTES) {
-            gzclose(g);
-            free(b.p);
-            return qlm_error_set(err, QLM_E_RANGE, "%s: inflates to more than %u bytes", path,
-                                 MAX_JSON_BYTES);
+            rc = qlm_error_set(err, QLM_E_RANGE, "%s: inflates to more than %u bytes", path,
+                               MAX_JSON_BYTES);
+            break;
         }
         if (got == 0)
             break;
     }
     gzclose(g);
+    if (rc != QLM_OK) {
+        free(b.p);
+        return rc;
+    }
     *out = (char *)b.p;
     *len = b.len;
     return QLM_OK;
