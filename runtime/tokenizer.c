@@ -298,7 +298,8 @@ static enum qlm_err build_tables(struct qlm_tok *t, struct qlm_error *err)
 
     /* the pre-split regex, compiled as the converter checked it */
     QLM_TRY(qlm_schema_regex(d->regex, nm, &t->re, err));
-    pcre2_jit_compile(t->re, PCRE2_JIT_COMPLETE); /* falls back to the interpreter */
+    /* both modes split_text uses; either falls back to the interpreter */
+    pcre2_jit_compile(t->re, PCRE2_JIT_COMPLETE | PCRE2_JIT_PARTIAL_HARD);
     return QLM_OK;
 }
 
@@ -493,24 +494,56 @@ static enum qlm_err bpe_piece(struct enc *e, const uint8_t *p, size_t n)
     return QLM_OK;
 }
 
-/* Pre-split normalized text with the regex (Isolated: gaps are pieces too). */
+/* One pcre2_match of s[0, end) from at; the interpreter when the JIT runs
+ * out of stack. */
+static int match(const struct enc *e, const uint8_t *s, size_t end, size_t at, uint32_t opts)
+{
+    int rc = pcre2_match(e->t->re, s, end, at, opts, e->md, NULL);
+    if (rc == PCRE2_ERROR_JIT_STACKLIMIT)
+        rc = pcre2_match(e->t->re, s, end, at, opts | PCRE2_NO_JIT, e->md, NULL);
+    return rc;
+}
+
+/* Pre-split normalized text with the regex (Isolated: gaps are pieces too).
+ *
+ * The regex sees at most QLM_TOK_SPLIT_WINDOW bytes from where it starts, with
+ * PCRE2_PARTIAL_HARD: a match found, or no match, without reaching the
+ * window's end is exactly what the whole text gives (PCRE2 reports a partial
+ * match as soon as a character past the end could change the result), so
+ * text whose pieces are shorter than the window splits exactly as with no
+ * window.  Only a piece that needs more than a window (a run of 10 MiB of
+ * spaces or letters is one match) is cut at the window's end: the cost of
+ * one match, and the memory of BPE on a piece, stay bounded, and such text
+ * tokenizes instead of running into PCRE2's match limit. */
 static enum qlm_err split_text(struct enc *e, const uint8_t *s, size_t n)
 {
     const struct qlm_tok *t = e->t;
     size_t gap = 0, at = 0;
     while (at < n) {
-        int rc = pcre2_match(t->re, s, n, at, PCRE2_NO_UTF_CHECK, e->md, NULL);
-        if (rc == PCRE2_ERROR_JIT_STACKLIMIT)
-            rc = pcre2_match(t->re, s, n, at, PCRE2_NO_UTF_CHECK | PCRE2_NO_JIT, e->md, NULL);
-        if (rc == PCRE2_ERROR_NOMATCH)
+        size_t end = n;
+        if (n - at > QLM_TOK_SPLIT_WINDOW)
+            for (end = at + QLM_TOK_SPLIT_WINDOW; (s[end] & 0xC0) == 0x80; end--)
+                ; /* a character boundary (at is one, QLM_TOK_SPLIT_WINDOW > 4) */
+        int rc = match(e, s, end, at, PCRE2_NO_UTF_CHECK | (end < n ? PCRE2_PARTIAL_HARD : 0));
+        PCRE2_SIZE *ov = pcre2_get_ovector_pointer(e->md);
+        if (rc == PCRE2_ERROR_PARTIAL && ov[0] > at) {
+            at = ov[0]; /* no match starts before the partial one: look from there */
+            continue;
+        }
+        if (rc == PCRE2_ERROR_PARTIAL) /* one piece longer than the window: cut it */
+            rc = match(e, s, end, at, PCRE2_NO_UTF_CHECK);
+        if (rc == PCRE2_ERROR_NOMATCH && end == n)
             break;
+        if (rc == PCRE2_ERROR_NOMATCH) {
+            at = end; /* no match starts in [at, end): the gap goes on */
+            continue;
+        }
         if (rc < 0) {
             PCRE2_UCHAR msg[160];
             pcre2_get_error_message(rc, msg, sizeof msg);
             return qlm_error_set(e->err, QLM_E_RANGE, "%s: tokenizer regex failed: %s",
                                  t->name, (const char *)msg);
         }
-        PCRE2_SIZE *ov = pcre2_get_ovector_pointer(e->md);
         size_t ms = ov[0], me = ov[1];
         if (me <= ms) {
             /* empty match: skip one character, it stays in the gap */

@@ -10,7 +10,12 @@
  *      then longest; the pieces between them go through steps 3-5;
  *   3. NFC (utf8proc) when QLM_TOKF_NFC;
  *   4. the pre-split regex (PCRE2, UTF + UCP, JIT when available) cuts the
- *      text into pieces; text between matches is a piece too ("Isolated");
+ *      text into pieces; text between matches is a piece too ("Isolated").
+ *      The regex looks at most QLM_TOK_SPLIT_WINDOW bytes ahead: pieces
+ *      shorter than that are exactly the regex's; a longer one (a run of
+ *      megabytes of spaces) is cut at the last character boundary within
+ *      QLM_TOK_SPLIT_WINDOW bytes of its start and matching goes on from
+ *      there, so any valid text tokenizes in bounded memory;
  *   5. each piece starts as one token per byte, then the adjacent pair of
  *      lowest merge rank is merged (leftmost among equals) until none applies.
  * parse_special decides only about SPECIAL added tokens (<|im_start|>,
@@ -34,6 +39,8 @@
 #include "qlm.h"
 
 struct qlm_tok;
+
+#define QLM_TOK_SPLIT_WINDOW ((size_t)256 << 10) /* bytes the split regex sees */
 
 /* Builds the tokenizer; data's contents are taken over in every case (on
  * failure too: *data is left zeroed, its memory freed).  name (e.g. the .qlm

@@ -469,6 +469,96 @@ START_TEST(qwen_full_texts)
 }
 END_TEST
 
+/* unit repeated to at most bytes bytes (whole units), then tail */
+static char *repeat(const char *unit, size_t bytes, const char *tail, size_t *len)
+{
+    size_t u = strlen(unit), k = bytes / u, tl = strlen(tail);
+    char *s = malloc(k * u + tl + 1);
+    ck_assert_ptr_nonnull(s);
+    for (size_t i = 0; i < k; i++)
+        memcpy(s + i * u, unit, u);
+    memcpy(s + k * u, tail, tl + 1);
+    *len = k * u + tl;
+    return s;
+}
+
+static int32_t *encode_ok(const char *text, size_t len, size_t *n)
+{
+    int32_t *ids;
+    struct qlm_error err = {0};
+    ck_assert_msg(qlm_tok_encode(qwen, text, len, false, &ids, n, &err) == QLM_OK, "%s",
+                  err.msg);
+    return ids;
+}
+
+/* Long runs of one kind of character tokenize, and decode back to the text:
+ * 10 MiB of spaces exceeded PCRE2's match limit; the others are 1 MiB, four
+ * windows. */
+static const struct { const char *unit; size_t bytes; } long_runs[] = {
+    {" ", 10u << 20}, {"\n", 1u << 20}, {"a", 1u << 20}, {"7", 1u << 20},
+    {"\xe4\xb8\xad", 1u << 20}, {"\t ", 1u << 20}, {" \n", 1u << 20}, {"!", 1u << 20},
+    {"\r\n", 1u << 20}, {"ab 12 \xe4\xb8\xad\xe6\x96\x87!?\n\n  ", 1u << 20},
+};
+
+START_TEST(qwen_long_runs)
+{
+    ck_assert_ptr_nonnull(qwen);
+    size_t len, n, dl;
+    char *text = repeat(long_runs[_i].unit, long_runs[_i].bytes, "", &len);
+    int32_t *ids = encode_ok(text, len, &n);
+    char *back = detok_all(qwen, ids, n, &dl);
+    ck_assert_msg(dl == len && memcmp(back, text, len) == 0, "run %d does not decode back", _i);
+    free(back);
+    free(ids);
+    free(text);
+}
+END_TEST
+
+/* The window changes nothing for pieces shorter than it: a text whose first
+ * pieces end just before the window's end starts with the ids it has alone
+ * (matched with no window at all).  A longer piece is cut at the window's
+ * end, at a character boundary: its ids are those of the two parts. */
+START_TEST(qwen_split_window)
+{
+    ck_assert_ptr_nonnull(qwen);
+    const size_t W = QLM_TOK_SPLIT_WINDOW;
+    static const char *const units[] = {" ", "\n", "a", "7", "\xe4\xb8\xad", "!", " \n"};
+    size_t fl;
+    char *filler = repeat("Hello world. ", W, "", &fl);
+    for (size_t u = 0; u < sizeof units / sizeof units[0]; u++) {
+        size_t hl, na, nb;
+        char *head = repeat(units[u], W - 64, "x.\n", &hl); /* ".\n" ends a piece */
+        int32_t *alone = encode_ok(head, hl, &na);
+        char *both = malloc(hl + fl);
+        memcpy(both, head, hl);
+        memcpy(both + hl, filler, fl);
+        int32_t *ids = encode_ok(both, hl + fl, &nb);
+        ck_assert_msg(nb > na && memcmp(ids, alone, na * sizeof *ids) == 0,
+                      "unit %zu: the window changed the first pieces", u);
+        free(ids);
+        free(both);
+        free(alone);
+        free(head);
+    }
+    free(filler);
+    static const char *const long_units[] = {" ", "a", "\xe4\xb8\xad"};
+    for (size_t u = 0; u < sizeof long_units / sizeof long_units[0]; u++) {
+        size_t len, n1, n2, nw, ul = strlen(long_units[u]);
+        char *text = repeat(long_units[u], W + 5000, "", &len);
+        size_t cut = W / ul * ul; /* the last boundary in the window */
+        int32_t *ids = encode_ok(text, len, &nw);
+        int32_t *a = encode_ok(text, cut, &n1), *b = encode_ok(text + cut, len - cut, &n2);
+        ck_assert_msg(nw == n1 + n2 && memcmp(ids, a, n1 * sizeof *ids) == 0 &&
+                      memcmp(ids + n1, b, n2 * sizeof *ids) == 0,
+                      "unit %zu: not cut at byte %zu", u, cut);
+        free(a);
+        free(b);
+        free(ids);
+        free(text);
+    }
+}
+END_TEST
+
 START_TEST(qwen_invalid_utf8)
 {
     ck_assert_ptr_nonnull(qwen);
@@ -929,6 +1019,8 @@ static Suite *tokenizer_suite(void)
     tcase_add_test(q, qwen_parse_special);
     tcase_add_test(q, qwen_full_texts);
     tcase_add_test(q, qwen_invalid_utf8);
+    tcase_add_loop_test(q, qwen_long_runs, 0, (int)(sizeof long_runs / sizeof long_runs[0]));
+    tcase_add_test(q, qwen_split_window);
     tcase_add_test(q, qwen_detok_bytes);
     tcase_add_test(q, qwen_detok_stream);
     suite_add_tcase(s, q);
