@@ -15,7 +15,7 @@ secs=${1:-20}
 case $secs in '' | *[!0-9]*) echo "fuzz.sh: SECONDS must be a whole number, not '$secs'" >&2; exit 2 ;; esac
 top=$(cd "$(dirname "$0")/.." && pwd)
 bld=${QLM_FUZZ_BUILD:-$top/build-fuzz}
-harnesses=${QLM_FUZZ_ONLY:-fuzz_safetensors fuzz_config fuzz_hf_tokenizer fuzz_qlm fuzz_tokenize fuzz_imat fuzz_gguf}
+harnesses=${QLM_FUZZ_ONLY:-fuzz_safetensors fuzz_st_index fuzz_config fuzz_hf_tokenizer fuzz_tok_config fuzz_qlm fuzz_tokenize fuzz_imat fuzz_gguf}
 jobs=$(nproc 2>/dev/null || echo 2)
 san="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
 
@@ -43,7 +43,7 @@ for h in $harnesses; do
     # inputs of the tokenizer importer are kept small (a big JSON is slow, not
     # interesting); .qlm, safetensors and GGUF seeds are up to ~40 KB.
     case $h in
-        fuzz_hf_tokenizer | fuzz_config) maxlen=16384 ;;
+        fuzz_hf_tokenizer | fuzz_config | fuzz_tok_config | fuzz_st_index) maxlen=16384 ;;
         fuzz_tokenize) maxlen=4096 ;;
         *) maxlen=65536 ;;
     esac

@@ -129,9 +129,18 @@ put("fuzz_safetensors", "hole", st(one)[:-2])
 put("fuzz_safetensors", "padded-header", struct.pack("<Q", 72) + b'{"x":{"dtype":"BF16","shape":[2],'
     b'"data_offsets":[0,4]}}' + b" " * 24 + b"\1\2\3\4")
 put("fuzz_safetensors", "micro-model", st(micro_tensors()))
-# an index over the two shards fuzz_safetensors writes at start-up
-put("fuzz_safetensors", "index", json.dumps({"metadata": {"total_size": 18}, "weight_map": {
-    "x": "a.safetensors", "y": "a.safetensors", "z": "b.safetensors"}}))
+
+# ---- fuzz_st_index ----------------------------------------------------------
+# indexes over the shards fuzz_st_index writes at start-up: a.safetensors
+# (x, y), b.safetensors (z), ab.safetensors (w)
+wmap = {"x": "a.safetensors", "y": "a.safetensors", "z": "b.safetensors"}
+put("fuzz_st_index", "index", json.dumps({"metadata": {"total_size": 18}, "weight_map": wmap}))
+put("fuzz_st_index", "three-shards", json.dumps({"weight_map": dict(wmap, w="ab.safetensors")},
+                                                 indent=2))
+put("fuzz_st_index", "suffix-name", json.dumps({"weight_map": dict(wmap, w="b.safetensors")}))
+put("fuzz_st_index", "tensor-missing", json.dumps({"weight_map": {"x": "a.safetensors"}}))
+put("fuzz_st_index", "path-name", json.dumps({"weight_map": {"x": "../a.safetensors"}}))
+put("fuzz_st_index", "no-weight-map", json.dumps({"metadata": {}}))
 
 # ---- fuzz_config ------------------------------------------------------------
 put("fuzz_config", "micro", json.dumps(config, indent=1))
@@ -160,6 +169,16 @@ put("fuzz_hf_tokenizer", "split-regex-string-merges", json.dumps(split, ensure_a
 bad = json.loads(tok_json)
 bad["model"]["merges"].append(["zz", "q"])
 put("fuzz_hf_tokenizer", "bad-merge", json.dumps(bad, ensure_ascii=False))
+
+# ---- fuzz_tok_config (beside the micro tokenizer.json) -----------------------
+put("fuzz_tok_config", "micro", tok_config)
+put("fuzz_tok_config", "add-bos", json.dumps({"add_bos_token": True, "bos_token": "<|endoftext|>",
+                                              "eos_token": {"content": "<|im_end|>"}}))
+put("fuzz_tok_config", "template-list", json.dumps({"eos_token": None, "chat_template": [
+    {"name": "tool_use", "template": "{{ tools }}"},
+    {"name": "default", "template": "{{ messages }}"}]}))
+put("fuzz_tok_config", "unknown-token", json.dumps({"eos_token": "<|nope|>"}))
+put("fuzz_tok_config", "empty", "{}")
 
 # ---- fuzz_qlm (and the QTOK seed) -------------------------------------------
 tmp = tempfile.mkdtemp()
