@@ -3,7 +3,8 @@
 # case makes ONE defect in a copy of a good input (a model directory built
 # from models/tiny, or tests/fixtures/tiny-q8.qlm) and runs the program on it.
 # Every case must: exit with a status in 1..127 (never a signal, so an ASan
-# report or a crash fails it), print exactly one line on stderr, "PROG: ...",
+# report or a crash fails it) within a minute (a hang fails it), print
+# exactly one line on stderr, "PROG: ...",
 # naming the bad file and matching the case's expected problem (grep -Ei), and
 # leave no output file and no temp file (qlm-convert writes into an empty
 # folder that must stay empty).  The .imat cases (qlm-convert --imatrix) use
@@ -20,11 +21,13 @@ TINY=$(cd "$top_srcdir/models/tiny" && pwd)
 CONVERT=$top_builddir/qlm-convert
 INSPECT=$top_builddir/qlm-inspect
 RUN=$top_builddir/qlm-run
+PPL=$top_builddir/qlm-ppl
+BENCH=$top_builddir/qlm-bench
 CRAFT=$top_builddir/tests/fuzz/qlmcraft
 GGUFTOOL=$top_builddir/tests/gguftool
 IMATRIX=$top_builddir/qlm-imatrix
 Q=$FIX/tiny-q8.qlm
-for p in "$CONVERT" "$INSPECT" "$RUN" "$CRAFT" "$IMATRIX" "$GGUFTOOL"; do
+for p in "$CONVERT" "$INSPECT" "$RUN" "$PPL" "$BENCH" "$CRAFT" "$IMATRIX" "$GGUFTOOL"; do
     [ -x "$p" ] || { echo "malformed: $p is not built"; exit 99; }
 done
 for f in "$Q" "$FIX/tiny-f32.qlm"; do
@@ -34,6 +37,11 @@ T=$(mktemp -d "${TMPDIR:-/tmp}/qlm-malformed.XXXXXX") || exit 99
 trap 'rm -rf "$T"' EXIT
 mkdir "$T/out"
 fails=0 cases=0
+# A case that blocks (a FIFO opened for reading waits for a writer) must fail,
+# not hang the suite: each runs under timeout(1) where there is one.
+HANG_S=60
+HANG=
+if command -v timeout >/dev/null 2>&1; then HANG="timeout $HANG_S"; fi
 
 # bad ID FILE PROBLEM PROG ARGS...: see above.  For qlm-convert, -o goes in
 # $T/out, which must be empty afterwards.
@@ -43,14 +51,16 @@ bad() {
     cases=$((cases + 1))
     name=$(basename "$prog")
     if [ "$name" = qlm-convert ]; then
-        "$prog" "$@" -o "$T/out/$id.qlm" --threads 2 --quiet >"$T/stdout" 2>"$T/stderr" </dev/null
+        $HANG "$prog" "$@" -o "$T/out/$id.qlm" --threads 2 --quiet >"$T/stdout" 2>"$T/stderr" </dev/null
     else
-        "$prog" "$@" >"$T/stdout" 2>"$T/stderr" </dev/null
+        $HANG "$prog" "$@" >"$T/stdout" 2>"$T/stderr" </dev/null
     fi
     rc=$?
     line=$(head -n 1 "$T/stderr")
     nl=$(wc -l <"$T/stderr")
-    if [ "$rc" -eq 0 ] || [ "$rc" -ge 128 ]; then
+    if [ -n "$HANG" ] && [ "$rc" -eq 124 ]; then
+        echo "FAIL $id: still running after $HANG_S s (a hang)"
+    elif [ "$rc" -eq 0 ] || [ "$rc" -ge 128 ]; then
         echo "FAIL $id: exit status $rc (want 1..127)"
     elif [ "$nl" -ne 1 ]; then
         echo "FAIL $id: $nl lines on stderr (want 1)"
@@ -108,6 +118,49 @@ tok() {
     cmp -s "$d/tokenizer.json" "$TINY/tokenizer.json" && echo "malformed: $2 changed nothing" >&2
     echo "$d"
 }
+
+# ---- inputs that are not regular files -------------------------------------
+# odd ID FILE KIND: model ID whose FILE is a FIFO, a directory or a character
+# device (KIND fifo, dir, dev); its folder on stdout.  Each is refused at
+# once, naming what it is (open(2) on a FIFO would wait for a writer).
+odd() {
+    d=$(model "$1")
+    rm -f "$d/$2"
+    mk "$3" "$d/$2"
+    echo "$d"
+}
+mk() { # mk KIND PATH: a FIFO, a directory or a character device (/dev/null) at PATH
+    case $1 in
+        fifo) mkfifo "$2" ;;
+        dir) mkdir "$2" ;;
+        dev) ln -s /dev/null "$2" ;;
+    esac
+}
+what() { # what KIND: the refusal's words
+    case $1 in
+        fifo) echo 'is a FIFO, not a regular file' ;;
+        dir) echo 'is a directory, not a regular file' ;;
+        dev) echo 'is a character device, not a regular file' ;;
+    esac
+}
+for f in config.json model.safetensors tokenizer.json tokenizer_config.json chat_template.jinja; do
+    for k in fifo dir dev; do
+        d=$(odd "nr-$f-$k" "$f" "$k")
+        bad "nr-$f-$k" "$f" "$(what $k)" "$CONVERT" "$d"
+    done
+done
+for k in fifo dir dev; do # tokenizer.json.gz, read when there is no tokenizer.json
+    d=$(odd "nr-gz-$k" tokenizer.json.gz "$k") && rm "$d/tokenizer.json"
+    bad "nr-tokenizer.json.gz-$k" tokenizer.json.gz "$(what $k)" "$CONVERT" "$d"
+done
+# through a symbolic link: what counts is the file it names
+d=$(model nr-link) && mkfifo "$T/nr-link.fifo" && rm "$d/config.json" &&
+    ln -s "$T/nr-link.fifo" "$d/config.json"
+bad nr-link-to-fifo config.json "$(what fifo)" "$CONVERT" "$d"
+d=$(model nr-loop) && rm "$d/config.json" && ln -s config.json "$d/config.json"
+bad nr-symlink-loop config.json 'symbolic links' "$CONVERT" "$d"
+mkfifo "$T/nr-dir-fifo"
+bad nr-model-dir-fifo nr-dir-fifo 'not a directory|FIFO' "$CONVERT" "$T/nr-dir-fifo"
 
 # ---- safetensors ----------------------------------------------------------
 ST=model.safetensors
@@ -172,12 +225,51 @@ d=$(index ix-missing '{"weight_map": {"x": "a.safetensors", "y": "b.safetensors"
 bad ix-missing-shard 'b.safetensors' 'no such file' "$CONVERT" "$d"
 d=$(index ix-json '{"weight_map": {"x": "a.safetensors"')
 bad ix-bad-json $IX 'line|json|expected' "$CONVERT" "$d"
+d=$(index ix-empty '') && : >"$d/$IX"
+bad ix-empty-file $IX 'line|json|expected' "$CONVERT" "$d"
+d=$(index ix-array '[{"weight_map": {}}]')
+bad ix-not-object $IX 'no "weight_map" object' "$CONVERT" "$d"
+d=$(index ix-wm-empty '{"weight_map": {}}')
+bad ix-empty-weight-map $IX 'no "weight_map" object' "$CONVERT" "$d"
+d=$(index ix-num '{"weight_map": {"x": 7}}')
+bad ix-name-not-string $IX "weight_map\\['x'\\] is not a shard file name" "$CONVERT" "$d"
+d=$(index ix-dot '{"weight_map": {"x": "."}}')
+bad ix-name-dot $IX "weight_map\\['x'\\] is not a shard file name" "$CONVERT" "$d"
+d=$(index ix-dotdot '{"weight_map": {"x": ".."}}')
+bad ix-name-dotdot $IX "weight_map\\['x'\\] is not a shard file name" "$CONVERT" "$d"
+d=$(index ix-dupkey '{"weight_map": {"x": "a.safetensors", "x": "a.safetensors"}}')
+bad ix-duplicate-key $IX 'duplicate' "$CONVERT" "$d"
+# the tensors are all in a.safetensors; the index names only some, or one elsewhere
+E2="\"model.embed_tokens.weight\": \"a.safetensors\""
+d=$(index ix-partial "{\"weight_map\": {$E2}}")
+bad ix-tensor-not-listed a.safetensors "tensor '.*' is not in .*$IX" "$CONVERT" "$d"
+# names are compared whole: "b.safetensors" (empty) is not "ab.safetensors"
+d=$(index ix-suffix '') && mv "$d/a.safetensors" "$d/ab.safetensors" &&
+    "$CRAFT" st "$d/b.safetensors" '{}' 0 &&
+    printf '{"weight_map": {"model.embed_tokens.weight": "b.safetensors"}}\n' >"$d/$IX"
+bad ix-suffix-shard-name $IX "weight_map tensor 'model.embed_tokens.weight' is not in b.safetensors" \
+    "$CONVERT" "$d"
+# more distinct shards than can be mapped at once: refused by count, at once
+d=$(index ix-many '') && awk 'BEGIN { printf "{\"weight_map\": {"
+    for (i = 0; i < 16385; i++) printf "%s\"t%d\": \"s%d.safetensors\"", i ? ", " : "", i, i
+    print "}}" }' >"$d/$IX"
+bad ix-too-many-shards $IX 'weight_map names more than 16384 shard files' "$CONVERT" "$d"
+for k in fifo dir; do
+    d=$(index "ix-$k" '{}') && rm "$d/$IX" && mk $k "$d/$IX"
+    bad "ix-index-$k" $IX "$(what $k)" "$CONVERT" "$d"
+done
+for k in fifo dir dev; do # a shard the index names
+    d=$(index "ix-shard-$k" '{"weight_map": {"x": "s.safetensors"}}') && mk $k "$d/s.safetensors"
+    bad "ix-shard-$k" s.safetensors "$(what $k)" "$CONVERT" "$d"
+done
 
 # ---- config.json ----------------------------------------------------------
 d=$(model cfg-none) && rm "$d/config.json"
 bad cfg-missing config.json 'no such file|cannot open|not found' "$CONVERT" "$d"
 d=$(cfg cfg-json 's/"hidden_size": 256,/"hidden_size": 256/')
 bad cfg-bad-json config.json 'json|line' "$CONVERT" "$d"
+d=$(model cfg-empty) && rm "$d/config.json" && : >"$d/config.json"
+bad cfg-empty config.json 'json|line' "$CONVERT" "$d"
 d=$(model cfg-array) && rm "$d/config.json" && echo '[1, 2]' >"$d/config.json"
 bad cfg-not-object config.json 'object|json' "$CONVERT" "$d"
 d=$(cfg cfg-nohidden '/"hidden_size"/d')
@@ -251,6 +343,47 @@ d=$(tok tok-post-bert '75s/"type": "ByteLevel",/"type": "BertProcessing",/')
 bad tok-post-processor-bert tokenizer.json 'post_processor BertProcessing is not supported' "$CONVERT" "$d"
 d=$(tok tok-vocab-dup '/^   "\\"": 1,$/s/1/0/')
 bad tok-vocab-id-twice tokenizer.json 'twice|duplicate|id 0' "$CONVERT" "$d"
+d=$(model tok-empty) && rm "$d/tokenizer.json" && : >"$d/tokenizer.json"
+bad tok-empty tokenizer.json 'line|json' "$CONVERT" "$d"
+# tokenizer.json.gz, read when there is no tokenizer.json: a cut or damaged
+# download is a gzip error, not a JSON one
+gz() { # gz ID: model ID with tokenizer.json.gz (a copy of tokenizer.json, gzipped)
+    d=$(model "$1") && rm "$d/tokenizer.json" && gzip -c "$TINY/tokenizer.json" >"$d/tokenizer.json.gz"
+    echo "$d"
+}
+d=$(gz gz-cut) && head -c 5000 "$d/tokenizer.json.gz" >"$d/x" && mv "$d/x" "$d/tokenizer.json.gz"
+bad gz-truncated tokenizer.json.gz 'truncated gzip stream' "$CONVERT" "$d"
+d=$(gz gz-hdr) && head -c 9 "$d/tokenizer.json.gz" >"$d/x" && mv "$d/x" "$d/tokenizer.json.gz"
+bad gz-truncated-header tokenizer.json.gz 'truncated gzip stream' "$CONVERT" "$d"
+d=$(gz gz-crc) && n=$(wc -c <"$d/tokenizer.json.gz") && "$CRAFT" flip "$d/tokenizer.json.gz" $((n - 6))
+bad gz-bad-crc tokenizer.json.gz 'corrupt gzip data' "$CONVERT" "$d"
+d=$(gz gz-data) && "$CRAFT" flip "$d/tokenizer.json.gz" 3000
+bad gz-bad-data tokenizer.json.gz 'corrupt gzip data|truncated gzip' "$CONVERT" "$d"
+
+# ---- tokenizer_config.json and chat_template.jinja --------------------------
+tc() { # tc ID JSON: model ID with tokenizer_config.json replaced by JSON
+    d=$(model "$1") && rm "$d/tokenizer_config.json" && printf '%s\n' "$2" >"$d/tokenizer_config.json"
+    echo "$d"
+}
+TC=tokenizer_config.json
+d=$(tc tc-json '{"eos_token": ')
+bad tc-bad-json $TC 'line .* column' "$CONVERT" "$d"
+d=$(tc tc-array '["<|im_end|>"]')
+bad tc-not-object $TC 'not a JSON object' "$CONVERT" "$d"
+d=$(tc tc-eos '{"eos_token": "<|nope|>"}')
+bad tc-eos-not-a-token $TC 'eos_token "<\|nope\|>" is not a token' "$CONVERT" "$d"
+d=$(tc tc-eos-num '{"eos_token": 5}')
+bad tc-eos-not-string $TC 'eos_token is not a string' "$CONVERT" "$d"
+d=$(tc tc-bos-flag '{"add_bos_token": "yes"}')
+bad tc-add-bos-not-bool $TC 'add_bos_token is not a boolean' "$CONVERT" "$d"
+d=$(tc tc-bos-none '{"add_bos_token": true, "bos_token": null}')
+bad tc-add-bos-without-bos $TC 'add_bos_token is true but there is no bos_token' "$CONVERT" "$d"
+d=$(tc tc-tmpl '{"chat_template": 42}')
+bad tc-template-not-string $TC 'chat_template is neither a string nor a list' "$CONVERT" "$d"
+d=$(tc tc-tmpl-list '{"chat_template": [{"name": "default", "template": 1}]}')
+bad tc-template-list-bad $TC 'chat_template is neither a string nor a list' "$CONVERT" "$d"
+d=$(tc tc-none '{}') && printf 'a\000b' >"$d/chat_template.jinja"
+bad jinja-nul-byte chat_template.jinja 'holds a NUL byte' "$CONVERT" "$d"
 
 # ---- .qlm -----------------------------------------------------------------
 eval "$("$CRAFT" hdr "$Q")"
@@ -328,6 +461,58 @@ f=$(qlm d-tok-raw.qlm) && "$CRAFT" put "$f" 56 8 $((tok_raw_size - 1)) && "$CRAF
 bad d-tok-raw-size-run d-tok-raw.qlm 'tokenizer|inflate|size' "$RUN" "$f" -p hi -n 1
 f=$(qlm d-tok-zlib.qlm) && "$CRAFT" flip "$f" $((tok_offset + tok_size / 2)) && "$CRAFT" rehash "$f"
 bad d-tok-zlib-run d-tok-zlib.qlm 'tokenizer|inflate|zlib|corrupt' "$RUN" "$f" -p hi -n 1
+f=$(qlm d-tok-raw-more.qlm) && "$CRAFT" put "$f" 56 8 $((tok_raw_size + 1)) && "$CRAFT" rehash "$f"
+both d-tok-raw-size-more "does not inflate to $((tok_raw_size + 1)) bytes \\(it holds fewer\\)" "$f"
+# bytes after the zlib stream, inside tok_size (the directory moved up)
+for k in 1 100; do
+    f=$(qlm "d-tok-tail-$k.qlm") && "$CRAFT" grow "$f" tok $k && "$CRAFT" rehash "$f"
+    both "d-tok-trailing-$k" "zlib stream ends at byte $tok_size of its $((tok_size + k))-byte section" "$f"
+done
+# ---- the directory's string table: the names back to back, in entry order --
+N1=$(($("$CRAFT" get "$Q" $((E0 + 4)) 2)))     # entry 0's name length
+EL=$((dir_offset + (n_tensors - 1) * 80))      # the last entry
+ST=$((dir_offset + n_tensors * 80))            # the string table
+f=$(qlm d-strtab-extra.qlm) && "$CRAFT" grow "$f" dir 1 && "$CRAFT" rehash "$f"
+both d-strtab-byte-uncovered "names cover $((dir_size - n_tensors * 80)) of the string table's $((dir_size - n_tensors * 80 + 1)) bytes" "$f"
+deep d-name-short-last "names cover $((dir_size - n_tensors * 80 - 1)) of" $((EL + 4)) 2 \
+    $(($("$CRAFT" get "$Q" $((EL + 4)) 2) - 1))
+deep d-name-shared 'tensor 1: name at string-table offset 0, not '"$N1" $((E1)) 4 0
+deep d-name-out-of-order 'tensor 0: name at string-table offset 1, not 0' "$E0" 4 1
+deep d-name-empty 'tensor 0: empty name' $((E0 + 4)) 2 0
+deep d-name-len-past 'tensor 0: name \[0, \+65535\) outside' $((E0 + 4)) 2 65535
+deep d-name-nul 'tensor 0: NUL byte in name' "$ST" 1 0
+deep d-name-not-utf8 'tensor 0: name is not valid UTF-8 \(byte 0\)' "$ST" 1 255
+deep d-name-overlong 'tensor 0: name is not valid UTF-8 \(byte 0\)' "$ST" 2 0xafc0
+# ---- metadata that is not UTF-8 (keys, string values) ----------------------
+K0=$((meta_offset + 6))                        # entry 0's key
+deep d-key-not-utf8 'metadata entry 0: key is not valid UTF-8 \(byte 0\)' "$K0" 1 255
+deep d-key-overlong 'metadata entry 0: key is not valid UTF-8 \(byte 0\)' "$K0" 2 0xafc0
+deep d-key-surrogate 'metadata entry 0: key is not valid UTF-8 \(byte 1\)' "$K0" 4 0x80a0ed67
+deep d-key-past-max 'metadata entry 0: key is not valid UTF-8 \(byte 0\)' "$K0" 4 0x808090f4
+deep d-key-cut-char 'metadata entry 0: key is not valid UTF-8 \(byte 2\)' "$K0" 4 0x2ee46567
+QT=$(($("$CRAFT" meta-off "$Q" quant.type) + 4))
+deep d-str-not-utf8 "metadata 'quant.type': string is not valid UTF-8 \\(byte 0\\)" "$QT" 2 0x3880
+deep d-str-bad-lead "metadata 'quant.type': string is not valid UTF-8 \\(byte 1\\)" "$QT" 2 0xfe71
+f=$(qlm d-meta-tail.qlm) && "$CRAFT" grow "$f" meta 3 && "$CRAFT" rehash "$f"
+both d-meta-trailing '3 trailing bytes in the metadata section' "$f"
+# dims whose byte size overflows 64 bits say so
+deep d-f32-dims-overflow '4611686018427387904 f32: byte size overflows|1 x 4611686018427387904 f32' \
+    $((E1 + 8)) 8 4611686018427387904
+deep d-q8-cols-overflow 'x 4611686018427387904 q8: byte size overflows' $((E0 + 16)) 8 4611686018427387904
+# ---- a .qlm that is not a regular file, for every program ------------------
+for k in fifo dir dev; do
+    mk $k "$T/$k.qlm"
+    both "nr-qlm-$k" "$(what $k)" "$T/$k.qlm"
+done
+ln -s "$T/fifo.qlm" "$T/link.qlm"
+bad nr-qlm-link-run link.qlm "$(what fifo)" "$RUN" "$T/link.qlm" -p hi -n 1
+bad nr-qlm-verify fifo.qlm "$(what fifo)" "$INSPECT" --verify "$T/fifo.qlm"
+printf 'Some text to score, long enough for a chunk or two.\n' >"$T/text.txt"
+bad nr-qlm-ppl fifo.qlm "$(what fifo)" "$PPL" "$T/fifo.qlm" -f "$T/text.txt"
+bad nr-qlm-ppl-ref fifo.qlm "$(what fifo)" "$PPL" "$Q" --ref "$T/fifo.qlm" -f "$T/text.txt"
+bad nr-qlm-ppl-ref-dir dir.qlm "$(what dir)" "$PPL" "$Q" --ref "$T/dir.qlm" -f "$T/text.txt"
+bad nr-qlm-bench fifo.qlm "$(what fifo)" "$BENCH" "$T/fifo.qlm"
+bad nr-qlm-bench-dev dev.qlm "$(what dev)" "$BENCH" "$T/dev.qlm"
 
 # ---- metadata that disagrees with the directory (checksums valid) ---------
 # meta ID PROBLEM KEY WIDTH VALUE: the fixture with KEY's value (or a
@@ -445,6 +630,10 @@ f=$(gguf g-nan.gguf) && "$CRAFT" put "$f" $(($(goff tdata:blk.1.ffn_down.weight)
 bad g-nan-scale g-nan.gguf "tensor 'model.layers.1.mlp.down_proj.weight' has NaN at row 1" \
     "$CONVERT" "$f"
 bad g-nan-verify g-nan.gguf "tensor 'blk.1.ffn_down.weight' has NaN at row 1" "$INSPECT" --verify "$f"
+for k in fifo dir dev; do # not a regular file: refused at once
+    mk $k "$T/$k.gguf"
+    gboth "g-$k" "$(what $k)" "$T/$k.gguf"
+done
 
 # ---- .imat (qlm-convert --imatrix) ----------------------------------------
 # A good .imat of the tiny model, then one defect per copy; the deeper cases
@@ -464,6 +653,10 @@ ideep() { # ideep ID PROBLEM OFF WIDTH VALUE
 ibad imat-missing 'No such file' "$T/none.imat"
 mkdir "$T/dir.imat"
 ibad imat-directory 'not a regular file' "$T/dir.imat"
+for k in fifo dev; do
+    mk $k "$T/$k.imat"
+    ibad "imat-$k" "$(what $k)" "$T/$k.imat"
+done
 f=$(imat empty.imat) && : >"$f"
 ibad imat-empty 'truncated' "$f"
 f=$(imat magic.imat) && "$CRAFT" flip "$f" 1

@@ -7,6 +7,9 @@
  *   qlmcraft get FILE OFF WIDTH       print the little-endian uint at OFF
  *   qlmcraft put FILE OFF WIDTH VAL   write VAL (decimal, or -N) at OFF
  *   qlmcraft flip FILE OFF            xor the byte at OFF with 0x01
+ *   qlmcraft grow FILE SECTION K      append K bytes 0x5a to SECTION (meta, tok
+ *                                     or dir), moving the sections after it
+ *                                     into the padding before data_offset
  *   qlmcraft st OUT JSON DATALEN [DECLARED]
  *                                     write a safetensors file: u64 header
  *                                     length (DECLARED, default the JSON's),
@@ -156,8 +159,8 @@ static const char *const FIELDS[] = {"file_size",  "meta_offset", "meta_size",  
 int main(int argc, char **argv)
 {
     if (argc < 3)
-        die("usage: qlmcraft hdr|rehash|get|put|flip|st|st-off|meta-off|imat-rehash|imat-off|"
-            "gguf-off FILE ...", NULL);
+        die("usage: qlmcraft hdr|rehash|get|put|flip|grow|st|st-off|meta-off|imat-rehash|"
+            "imat-off|gguf-off FILE ...", NULL);
     const char *cmd = argv[1], *path = argv[2];
     size_t n;
     if (!strcmp(cmd, "st")) {
@@ -214,6 +217,24 @@ int main(int argc, char **argv)
             printf("%llu\n", (unsigned long long)rd(b + off, w));
         if (flip || put)
             spill(path, b, n);
+    } else if (!strcmp(cmd, "grow")) {
+        static const char *const names[3] = {"meta", "tok", "dir"};
+        static const int at[3] = {24, 40, 64}; /* offset fields; sizes follow them */
+        int k = 0;
+        while (k < 3 && (argc != 5 || strcmp(argv[3], names[k])))
+            k++;
+        if (k == 3 || n < 256)
+            die("usage: qlmcraft grow FILE meta|tok|dir K", NULL);
+        uint64_t add = num(argv[4]), end = rd(b + at[k], 8) + rd(b + at[k] + 8, 8);
+        uint64_t last = rd(b + 64, 8) + rd(b + 72, 8);
+        if (end > last || last + add > rd(b + 88, 8) || rd(b + 88, 8) > n)
+            die("no room before data_offset in", path);
+        memmove(b + end + add, b + end, (size_t)(last - end));
+        memset(b + end, 0x5a, (size_t)add);
+        wr(b + at[k] + 8, 8, rd(b + at[k] + 8, 8) + add);
+        for (int j = k + 1; j < 3; j++)
+            wr(b + at[j], 8, rd(b + at[j], 8) + add);
+        spill(path, b, n);
     } else if (!strcmp(cmd, "st-off")) {
         if (argc != 4 || n < 8)
             die("usage: qlmcraft st-off FILE NAME", NULL);
