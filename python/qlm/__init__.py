@@ -13,13 +13,13 @@ numpy optional (Model.logits returns an array when it is importable).
 Errors are qlm.Error subclasses whose str() is libqlm's one-line message.
 """
 from . import _lib
-from ._lib import (ArgumentError, Error, FileError, FormatError, LibraryError,
+from ._lib import (ArgumentError, Error, FileError, FormatError, LibraryError, NotFoundError,
                    OutOfMemoryError)
 from .model import Model
 
 __version__ = "0.1.0"
-__all__ = ["Model", "Error", "LibraryError", "FileError", "FormatError", "ArgumentError",
-           "OutOfMemoryError", "library_version", "isa_name"]
+__all__ = ["Model", "Error", "LibraryError", "FileError", "NotFoundError", "FormatError",
+           "ArgumentError", "OutOfMemoryError", "library_version", "isa_name"]
 
 
 def library_version(library=None):

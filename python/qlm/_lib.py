@@ -36,7 +36,12 @@ class FileError(Error, OSError):
 
 class FormatError(Error):
     """A malformed, newer, corrupted or incomplete .qlm file (QLM_E_FORMAT,
-    QLM_E_VERSION, QLM_E_CHECKSUM, QLM_E_NONFINITE, QLM_E_NOTFOUND)."""
+    QLM_E_VERSION, QLM_E_CHECKSUM, QLM_E_NONFINITE)."""
+
+
+class NotFoundError(FileError, LookupError):
+    """Something named is not there (QLM_E_NOTFOUND): a missing file, or a
+    tensor or metadata key a .qlm lacks."""
 
 
 class ArgumentError(Error, ValueError):
@@ -51,7 +56,7 @@ class OutOfMemoryError(Error, MemoryError):
 _CLASSES = {
     _E_IO: FileError, _E_NOMEM: OutOfMemoryError, _E_FORMAT: FormatError,
     _E_VERSION: FormatError, _E_CHECKSUM: FormatError, _E_NONFINITE: FormatError,
-    _E_NOTFOUND: FormatError, _E_RANGE: ArgumentError, _E_INVALID: ArgumentError,
+    _E_NOTFOUND: NotFoundError, _E_RANGE: ArgumentError, _E_INVALID: ArgumentError,
 }
 
 
