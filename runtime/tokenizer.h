@@ -23,7 +23,8 @@
  * cannot inject control tokens; non-special added tokens (<think>,
  * <tool_call>...) are always matched, as in HF (split_special_tokens) and
  * llama.cpp.  qlm-run passes true for -p text and chat templates.
- * Encoding never adds a BOS: callers check qlm_tok_add_bos().
+ * A tokenizer that adds a BOS (QLM_TOKF_ADD_BOS) starts every encoded text
+ * with it.
  *
  * A struct qlm_tok is immutable after qlm_tok_new (but for the bytes -> id
  * table of qlm_tok_find, built on its first call and published atomically):
